@@ -1,0 +1,51 @@
+# pg_usher: a PGXS build of the C++ backend module, plus the targets that set up,
+# test, demonstrate and measure the whole project. See README.md.
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+MODULE_big = pg_usher
+OBJS = $(patsubst %.cpp,%.o,$(wildcard extension/*.cpp))
+EXTENSION = extension/pg_usher
+DATA = $(wildcard extension/pg_usher--*.sql)
+PGFILEDESC = "pg_usher - connection health and admission control"
+
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --outputdir=build/regress --dbname=usher_regress
+
+EXTRA_CLEAN = build/regress
+
+include extension/cxx.mk
+
+.DEFAULT_GOAL := all
+
+# Without the server's development files PGXS is missing; the set-up targets below
+# install them and then run make again, so a fresh machine needs only `make test`.
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+$(OBJS): $(wildcard extension/*.hpp)
+else
+all install installcheck:
+	@echo "PostgreSQL server development files not found; run 'make test' or 'make demo'," \
+	      "or tests/harness/deps.sh, to install them." >&2; exit 1
+endif
+
+.PHONY: deps test demo bench build-all
+
+deps:
+	@tests/harness/deps.sh
+
+# Build and install everything the test suites load into a server.
+build-all: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory install >/dev/null
+	@$(MAKE) --no-print-directory -C tests/extension all
+	@$(MAKE) --no-print-directory -C tests/extension install >/dev/null
+
+test: build-all
+	@tests/run.sh
+
+demo: build-all
+	@tests/harness/demo.sh
+
+bench: build-all
+	@bench/run.sh

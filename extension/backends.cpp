@@ -1,0 +1,182 @@
+// usher.backends: one row per client backend, read straight from the backend status
+// array (the snapshot pg_stat_activity reads too), with the service it belongs to,
+// ages as intervals, its wait event and, for lock waits only, who blocks it.
+#include "guard.hpp"
+#include "service_name.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "common/ip.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+}
+
+namespace {
+
+enum Column {
+  col_pid, col_service, col_database, col_role, col_client_addr, col_client_port,
+  col_application_name, col_state, col_backend_age, col_xact_age, col_query_age,
+  col_state_age, col_wait_event_type, col_wait_event, col_blocking_pids, col_query,
+  column_count
+};
+
+// Wait events live in PGPROC, not in the status array. Looking each pid up with
+// BackendPidGetProc costs a scan of the proc array per row (what pg_stat_activity
+// does); one pass that collects every proc's (pid, wait_event_info), sorted, makes it
+// a binary search. Reads are unlocked, as PostgreSQL's own reads of wait_event_info.
+struct ProcWait {
+  int pid;
+  uint32 wait_event_info;
+};
+
+int compare_pid(const void* a, const void* b) {
+  int pa = static_cast<const ProcWait*>(a)->pid, pb = static_cast<const ProcWait*>(b)->pid;
+  return (pa > pb) - (pa < pb);
+}
+
+ProcWait* collect_waits(uint32* count) {
+  uint32 total = ProcGlobal->allProcCount;
+  auto* waits = static_cast<ProcWait*>(palloc(sizeof(ProcWait) * (total + 1)));
+  uint32 n = 0;
+  for (uint32 i = 0; i < total; i++) {
+    volatile PGPROC* proc = &ProcGlobal->allProcs[i];
+    int pid = proc->pid;
+    if (pid == 0) continue;
+    waits[n].pid = pid;
+    waits[n].wait_event_info = proc->wait_event_info;
+    n++;
+  }
+  qsort(waits, n, sizeof(ProcWait), compare_pid);
+  *count = n;
+  return waits;
+}
+
+uint32 wait_event_of(const ProcWait* waits, uint32 count, int pid) {
+  ProcWait key{pid, 0};
+  auto* found = static_cast<const ProcWait*>(bsearch(&key, waits, count, sizeof(ProcWait), compare_pid));
+  return found ? found->wait_event_info : 0;
+}
+
+const char* state_name(BackendState state) {
+  switch (state) {
+    case STATE_IDLE: return "idle";
+    case STATE_RUNNING: return "active";
+    case STATE_IDLEINTRANSACTION: return "idle in transaction";
+    case STATE_FASTPATH: return "fastpath function call";
+    case STATE_IDLEINTRANSACTION_ABORTED: return "idle in transaction (aborted)";
+    case STATE_DISABLED: return "disabled";
+    default: return nullptr;
+  }
+}
+
+// An age as an interval; NULL when the start time is unset.
+bool set_age(Datum* value, TimestampTz start, TimestampTz now) {
+  if (start == 0) return false;
+  auto* age = static_cast<Interval*>(palloc0(sizeof(Interval)));
+  age->time = now > start ? now - start : 0;
+  *value = IntervalPGetDatum(age);
+  return true;
+}
+
+// Client address and port as pg_stat_activity shows them: NULL for Unix sockets.
+void set_client_address(Datum* values, bool* nulls, const SockAddr* client) {
+  int family = client->addr.ss_family;
+  if (family != AF_INET && family != AF_INET6) return;
+  char host[NI_MAXHOST], port[NI_MAXSERV];
+  if (pg_getnameinfo_all(&client->addr, client->salen, host, sizeof host, port, sizeof port,
+                         NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return;
+  clean_ipv6_addr(family, host);
+  values[col_client_addr] = DirectFunctionCall1(inet_in, CStringGetDatum(host));
+  values[col_client_port] = Int32GetDatum(atoi(port));
+  nulls[col_client_addr] = nulls[col_client_port] = false;
+}
+
+// `name` columns are fixed-width: the tuplestore copies NAMEDATALEN bytes.
+Datum name_datum(const char* text) {
+  auto* name = static_cast<NameData*>(palloc0(NAMEDATALEN));
+  namestrcpy(name, text);
+  return NameGetDatum(name);
+}
+
+Datum blocking_pids(int pid, uint32 wait_event_info) {
+  if ((wait_event_info & 0xFF000000) == PG_WAIT_LOCK)
+    return DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid));
+  return PointerGetDatum(construct_empty_array(INT4OID));
+}
+
+Datum list_backends(FunctionCallInfo fcinfo) {
+  ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
+  TimestampTz now = GetCurrentTimestamp();
+  bool reads_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+  uint32 wait_count;
+  ProcWait* waits = collect_waits(&wait_count);
+
+  int backend_count = pgstat_fetch_stat_numbackends();
+  for (int i = 1; i <= backend_count; i++) {
+    LocalPgBackendStatus* local = usher::pg::local_backend_status(i);
+    if (local == nullptr) continue;
+    PgBackendStatus* be = &local->backendStatus;
+    if (be->st_backendType != B_BACKEND || be->st_procpid <= 0) continue;
+
+    Datum values[column_count];
+    bool nulls[column_count];
+    for (int c = 0; c < column_count; c++) nulls[c] = true;
+
+    auto appname = std::string_view(be->st_appname ? be->st_appname : "");
+    auto service = usher::service_of_application(appname);
+    values[col_pid] = Int32GetDatum(be->st_procpid);
+    values[col_service] = PointerGetDatum(cstring_to_text_with_len(service.data(), service.size()));
+    values[col_application_name] = CStringGetTextDatum(appname.data());
+    nulls[col_pid] = nulls[col_service] = nulls[col_application_name] = false;
+
+    if (char* db = get_database_name(be->st_databaseid)) {
+      values[col_database] = name_datum(db);
+      nulls[col_database] = false;
+    }
+    if (char* role = GetUserNameFromId(be->st_userid, true)) {
+      values[col_role] = name_datum(role);
+      nulls[col_role] = false;
+    }
+    if (const char* state = state_name(be->st_state)) {
+      values[col_state] = CStringGetTextDatum(state);
+      nulls[col_state] = false;
+    }
+    nulls[col_backend_age] = !set_age(&values[col_backend_age], be->st_proc_start_timestamp, now);
+    nulls[col_xact_age] = !set_age(&values[col_xact_age], be->st_xact_start_timestamp, now);
+    nulls[col_query_age] = !set_age(&values[col_query_age], be->st_activity_start_timestamp, now);
+    nulls[col_state_age] = !set_age(&values[col_state_age], be->st_state_start_timestamp, now);
+
+    uint32 wait = wait_event_of(waits, wait_count, be->st_procpid);
+    if (const char* type = pgstat_get_wait_event_type(wait)) {
+      values[col_wait_event_type] = CStringGetTextDatum(type);
+      nulls[col_wait_event_type] = false;
+    }
+    if (const char* event = pgstat_get_wait_event(wait)) {
+      values[col_wait_event] = CStringGetTextDatum(event);
+      nulls[col_wait_event] = false;
+    }
+    values[col_blocking_pids] = blocking_pids(be->st_procpid, wait);
+    nulls[col_blocking_pids] = false;
+
+    // Query text and client address follow pg_stat_activity's rule: your own
+    // role's sessions, or pg_read_all_stats (which pg_monitor includes).
+    if (reads_all_stats || has_privs_of_role(GetUserId(), be->st_userid)) {
+      set_client_address(values, nulls, &be->st_clientaddr);
+      values[col_query] = CStringGetTextDatum(pgstat_clip_activity(be->st_activity_raw));
+      nulls[col_query] = false;
+    }
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  }
+  return (Datum)0;
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(usher_backends);
+Datum usher_backends(PG_FUNCTION_ARGS) {
+  return usher::guard([&] { return list_backends(fcinfo); });
+}
+}

@@ -1,0 +1,112 @@
+// usher.metrics(): connections, capacity and health in one Prometheus text document.
+// The figures come from the same views and functions a DBA queries, read through SPI;
+// the text is built in C++ with fmt, and returned as text once it is complete.
+#include <string>
+
+#include "guard.hpp"
+#include "prometheus_text.hpp"
+#include "spi.hpp"
+
+namespace {
+
+using usher::prometheus::TextWriter;
+using usher::spi::Table;
+
+const std::string& cell_text(const Table& t, size_t row, size_t column) {
+  static const std::string empty;
+  const auto& cell = t.at(row, column);
+  return cell ? *cell : empty;
+}
+
+void write_connections(TextWriter& out) {
+  Table t = usher::spi::query(
+      "SELECT service, database, role, coalesce(state, 'unknown'), count, "
+      "extract(epoch FROM oldest_state_age), extract(epoch FROM oldest_xact_age) "
+      "FROM usher.connections ORDER BY 1, 2, 3, 4");
+  const char* families[][2] = {
+      {"usher_connections", "Client backends by service, database, role and state."},
+      {"usher_connection_state_age_max_seconds",
+       "Longest time a backend of the group has been in its current state."},
+      {"usher_connection_transaction_age_max_seconds",
+       "Age of the oldest open transaction in the group."}};
+  for (size_t column = 4; column <= 6; column++) {
+    out.family(families[column - 4][0], "gauge", families[column - 4][1]);
+    for (size_t r = 0; r < t.rows(); r++)
+      out.sample({{"service", cell_text(t, r, 0)}, {"database", cell_text(t, r, 1)},
+                  {"role", cell_text(t, r, 2)}, {"state", cell_text(t, r, 3)}},
+                 t.at(r, column));
+  }
+}
+
+void write_capacity(TextWriter& out) {
+  Table t = usher::spi::query(
+      "SELECT scope, coalesce(name, ''), max_connections, reserved, used, free, "
+      "headroom_percent / 100.0 FROM usher.capacity ORDER BY 1, 2");
+  const char* families[][2] = {
+      {"usher_capacity_max_connections", "Connection limit (server: max_connections)."},
+      {"usher_capacity_reserved_connections", "Connections reserved for superusers (server only)."},
+      {"usher_capacity_used_connections", "Client backends counted against the limit."},
+      {"usher_capacity_free_connections", "Connections that ordinary roles can still open."},
+      {"usher_capacity_headroom_ratio", "Free connections as a fraction of the usable limit."}};
+  for (size_t column = 2; column <= 6; column++) {
+    out.family(families[column - 2][0], "gauge", families[column - 2][1]);
+    for (size_t r = 0; r < t.rows(); r++)
+      out.sample({{"scope", cell_text(t, r, 0)}, {"name", cell_text(t, r, 1)}}, t.at(r, column));
+  }
+}
+
+// A check that reports several rows (replication lag per standby) is summarised by its
+// worst row; the per-standby figures follow as their own family.
+void write_health(TextWriter& out) {
+  Table t = usher::spi::query(
+      "SELECT \"check\", max(CASE status WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END), "
+      "max(value) FROM usher.health() GROUP BY 1 ORDER BY 1");
+  out.family("usher_health_status", "gauge",
+             "Health check status: 0 ok, 1 warning, 2 critical (worst row of the check).");
+  bool ready = true;
+  for (size_t r = 0; r < t.rows(); r++) {
+    out.sample({{"check", cell_text(t, r, 0)}}, t.at(r, 1));
+    if (cell_text(t, r, 1) == "2") ready = false;
+  }
+  out.family("usher_health_value", "gauge",
+             "Health check value in the unit of usher.health_thresholds() (largest row).");
+  for (size_t r = 0; r < t.rows(); r++) out.sample({{"check", cell_text(t, r, 0)}}, t.at(r, 2));
+  out.family("usher_ready", "gauge", "1 when no health check is critical (usher.ready()).");
+  out.sample({}, ready ? 1.0 : 0.0);
+
+  Table standbys = usher::spi::query(
+      "SELECT application_name, coalesce(host(client_addr), 'local'), "
+      "coalesce(extract(epoch FROM replay_lag), 0), "
+      "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) "
+      "FROM pg_stat_replication WHERE NOT pg_is_in_recovery() ORDER BY 1, 2");
+  out.family("usher_replication_replay_lag_seconds", "gauge",
+             "Replay lag of each connected standby, seen from the primary.");
+  for (size_t r = 0; r < standbys.rows(); r++)
+    out.sample({{"standby", cell_text(standbys, r, 0)}, {"client_addr", cell_text(standbys, r, 1)}},
+               standbys.at(r, 2));
+  out.family("usher_replication_replay_lag_bytes", "gauge",
+             "WAL bytes each connected standby has yet to replay, seen from the primary.");
+  for (size_t r = 0; r < standbys.rows(); r++)
+    out.sample({{"standby", cell_text(standbys, r, 0)}, {"client_addr", cell_text(standbys, r, 1)}},
+               standbys.at(r, 3));
+}
+
+Datum metrics() {
+  TextWriter out;
+  write_connections(out);
+  write_capacity(out);
+  write_health(out);
+  std::string document = out.take();
+  text* result = usher::pg::call(
+      [&] { return cstring_to_text_with_len(document.data(), static_cast<int>(document.size())); });
+  return PointerGetDatum(result);
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(usher_metrics);
+Datum usher_metrics(PG_FUNCTION_ARGS) {
+  return usher::guard([] { return metrics(); });
+}
+}

@@ -1,0 +1,38 @@
+// Writing the Prometheus text exposition format (version 0.0.4): metric families with
+// HELP and TYPE lines, samples with escaped label values.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace usher::prometheus {
+
+using Label = std::pair<std::string_view, std::string_view>;
+
+class TextWriter {
+ public:
+  // Starts a metric family; every sample written until the next family belongs to it.
+  void family(std::string_view name, std::string_view type, std::string_view help);
+  // One sample of the current family. A missing value (SQL NULL) writes nothing.
+  void sample(std::initializer_list<Label> labels, const std::optional<std::string>& value);
+  void sample(std::initializer_list<Label> labels, double value);
+
+  std::string take() { return fmt::to_string(out_); }
+
+ private:
+  void write_labels(std::initializer_list<Label> labels);
+  fmt::memory_buffer out_;
+  std::string family_;
+};
+
+// Label values escape backslash, double quote and newline; HELP text escapes backslash
+// and newline.
+std::string escape_label_value(std::string_view value);
+std::string escape_help(std::string_view help);
+
+}  // namespace usher::prometheus

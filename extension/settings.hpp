@@ -1,0 +1,32 @@
+// pg_usher's configuration parameters (GUCs). Health thresholds come in warning /
+// critical pairs, one pair per health check, named usher.<check>_warning / _critical.
+#pragma once
+
+#include <span>
+
+namespace usher::settings {
+
+// How a threshold is measured, which fixes its GUC unit and how health() reports it.
+enum class Unit { percent, milliseconds, transaction_ids };
+
+struct ThresholdPair {
+  const char* check;           // health() check name, also the GUC name stem
+  Unit unit;
+  const char* description;     // what the check measures, for the GUC's short description
+  int warning_default;
+  int critical_default;
+  int max;
+  int warning;                 // current values, bound to the GUCs
+  int critical;
+};
+
+// Defines every usher.* GUC. Called once from _PG_init.
+void define();
+
+// The health thresholds, in the order health() reports its checks.
+std::span<const ThresholdPair> thresholds();
+
+// The unit as health() reports values and thresholds: seconds, percent or xids.
+const char* reported_unit(Unit unit);
+
+}  // namespace usher::settings

@@ -1,0 +1,47 @@
+#include "spi.hpp"
+
+#include "guard.hpp"
+
+extern "C" {
+#include "executor/spi.h"
+}
+
+namespace usher::spi {
+
+namespace {
+
+// Plain C: runs the query and leaves the result as palloc'd C strings (NULL for SQL
+// NULL) in the SPI memory context, for the C++ side to copy before SPI_finish.
+struct RawResult {
+  char** cells;
+  uint64 rows;
+  int columns;
+};
+
+void run(const char* sql, RawResult* out) {
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
+  int rc = SPI_execute(sql, true, 0);
+  if (rc != SPI_OK_SELECT) elog(ERROR, "pg_usher: query failed (%s): %s", SPI_result_code_string(rc), sql);
+  out->rows = SPI_processed;
+  out->columns = SPI_tuptable->tupdesc->natts;
+  out->cells = static_cast<char**>(palloc(sizeof(char*) * (out->rows * out->columns + 1)));
+  for (uint64 r = 0; r < out->rows; r++)
+    for (int c = 0; c < out->columns; c++)
+      out->cells[r * out->columns + c] =
+          SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1);
+}
+
+}  // namespace
+
+Table query(const char* sql) {
+  RawResult raw{};
+  pg::call([&] { run(sql, &raw); });
+  std::vector<std::optional<std::string>> cells;
+  cells.reserve(raw.rows * raw.columns);
+  for (uint64 i = 0; i < raw.rows * raw.columns; i++)
+    cells.emplace_back(raw.cells[i] ? std::optional<std::string>(raw.cells[i]) : std::nullopt);
+  pg::call([] { SPI_finish(); });
+  return Table(static_cast<size_t>(raw.columns), std::move(cells));
+}
+
+}  // namespace usher::spi

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test suite against throwaway clusters and ends with one summary line,
+# "N passed, N failed". Called by `make test` after the build and install.
+#
+# A suite is an executable tests/suites/NAME.sh. It is given a running cluster (PG*
+# environment variables set, pg_usher preloaded) and USHER_COUNTS, a file it appends
+# "passed failed" lines to. It may start clusters of its own through the harness.
+set -uo pipefail
+
+TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
+REPO_ROOT=$(cd "$TESTS_DIR/.." && pwd)
+source "$TESTS_DIR/harness/cluster.sh"
+
+RESULTS=$REPO_ROOT/build/test-results
+rm -rf "$RESULTS"; mkdir -p "$RESULTS"
+CLUSTER=test
+
+cleanup() { cluster_destroy "$CLUSTER"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cluster_destroy "$CLUSTER"
+cluster_start "$CLUSTER" || exit 1
+eval "$(cluster_env "$CLUSTER")"
+
+suites=("$@")
+if [[ ${#suites[@]} -eq 0 ]]; then
+  for s in "$TESTS_DIR"/suites/*.sh; do suites+=("$(basename "$s" .sh)"); done
+fi
+
+status=0
+for suite in "${suites[@]}"; do
+  echo "=== suite: $suite"
+  export USHER_COUNTS=$RESULTS/$suite.counts
+  : >"$USHER_COUNTS"
+  if ! "$TESTS_DIR/suites/$suite.sh"; then
+    echo "=== suite $suite FAILED"
+    status=1
+    # A suite that died before counting anything still counts as one failure.
+    [[ -s $USHER_COUNTS ]] || echo "0 1" >>"$USHER_COUNTS"
+  fi
+done
+
+read -r passed failed < <(cat "$RESULTS"/*.counts | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
+[[ $failed -eq 0 ]] || status=1
+echo "$passed passed, $failed failed"
+exit $status
