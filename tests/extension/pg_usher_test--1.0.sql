@@ -1,0 +1,16 @@
+\echo Use "CREATE EXTENSION pg_usher_test" to load this file. \quit
+
+CREATE FUNCTION usher_test.throw_cpp_exception(message text) RETURNS void
+LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_throw_cpp_exception';
+
+CREATE FUNCTION usher_test.throw_usher_error(value integer) RETURNS void
+LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_throw_usher_error';
+
+CREATE FUNCTION usher_test.throw_bad_alloc() RETURNS void
+LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_throw_bad_alloc';
+
+CREATE FUNCTION usher_test.divide_through_cpp(dividend integer, divisor integer) RETURNS integer
+LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_divide_through_cpp';
+
+CREATE FUNCTION usher_test.destructors_run() RETURNS integer
+LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_destructors_run';
