@@ -36,8 +36,9 @@ for suite in "${suites[@]}"; do
   if ! "$TESTS_DIR/suites/$suite.sh"; then
     echo "=== suite $suite FAILED"
     status=1
-    # A suite that died before counting anything still counts as one failure.
-    [[ -s $USHER_COUNTS ]] || echo "0 1" >>"$USHER_COUNTS"
+    # A failed suite counts at least one failure, even if it died before counting.
+    suite_failed=$(awk '{f+=$2} END {print f+0}' "$USHER_COUNTS")
+    [[ $suite_failed -gt 0 ]] || echo "0 1" >>"$USHER_COUNTS"
   fi
 done
 

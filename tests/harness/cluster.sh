@@ -79,6 +79,7 @@ synchronous_commit = off
 full_page_writes = off
 wal_level = replica
 max_wal_senders = 5
+max_prepared_transactions = 10  # health() checks orphaned prepared transactions
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%a '
 CONF
