@@ -1,9 +1,11 @@
 -- pg_usher 1.0: connection and health views.
 \echo Use "CREATE EXTENSION pg_usher" to load this file. \quit
 
--- Every object lives in schema usher (created by CREATE EXTENSION from the control
--- file). Nothing is granted to PUBLIC; monitoring roles get read access through
+-- Every object lives in schema usher, created here (not through the control file's
+-- `schema`) so that it belongs to the extension and DROP EXTENSION removes it with its
+-- grants. Nothing is granted to PUBLIC; monitoring roles get read access through
 -- pg_monitor at the end of this file.
+CREATE SCHEMA usher;
 
 CREATE FUNCTION usher.backends_internal(
     OUT pid integer,
@@ -171,12 +173,14 @@ measures AS (
 
   UNION ALL
   -- A standby measures its own replay delay: zero while everything received is
-  -- replayed, else the time since the last replayed commit.
+  -- replayed, else the time since the last replayed commit (since server start when
+  -- none has been replayed yet: an upper bound, not a zero).
   SELECT 5, 'replication_lag',
          CASE WHEN pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_catalog.pg_last_wal_replay_lsn()
               THEN 0
-              ELSE coalesce(extract(epoch FROM pg_catalog.clock_timestamp()
-                                             - pg_catalog.pg_last_xact_replay_timestamp()), 0) END,
+              ELSE extract(epoch FROM pg_catalog.clock_timestamp()
+                                      - coalesce(pg_catalog.pg_last_xact_replay_timestamp(),
+                                                 pg_catalog.pg_postmaster_start_time())) END,
          pg_catalog.format('standby: %s bytes received but not yet replayed%s',
                            coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(),
                                                                pg_catalog.pg_last_wal_replay_lsn()), 0),

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Multi-process scenarios: several servers, replicas, servers without preloading.
+# Each tests/integration/*.sh starts the clusters it needs and reports its counts.
+set -uo pipefail
+REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+status=0
+for t in "$REPO_ROOT"/tests/integration/*.sh; do
+  echo "--- $(basename "$t")"
+  "$t" || status=1
+done
+exit $status
