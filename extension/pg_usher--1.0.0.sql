@@ -1,4 +1,4 @@
--- pg_usher 1.0: connection and health views.
+-- pg_usher 1.0.0: connection and health views.
 \echo Use "CREATE EXTENSION pg_usher" to load this file. \quit
 
 -- Every object lives in schema usher, created here (not through the control file's
