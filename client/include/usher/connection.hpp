@@ -1,0 +1,102 @@
+#pragma once
+// A thin, owning wrapper over one libpq connection. Parameterised queries only: the
+// statement text and the values travel separately (PQexecParams), so no value is ever
+// pasted into SQL.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "usher/result.hpp"
+#include "usher/value_traits.hpp"
+
+struct pg_conn;     // libpq's PGconn
+struct pg_cancel;   // libpq's PGcancel
+
+namespace usher {
+
+// One query parameter in text format; an empty `text` is SQL NULL.
+struct Param {
+  std::optional<std::string> text;
+  oid type = type_oids::unknown;
+};
+
+template <typename T>
+Param to_param(const T& value) {
+  using V = std::decay_t<T>;
+  if constexpr (std::is_same_v<V, std::nullopt_t>) {
+    return Param{std::nullopt, type_oids::unknown};
+  } else if constexpr (detail::is_optional<V>::value) {
+    if (!value) return Param{std::nullopt, value_traits<typename V::value_type>::type_oid};
+    return to_param(*value);
+  } else if constexpr (std::is_array_v<T>) {
+    return Param{std::string(value), type_oids::unknown};
+  } else {
+    return Param{value_traits<V>::to_text(value), value_traits<V>::type_oid};
+  }
+}
+
+// What PQtransactionStatus says, without including libpq-fe.h.
+enum class TransactionStatus { idle, active, in_transaction, in_error, unknown };
+
+class Connection {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using NoticeHandler = std::function<void(std::string_view message)>;
+
+  // Opens a connection. `conninfo` is a keyword=value string or a URI (empty: libpq's
+  // defaults and PG* environment variables); `options` are further libpq keywords that
+  // override it. Throws usher::ConnectionError (password redacted) on failure or when
+  // `deadline` passes first.
+  static Connection open(const std::string& conninfo,
+                         const std::vector<std::pair<std::string, std::string>>& options,
+                         Clock::time_point deadline);
+  static Connection open(const std::string& conninfo,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  Connection() = default;
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // Runs one statement with its parameters ($1, $2, ...). Throws a member of the
+  // usher::Error hierarchy chosen by SQLSTATE.
+  template <typename... Args>
+  Result exec(const std::string& sql, const Args&... args) {
+    Param params[] = {to_param(args)..., Param{}};
+    return exec_params(sql, std::span<const Param>(params, sizeof...(Args)));
+  }
+  Result exec_params(const std::string& sql, std::span<const Param> params);
+
+  // Asks the server to cancel the statement running on this connection. Safe to call
+  // from another thread while exec() is blocked. Returns false if the request could
+  // not be sent.
+  bool cancel() noexcept;
+
+  // Receives NOTICE / WARNING messages (default: ignored).
+  void set_notice_handler(NoticeHandler handler);
+
+  TransactionStatus transaction_status() const noexcept;
+  bool is_open() const noexcept;  // has a PGconn whose status is CONNECTION_OK
+  int backend_pid() const noexcept;
+  std::string redacted_conninfo() const { return redacted_conninfo_; }
+
+  pg_conn* native() const noexcept { return conn_; }
+
+ private:
+  void close() noexcept;
+
+  pg_conn* conn_ = nullptr;
+  pg_cancel* cancel_ = nullptr;  // prepared once: PQgetCancel is not safe during a query
+  std::unique_ptr<NoticeHandler> notice_;  // heap: libpq keeps a pointer to it
+  std::string redacted_conninfo_;
+};
+
+}  // namespace usher

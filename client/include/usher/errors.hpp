@@ -1,0 +1,97 @@
+#pragma once
+// The error hierarchy of libusher. Server errors are classified by SQLSTATE so that
+// callers (and the retry logic) can ask one question: is it worth trying again?
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace usher {
+
+// Base of every error libusher throws (besides std::invalid_argument for bad settings
+// and std::out_of_range for bad row/column indexes).
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message, std::string sqlstate = {});
+  // The five-character SQLSTATE reported by the server, or empty.
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
+  // True when the same operation may succeed if tried again (on a new connection or
+  // after a pause): connection loss, serialization failures, deadlocks, lock timeouts,
+  // resource shortage, pool exhaustion.
+  virtual bool is_transient() const noexcept { return false; }
+
+ private:
+  std::string sqlstate_;
+};
+
+// Cannot connect, or the connection was lost (SQLSTATE class 08, 57P01..57P03, or a
+// libpq-level failure). The message names the server with any password redacted.
+class ConnectionError : public Error {
+ public:
+  using Error::Error;
+  bool is_transient() const noexcept override { return true; }
+};
+
+// No connection could be lent before the deadline. The message describes the pool.
+class PoolTimeout : public Error {
+ public:
+  using Error::Error;
+  bool is_transient() const noexcept override { return true; }
+};
+
+// The pool was closed while (or before) the caller asked for a connection.
+class PoolClosed : public Error {
+ public:
+  using Error::Error;
+};
+
+// An error the server reported for a statement.
+class DatabaseError : public Error {
+ public:
+  using Error::Error;
+};
+
+// 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available,
+// class 53 insufficient resources: retrying the whole transaction is the cure.
+class TransientError : public DatabaseError {
+ public:
+  using DatabaseError::DatabaseError;
+  bool is_transient() const noexcept override { return true; }
+};
+
+// Class 23: unique, foreign key, check, not-null and exclusion violations.
+class ConstraintViolation : public DatabaseError {
+ public:
+  using DatabaseError::DatabaseError;
+};
+
+// 42501 insufficient_privilege and class 28 (invalid authorization).
+class PermissionDenied : public DatabaseError {
+ public:
+  using DatabaseError::DatabaseError;
+};
+
+// 57014 query_canceled: a cancel request or statement_timeout.
+class QueryCanceled : public DatabaseError {
+ public:
+  using DatabaseError::DatabaseError;
+};
+
+// Reading a result: a NULL read into a non-optional type, or a type that does not fit.
+class ResultError : public Error {
+ public:
+  using Error::Error;
+};
+class NullValue : public ResultError {
+ public:
+  using ResultError::ResultError;
+};
+class TypeMismatch : public ResultError {
+ public:
+  using ResultError::ResultError;
+};
+
+// Throws the member of the hierarchy that matches `sqlstate`.
+[[noreturn]] void throw_database_error(std::string_view sqlstate, const std::string& message);
+
+}  // namespace usher

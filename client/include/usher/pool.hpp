@@ -1,0 +1,109 @@
+#pragma once
+// usher::Pool: a fast, fair connection pool. See docs/client.md.
+//
+//   usher::PoolConfig cfg;
+//   cfg.conninfo = "host=db dbname=app";
+//   usher::Pool pool(cfg);
+//   {
+//     auto conn = pool.acquire();                      // RAII lease
+//     auto n = conn->exec("SELECT count(*) FROM t WHERE id > $1", 10).scalar<long>();
+//   }                                                  // returned here
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <source_location>
+#include <string>
+#include <vector>
+
+#include "usher/connection.hpp"
+#include "usher/pool_config.hpp"
+#include "usher/pool_events.hpp"
+#include "usher/pool_stats.hpp"
+
+namespace usher {
+
+namespace detail {
+class PoolCore;
+struct Slot;
+}  // namespace detail
+
+// A borrowed connection. Move-only; gives the connection back when destroyed. A
+// connection returned inside a transaction is rolled back; one that is broken or in
+// an unknown state is closed. The Pool must outlive... nothing: a lease returned after
+// the pool was destroyed just closes its connection.
+class Lease {
+ public:
+  Lease() noexcept = default;
+  Lease(Lease&& other) noexcept;
+  Lease& operator=(Lease&& other) noexcept;
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  ~Lease();
+
+  Connection& operator*() const noexcept;
+  Connection* operator->() const noexcept;
+  Connection& connection() const noexcept { return **this; }
+  explicit operator bool() const noexcept { return slot_ != nullptr; }
+
+  // Gives the connection back now (the destructor then does nothing).
+  void release() noexcept;
+  // Gives it back to be closed instead of reused (e.g. after changing session state).
+  void discard() noexcept;
+  // The pool's id of this connection (stable for its lifetime; ids are never reused).
+  std::uint64_t connection_id() const noexcept;
+
+ private:
+  friend class Pool;
+  Lease(detail::PoolCore* core, detail::Slot* slot) noexcept : core_(core), slot_(slot) {}
+  detail::PoolCore* core_ = nullptr;
+  detail::Slot* slot_ = nullptr;
+};
+
+// What close() could not wait for.
+struct CloseReport {
+  std::size_t outstanding = 0;    // leases still out when the timeout expired
+  std::vector<LeakInfo> leases;   // who holds them
+  bool clean() const noexcept { return outstanding == 0; }
+};
+
+class Pool {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Validates `config` (std::invalid_argument) and starts the background threads, which
+  // open min_idle connections. Does not wait for them.
+  explicit Pool(PoolConfig config);
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  // close(0s) if not closed yet.
+  ~Pool();
+
+  // Lends a connection, waiting up to acquire_timeout (strictly FIFO among waiters).
+  // Throws usher::PoolTimeout, usher::PoolClosed.
+  Lease acquire(std::source_location where = std::source_location::current());
+  Lease acquire(Clock::time_point deadline,
+                std::source_location where = std::source_location::current());
+  // Lends an idle connection if one is free now and nobody is waiting; never waits
+  // for a new connection (it may still validate the idle one).
+  std::optional<Lease> try_acquire(std::source_location where = std::source_location::current());
+
+  // Stops lending, closes idle connections, waits up to `timeout` for the leases still
+  // out and reports those it could not wait for. Leases returned later are closed.
+  CloseReport close(std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  // Leases held longer than leak_detection_threshold right now.
+  std::vector<LeakInfo> leaks() const;
+  PoolStats stats() const;
+  // Prometheus text exposition format (0.0.4), every series labelled pool="<name>".
+  std::string prometheus() const;
+  // Whether connections found the pg_usher lease functions (nullopt: none seen yet).
+  std::optional<bool> extension_detected() const;
+  const PoolConfig& config() const noexcept;
+
+ private:
+  detail::PoolCore* core_;  // owned; outlives the Pool while leases are out
+};
+
+}  // namespace usher

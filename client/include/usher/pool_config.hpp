@@ -1,0 +1,58 @@
+#pragma once
+// Every setting of usher::Pool with its default. Pool's constructor calls validate(),
+// which throws std::invalid_argument naming the first bad setting.
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "usher/pool_events.hpp"
+
+namespace usher {
+
+struct PoolConfig {
+  using ms = std::chrono::milliseconds;
+
+  // Where to connect: keyword=value or postgres:// URI; empty means libpq's defaults
+  // and the PG* environment variables.
+  std::string conninfo;
+  // Further libpq keywords (sslmode, sslrootcert, target_session_attrs, ...); they
+  // override the same keyword in conninfo. Unknown keywords are rejected.
+  std::vector<std::pair<std::string, std::string>> options;
+  // Pool name: the `pool` label in metrics and the prefix of lease holders.
+  std::string name = "default";
+  // application_name of every connection; empty: "<service>/<name>" when service is
+  // set, else "usher/<name>". pg_usher assigns a connection to the service named by
+  // the text before the first '/'.
+  std::string application_name;
+  std::string service;
+
+  std::size_t min_idle = 5;      // idle connections kept open (and opened at start)
+  std::size_t max_size = 20;     // connections open or being opened, at most
+  ms connect_timeout = std::chrono::seconds(5);
+  ms acquire_timeout = std::chrono::seconds(5);
+  ms idle_timeout = std::chrono::seconds(60);     // 0: never; only above min_idle
+  ms max_lifetime = std::chrono::minutes(30);     // 0: forever; minus up to 25% jitter
+  ms keepalive_interval = std::chrono::minutes(2);  // 0: no pings of idle connections
+  ms validation_timeout = std::chrono::seconds(5);
+  ms validate_after_idle = std::chrono::milliseconds(500);  // 0: validate every borrow
+  ms leak_detection_threshold = ms::zero();                 // 0: off
+  ms maintenance_interval = std::chrono::seconds(1);  // how often the maintenance thread runs
+
+  // Use pg_usher's usher.checkout()/usher.checkin() where the extension is installed.
+  bool use_extension = true;
+
+  // Called (outside the pool's lock, on the thread that saw it) for every PoolEvent.
+  EventCallback on_event;
+  // Log lines of the pool. Default (empty): warnings and errors go to stderr.
+  Logger logger;
+
+  // Throws std::invalid_argument("PoolConfig.<setting>: ...") for the first bad value.
+  void validate() const;
+  // application_name as it will be sent.
+  std::string effective_application_name() const;
+};
+
+}  // namespace usher

@@ -1,0 +1,140 @@
+#pragma once
+// How C++ values become query parameters and how result fields become C++ values.
+// All values travel in PostgreSQL's text format. Specialise usher::value_traits<T> to
+// add a type:
+//
+//   template <> struct usher::value_traits<Money> {
+//     static constexpr usher::oid type_oid = 1790;            // or 0: let the server infer
+//     static std::string to_text(const Money& m);
+//     static Money from_text(std::string_view text, usher::oid column_type);
+//   };
+
+#include <charconv>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "usher/errors.hpp"
+
+namespace usher {
+
+using oid = unsigned int;  // PostgreSQL's Oid, without including libpq-fe.h
+
+// Type OIDs from pg_type.h that the built-in traits use.
+namespace type_oids {
+inline constexpr oid unknown = 0;
+inline constexpr oid boolean = 16;
+inline constexpr oid int8 = 20;
+inline constexpr oid int2 = 21;
+inline constexpr oid int4 = 23;
+inline constexpr oid text = 25;
+inline constexpr oid oid_type = 26;
+inline constexpr oid float4 = 700;
+inline constexpr oid float8 = 701;
+inline constexpr oid bpchar = 1042;
+inline constexpr oid varchar = 1043;
+inline constexpr oid numeric = 1700;
+inline constexpr oid name = 19;
+}  // namespace type_oids
+
+template <typename T, typename Enable = void>
+struct value_traits;  // no definition: an unsupported type fails to compile
+
+namespace detail {
+// Parses the whole of `text` as a number, or throws TypeMismatch.
+template <typename T>
+T parse_number(std::string_view text, const char* type_name) {
+  T value{};
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size())
+    throw TypeMismatch("'" + std::string(text.substr(0, 40)) + "' is not a valid " + type_name);
+  return value;
+}
+}  // namespace detail
+
+template <>
+struct value_traits<bool> {
+  static constexpr oid type_oid = type_oids::boolean;
+  static std::string to_text(bool v) { return v ? "t" : "f"; }
+  static bool from_text(std::string_view text, oid) {
+    if (text == "t") return true;
+    if (text == "f") return false;
+    throw TypeMismatch("'" + std::string(text.substr(0, 40)) + "' is not a boolean");
+  }
+};
+
+// All integer types except bool and the character types.
+template <typename T>
+struct value_traits<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> &&
+                                        !std::is_same_v<T, char>>> {
+  static constexpr oid type_oid = sizeof(T) <= 2 ? type_oids::int2
+                                  : sizeof(T) <= 4 ? type_oids::int4
+                                                   : type_oids::int8;
+  static std::string to_text(T v) { return std::to_string(v); }
+  static T from_text(std::string_view text, oid) {
+    return detail::parse_number<T>(text, "integer of this size");
+  }
+};
+
+template <typename T>
+struct value_traits<T, std::enable_if_t<std::is_floating_point_v<T>>> {
+  static constexpr oid type_oid = sizeof(T) == 4 ? type_oids::float4 : type_oids::float8;
+  static std::string to_text(T v) {
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest exact form
+    std::string s(buf, end);
+    if (s == "inf") return "Infinity";
+    if (s == "-inf") return "-Infinity";
+    if (s == "nan" || s == "-nan") return "NaN";
+    return s;
+  }
+  static T from_text(std::string_view text, oid) {
+    if (text == "Infinity") return std::numeric_limits<T>::infinity();
+    if (text == "-Infinity") return -std::numeric_limits<T>::infinity();
+    if (text == "NaN") return std::numeric_limits<T>::quiet_NaN();
+    return detail::parse_number<T>(text, "floating-point number");
+  }
+};
+
+// Strings are sent as "unknown" so that the server infers the type from the context,
+// as it does for a quoted literal ($1::date, WHERE name = $1, ...).
+template <>
+struct value_traits<std::string> {
+  static constexpr oid type_oid = type_oids::unknown;
+  static std::string to_text(const std::string& v) { return v; }
+  static std::string from_text(std::string_view text, oid) { return std::string(text); }
+};
+template <>
+struct value_traits<std::string_view> {
+  static constexpr oid type_oid = type_oids::unknown;
+  static std::string to_text(std::string_view v) { return std::string(v); }
+  // No from_text: a view would dangle once the result is gone.
+};
+template <>
+struct value_traits<const char*> {
+  static constexpr oid type_oid = type_oids::unknown;
+  static std::string to_text(const char* v) { return v; }
+};
+template <std::size_t N>
+struct value_traits<char[N]> : value_traits<const char*> {};
+
+// std::optional<T>: empty is SQL NULL, both ways.
+template <typename T>
+struct value_traits<std::optional<T>> {
+  static constexpr oid type_oid = value_traits<T>::type_oid;
+  static std::optional<T> from_text(std::string_view text, oid column_type) {
+    return value_traits<T>::from_text(text, column_type);
+  }
+};
+
+namespace detail {
+template <typename T>
+struct is_optional : std::false_type {};
+template <typename T>
+struct is_optional<std::optional<T>> : std::true_type {};
+}  // namespace detail
+
+}  // namespace usher

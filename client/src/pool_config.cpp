@@ -1,0 +1,80 @@
+// PoolConfig::validate: every setting checked, every error names its setting.
+#include "usher/pool_config.hpp"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <set>
+#include <stdexcept>
+
+namespace usher {
+namespace {
+
+[[noreturn]] void bad(std::string_view setting, const std::string& why) {
+  throw std::invalid_argument(fmt::format("PoolConfig.{}: {}", setting, why));
+}
+
+void not_negative(std::string_view setting, PoolConfig::ms value) {
+  if (value.count() < 0) bad(setting, fmt::format("must not be negative (got {} ms)", value.count()));
+}
+
+void positive(std::string_view setting, PoolConfig::ms value) {
+  if (value.count() <= 0) bad(setting, fmt::format("must be greater than 0 (got {} ms)", value.count()));
+}
+
+std::set<std::string> libpq_keywords() {
+  std::set<std::string> keys;
+  if (PQconninfoOption* defaults = PQconndefaults()) {
+    for (auto* o = defaults; o->keyword; ++o) keys.insert(o->keyword);
+    PQconninfoFree(defaults);
+  }
+  return keys;
+}
+
+}  // namespace
+
+void PoolConfig::validate() const {
+  if (name.empty()) bad("name", "must not be empty");
+  for (char c : name)
+    if (c == '\n' || c == '"' || c == '\\') bad("name", "must not contain newlines, quotes or backslashes");
+  if (max_size < 1) bad("max_size", "must be at least 1");
+  if (max_size > 10000) bad("max_size", fmt::format("{} is more than any server accepts (at most 10000)", max_size));
+  if (min_idle > max_size)
+    bad("min_idle", fmt::format("{} is greater than max_size ({})", min_idle, max_size));
+  positive("connect_timeout", connect_timeout);
+  not_negative("acquire_timeout", acquire_timeout);
+  not_negative("idle_timeout", idle_timeout);
+  not_negative("max_lifetime", max_lifetime);
+  not_negative("keepalive_interval", keepalive_interval);
+  positive("validation_timeout", validation_timeout);
+  not_negative("validate_after_idle", validate_after_idle);
+  not_negative("leak_detection_threshold", leak_detection_threshold);
+  positive("maintenance_interval", maintenance_interval);
+  if (application_name.size() >= 64) bad("application_name", "must be shorter than 64 bytes (NAMEDATALEN)");
+  if (service.find('/') != std::string::npos) bad("service", "must not contain '/'");
+
+  // conninfo: parsed here so that a typo fails at start-up, not at the first connect.
+  // libpq's message may quote part of the string, so it is not repeated.
+  char* err = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &err);
+  if (!parsed) {
+    PQfreemem(err);
+    bad("conninfo", "cannot be parsed as keyword=value pairs or a postgresql:// URI");
+  }
+  PQconninfoFree(parsed);
+
+  auto keys = libpq_keywords();
+  for (const auto& [key, value] : options) {
+    if (!keys.contains(key)) bad("options", fmt::format("\"{}\" is not a libpq connection option", key));
+    if (key == "dbname" && value.find('=') != std::string::npos)
+      bad("options", "dbname must be a plain database name; put connection strings in conninfo");
+  }
+}
+
+std::string PoolConfig::effective_application_name() const {
+  if (!application_name.empty()) return application_name;
+  std::string s = service.empty() ? "usher/" + name : service + "/" + name;
+  return s.substr(0, 63);
+}
+
+}  // namespace usher

@@ -1,0 +1,151 @@
+// The pool's own round trips on a connection: open, validate/checkout on borrow, clean
+// up on return, keepalive. All run outside the pool's lock on a slot nobody else holds.
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include "pool_core.hpp"
+#include "usher/errors.hpp"
+#include "wait.hpp"
+
+namespace usher::detail {
+namespace {
+
+// An empty statement: the server answers EmptyQueryResponse, the cheapest round trip.
+constexpr const char* kPing = "";
+constexpr const char* kDetectExtension =
+    "SELECT to_regprocedure('usher.checkout(text)') IS NOT NULL"
+    " AND to_regprocedure('usher.checkin()') IS NOT NULL";
+constexpr const char* kCheckout = "SELECT usher.checkout($1)";
+constexpr const char* kCheckin = "SELECT usher.checkin()";
+
+Clock::time_point earliest(Clock::time_point a, Clock::time_point b) { return a < b ? a : b; }
+
+// Reads the answer to the usher.checkin() sent when the connection came back.
+bool read_checkin(Slot& slot, Clock::time_point until, std::string& why) {
+  if (!slot.checkin_sent) return true;
+  Outcome o = drain_until(slot.conn.native(), until);
+  slot.checkin_sent = false;
+  if (!o.ok) why = fmt::format("checkin failed: {}", o.error);
+  return o.ok;
+}
+
+}  // namespace
+
+std::unique_ptr<Slot> PoolCore::open_slot(Clock::time_point deadline) {
+  auto slot = std::make_unique<Slot>();
+  slot->conn = Connection::open(config_.conninfo, connect_options_, deadline);
+  if (config_.use_extension) {
+    // Once per connection: a server may gain or lose the extension between connections.
+    Outcome o = exec_until(slot->conn.native(), kDetectExtension, {}, deadline);
+    if (!o.ok) throw ConnectionError(fmt::format("checking for pg_usher failed: {}", o.error), o.sqlstate);
+    slot->has_extension = o.last.scalar<bool>();
+  }
+  auto now = Clock::now();
+  slot->created = slot->last_used = slot->last_checked = now;
+  return slot;
+}
+
+bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now, Clock::time_point deadline,
+                                    std::string& why, bool& round_trip) {
+  auto suspect = Clock::time_point(Clock::duration(suspect_since_.load(std::memory_order_relaxed)));
+  bool validate = now - slot.last_checked >= config_.validate_after_idle || slot.last_checked <= suspect;
+  // With leak detection on, every borrow records its holder on the server, so that
+  // usher.leases names the same code as the leak report.
+  bool checkout = slot.has_extension &&
+                  (validate || config_.leak_detection_threshold.count() > 0);
+  if (!validate && !checkout && !slot.checkin_sent) return true;  // the hot path
+
+  round_trip = true;
+  auto until = earliest(deadline, now + config_.validation_timeout);
+  PGconn* c = slot.conn.native();
+  // The checkin's answer is normally here already: no extra wait.
+  if (!read_checkin(slot, until, why)) return false;
+  if (!validate && !checkout) return true;
+  Outcome o;
+  if (checkout) {
+    std::string holder = holder_text(config_.name, slot.where, slot.thread);
+    Param p{holder, type_oids::text};
+    o = exec_until(c, kCheckout, std::span<const Param>(&p, 1), until);
+    slot.lease_on_server = o.ok;
+  } else {
+    o = exec_until(c, kPing, {}, until);
+  }
+  {
+    std::lock_guard lk(mu_);
+    ++validations_;
+  }
+  if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
+    why = fmt::format("validation failed: {}", o.error.empty() ? "connection not idle" : o.error);
+    if (PQstatus(c) != CONNECTION_OK) mark_suspect(now);
+    return false;
+  }
+  slot.last_checked = now;
+  return true;
+}
+
+bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, std::string& why) {
+  PGconn* c = slot.conn.native();
+  if (!slot.conn.is_open()) {
+    why = "broken";
+    mark_suspect(now);
+    return false;
+  }
+  auto until = now + config_.validation_timeout;
+  switch (PQtransactionStatus(c)) {
+    case PQTRANS_IDLE:
+      break;
+    case PQTRANS_ACTIVE: {
+      // The borrower left a statement running (PQsendQuery on native()): cancel it and
+      // read what is left, then treat the connection like any other.
+      slot.conn.cancel();
+      Outcome o = drain_until(c, until);
+      if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) == PQTRANS_ACTIVE) {
+        why = fmt::format("dirty: statement still running ({})", o.error);
+        return false;
+      }
+      if (PQtransactionStatus(c) == PQTRANS_IDLE) break;
+      [[fallthrough]];
+    }
+    case PQTRANS_INTRANS:
+    case PQTRANS_INERROR: {
+      Outcome o = exec_until(c, "ROLLBACK", {}, until);
+      if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
+        why = fmt::format("dirty: rollback failed ({})", o.error);
+        return false;
+      }
+      break;
+    }
+    default:
+      why = "dirty: transaction state unknown";
+      return false;
+  }
+  if (now >= slot.expires) {
+    why = "lifetime";
+    return false;
+  }
+  if (slot.lease_on_server) {
+    // Checkin is sent, not awaited: its answer is read by the next borrower's
+    // checkout (one round trip for both) or by the keepalive.
+    if (!PQsendQueryParams(c, kCheckin, 0, nullptr, nullptr, nullptr, nullptr, 0)) {
+      why = "broken: cannot send checkin";
+      return false;
+    }
+    slot.lease_on_server = false;
+    slot.checkin_sent = true;
+  }
+  return true;
+}
+
+bool PoolCore::keepalive(Slot& slot, std::string& why) {
+  auto until = Clock::now() + config_.validation_timeout;
+  PGconn* c = slot.conn.native();
+  if (!read_checkin(slot, until, why)) return false;
+  Outcome o = exec_until(c, kPing, {}, until);
+  if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
+    why = fmt::format("keepalive failed: {}", o.error);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace usher::detail

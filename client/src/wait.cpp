@@ -1,0 +1,73 @@
+// Deadline-bounded libpq operations for the pool's own round trips.
+#include "wait.hpp"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace usher::detail {
+
+std::string trimmed(const char* message) {
+  std::string s = message ? message : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline) {
+  int fd = PQsocket(conn);
+  if (fd < 0) return false;
+  pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+  while (true) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000 * 60)));
+    if (rc > 0) return true;
+    if (rc < 0 && errno != EINTR) return false;
+  }
+}
+
+Outcome drain_until(PGconn* conn, Clock::time_point deadline) {
+  Outcome out;
+  out.ok = true;
+  while (true) {
+    if (PQflush(conn) == 1) {  // still sending
+      if (!wait_socket(conn, true, deadline)) return {false, "timed out sending", {}, {}};
+      continue;
+    }
+    while (!PQisBusy(conn)) {
+      PGresult* r = PQgetResult(conn);
+      if (!r) return out;
+      auto st = PQresultStatus(r);
+      if (st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR) {
+        out.ok = false;
+        out.error = trimmed(PQresultErrorMessage(r));
+        const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        out.sqlstate = code ? code : "";
+      } else if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+        PQclear(r);  // a COPY the borrower abandoned: not worth rescuing
+        return {false, "connection left in COPY state", {}, {}};
+      }
+      out.last = Result(r);
+    }
+    if (PQstatus(conn) != CONNECTION_OK) return {false, trimmed(PQerrorMessage(conn)), {}, {}};
+    if (!wait_socket(conn, false, deadline)) return {false, "timed out waiting for the server", {}, {}};
+    if (!PQconsumeInput(conn)) return {false, trimmed(PQerrorMessage(conn)), {}, {}};
+  }
+}
+
+Outcome exec_until(PGconn* conn, const char* sql, std::span<const Param> params,
+                   Clock::time_point deadline) {
+  std::vector<const char*> values;
+  std::vector<Oid> types;
+  for (const auto& p : params) {
+    values.push_back(p.text ? p.text->c_str() : nullptr);
+    types.push_back(p.type);
+  }
+  if (!PQsendQueryParams(conn, sql, static_cast<int>(params.size()), types.data(), values.data(),
+                         nullptr, nullptr, 0))
+    return {false, trimmed(PQerrorMessage(conn)), {}, {}};
+  return drain_until(conn, deadline);
+}
+
+}  // namespace usher::detail

@@ -1,0 +1,37 @@
+#pragma once
+// Internal: libpq's asynchronous API driven against a deadline, so that connecting,
+// validating and resetting can never block a pool thread for longer than its timeout.
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <span>
+#include <string>
+
+#include "usher/connection.hpp"
+
+namespace usher::detail {
+
+using Clock = std::chrono::steady_clock;
+
+// Waits until the connection's socket is readable (or writable). False on timeout/error.
+bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline);
+
+struct Outcome {
+  bool ok = false;      // every result was a success
+  std::string error;    // otherwise why (libpq's text, trimmed)
+  std::string sqlstate;
+  Result last;          // the last result received
+};
+
+// Sends one statement and reads all its results, giving up at `deadline`.
+Outcome exec_until(PGconn* conn, const char* sql, std::span<const Param> params,
+                   Clock::time_point deadline);
+
+// Reads and drops every result still pending on the connection (after PQsendQuery*).
+Outcome drain_until(PGconn* conn, Clock::time_point deadline);
+
+// libpq's error text without the trailing newline.
+std::string trimmed(const char* message);
+
+}  // namespace usher::detail

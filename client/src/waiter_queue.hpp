@@ -1,0 +1,63 @@
+#pragma once
+// Internal: the FIFO of threads waiting in acquire(). Intrusive (each Waiter lives on
+// its waiting thread's stack) so that waiting allocates nothing and a timed-out waiter
+// leaves from the middle in O(1). Each waiter has its own condition variable, so a
+// returned connection wakes exactly the thread it is handed to.
+
+#include <condition_variable>
+#include <cstddef>
+
+namespace usher::detail {
+
+struct Slot;
+
+struct Waiter {
+  std::condition_variable cv;
+  Slot* slot = nullptr;  // set (under the pool's lock) when a connection is handed over
+  Waiter* prev = nullptr;
+  Waiter* next = nullptr;
+};
+
+class WaiterQueue {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  std::size_t size() const noexcept { return size_; }
+
+  void push_back(Waiter* w) noexcept {
+    w->prev = tail_;
+    w->next = nullptr;
+    (tail_ ? tail_->next : head_) = w;
+    tail_ = w;
+    ++size_;
+  }
+  // For a waiter whose connection failed validation: it keeps its place in the line.
+  void push_front(Waiter* w) noexcept {
+    w->prev = nullptr;
+    w->next = head_;
+    (head_ ? head_->prev : tail_) = w;
+    head_ = w;
+    ++size_;
+  }
+  Waiter* pop_front() noexcept {
+    Waiter* w = head_;
+    if (w) remove(w);
+    return w;
+  }
+  void remove(Waiter* w) noexcept {
+    (w->prev ? w->prev->next : head_) = w->next;
+    (w->next ? w->next->prev : tail_) = w->prev;
+    w->prev = w->next = nullptr;
+    --size_;
+  }
+  template <typename F>
+  void for_each(F&& f) const {
+    for (Waiter* w = head_; w; w = w->next) f(w);
+  }
+
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace usher::detail
