@@ -36,7 +36,7 @@ std::set<std::string> libpq_keywords() {
 void PoolConfig::validate() const {
   if (name.empty()) bad("name", "must not be empty");
   for (char c : name)
-    if (c == '\n' || c == '"' || c == '\\') bad("name", "must not contain newlines, quotes or backslashes");
+    if (static_cast<unsigned char>(c) < 0x20) bad("name", "must not contain control characters");
   if (max_size < 1) bad("max_size", "must be at least 1");
   if (max_size > 10000) bad("max_size", fmt::format("{} is more than any server accepts (at most 10000)", max_size));
   if (min_idle > max_size)

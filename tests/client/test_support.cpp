@@ -1,0 +1,93 @@
+#include "test_support.hpp"
+
+#include <cstdlib>
+#include <thread>
+
+namespace usher::test {
+
+std::chrono::milliseconds wait_limit() {
+  const char* v = std::getenv("USHER_TEST_WAIT_MS");
+  return std::chrono::milliseconds(v ? std::atol(v) : 30000);
+}
+
+bool eventually(const std::function<bool()>& condition) {
+  auto until = std::chrono::steady_clock::now() + wait_limit();
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+PoolConfig test_config(const std::string& name) {
+  PoolConfig c;
+  c.name = name;
+  c.min_idle = 0;
+  c.max_size = 4;
+  c.acquire_timeout = wait_limit();
+  c.maintenance_interval = 10ms;
+  c.logger = [](LogLevel, std::string_view) {};  // tests provoke failures on purpose
+  return c;
+}
+
+Admin::Admin() : conn_(Connection::open("", 10s)) {}
+
+long Admin::backends(const std::string& app) {
+  return conn_.exec("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app)
+      .scalar<long>();
+}
+
+std::vector<int> Admin::backend_pids(const std::string& app) {
+  auto r = conn_.exec("SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid", app);
+  std::vector<int> pids;
+  for (std::size_t i = 0; i < r.rows(); ++i) pids.push_back(r.get<int>(i, 0));
+  return pids;
+}
+
+void Admin::terminate(int pid) {
+  conn_.exec("SELECT pg_terminate_backend($1::int)", pid);
+  eventually([&] {
+    return conn_.exec("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", pid).scalar<long>() == 0;
+  });
+}
+
+bool Admin::has_extension_leases() {
+  return conn_.exec("SELECT to_regprocedure('usher.checkout(text)') IS NOT NULL"
+                    " AND to_regclass('usher.leases') IS NOT NULL").scalar<bool>();
+}
+
+EventCallback EventRecorder::callback() {
+  return [this](const PoolEvent& e) {
+    std::lock_guard lk(mu_);
+    events_.push_back({e.type, e.connection_id, e.reason,
+                       e.leak ? std::optional<LeakInfo>(*e.leak) : std::nullopt});
+  };
+}
+
+std::vector<RecordedEvent> EventRecorder::events() const {
+  std::lock_guard lk(mu_);
+  return events_;
+}
+
+std::size_t EventRecorder::count(PoolEventType type) const {
+  std::lock_guard lk(mu_);
+  std::size_t n = 0;
+  for (const auto& e : events_) n += e.type == type;
+  return n;
+}
+
+std::size_t EventRecorder::count(PoolEventType type, std::string_view reason) const {
+  std::lock_guard lk(mu_);
+  std::size_t n = 0;
+  for (const auto& e : events_) n += e.type == type && e.reason.starts_with(reason);
+  return n;
+}
+
+bool wait_idle(const Pool& pool, std::size_t idle) {
+  return eventually([&] {
+    auto s = pool.stats();
+    return s.idle == idle && s.pending == 0;
+  });
+}
+
+}  // namespace usher::test

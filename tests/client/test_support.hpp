@@ -1,0 +1,69 @@
+#pragma once
+// Shared helpers of the libusher tests: configuration for a fast pool, waiting for a
+// condition (a liveness bound, never a timing assertion), an admin connection for
+// looking at the server from outside the pool, and an event recorder.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "usher/usher.hpp"
+
+namespace usher::test {
+
+using namespace std::chrono_literals;
+
+// Upper bound for waiting on something that must happen (USHER_TEST_WAIT_MS, default
+// 30000): generous because sanitizer builds on two cores are slow.
+std::chrono::milliseconds wait_limit();
+
+// Polls `condition` every few milliseconds until it holds or wait_limit() passes.
+bool eventually(const std::function<bool()>& condition);
+
+// A pool configuration for tests: PG* environment, a unique name (and so a unique
+// application_name to find its backends by), short maintenance interval.
+PoolConfig test_config(const std::string& name);
+
+// Server-side view, through a connection of its own.
+class Admin {
+ public:
+  Admin();
+  // Backends whose application_name is `app`.
+  long backends(const std::string& app);
+  std::vector<int> backend_pids(const std::string& app);
+  void terminate(int pid);  // pg_terminate_backend and wait until it is gone
+  bool has_extension_leases();
+  Connection& conn() { return conn_; }
+
+ private:
+  Connection conn_;
+};
+
+struct RecordedEvent {
+  PoolEventType type;
+  std::uint64_t connection_id;
+  std::string reason;
+  std::optional<LeakInfo> leak;
+};
+
+// Thread-safe recorder to plug into PoolConfig::on_event.
+class EventRecorder {
+ public:
+  EventCallback callback();
+  std::vector<RecordedEvent> events() const;
+  std::size_t count(PoolEventType type) const;
+  std::size_t count(PoolEventType type, std::string_view reason) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<RecordedEvent> events_;
+};
+
+// Waits until the pool has `idle` idle connections and nothing pending.
+bool wait_idle(const Pool& pool, std::size_t idle);
+
+}  // namespace usher::test
