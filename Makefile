@@ -10,7 +10,8 @@ DATA = $(wildcard extension/pg_usher--*.sql)
 PGFILEDESC = "pg_usher - connection health and admission control"
 
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
-REGRESS_OPTS = --inputdir=. --outputdir=build/regress --dbname=usher_regress
+# The registry tests need the database named by usher.database (tests/run.sh sets it).
+REGRESS_OPTS = --inputdir=. --outputdir=build/regress --dbname=usher_test
 
 EXTRA_CLEAN = build/regress
 

@@ -3,6 +3,7 @@
 // ages as intervals, its wait event and, for lock waits only, who blocks it.
 #include "guard.hpp"
 #include "service_name.hpp"
+#include "shared_state.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -15,10 +16,10 @@ extern "C" {
 namespace {
 
 enum Column {
-  col_pid, col_service, col_database, col_role, col_client_addr, col_client_port,
+  col_pid, col_service, col_service_enforced, col_database, col_role, col_client_addr, col_client_port,
   col_application_name, col_state, col_backend_age, col_xact_age, col_query_age,
   col_state_age, col_wait_event_type, col_wait_event, col_blocking_pids, col_query,
-  column_count
+  col_lease_holder, col_lease_age, column_count
 };
 
 // Wait events live in PGPROC, not in the status array. Looking each pid up with
@@ -28,6 +29,7 @@ enum Column {
 struct ProcWait {
   int pid;
   uint32 wait_event_info;
+  int proc_index;  // also the index of the backend's pg_usher slot
 };
 
 int compare_pid(const void* a, const void* b) {
@@ -45,6 +47,7 @@ ProcWait* collect_waits(uint32* count) {
     if (pid == 0) continue;
     waits[n].pid = pid;
     waits[n].wait_event_info = proc->wait_event_info;
+    waits[n].proc_index = static_cast<int>(i);
     n++;
   }
   qsort(waits, n, sizeof(ProcWait), compare_pid);
@@ -52,10 +55,9 @@ ProcWait* collect_waits(uint32* count) {
   return waits;
 }
 
-uint32 wait_event_of(const ProcWait* waits, uint32 count, int pid) {
-  ProcWait key{pid, 0};
-  auto* found = static_cast<const ProcWait*>(bsearch(&key, waits, count, sizeof(ProcWait), compare_pid));
-  return found ? found->wait_event_info : 0;
+const ProcWait* proc_of(const ProcWait* waits, uint32 count, int pid) {
+  ProcWait key{pid, 0, -1};
+  return static_cast<const ProcWait*>(bsearch(&key, waits, count, sizeof(ProcWait), compare_pid));
 }
 
 const char* state_name(BackendState state) {
@@ -77,6 +79,50 @@ bool set_age(Datum* value, TimestampTz start, TimestampTz now) {
   age->time = now > start ? now - start : 0;
   *value = IntervalPGetDatum(age);
   return true;
+}
+
+// The service each slot was admitted under, as names, copied under the shared lock
+// (nullptr without shared memory: the columns are then NULL).
+struct EnforcedServices {
+  int slot_count;
+  int32* service_of_slot;
+  char (*names)[NAMEDATALEN];
+};
+
+EnforcedServices copy_enforced_services() {
+  EnforcedServices e{};
+  usher::shm::State* s = usher::shm::state();
+  if (s == nullptr) return e;
+  e.slot_count = s->slot_count;
+  e.service_of_slot = static_cast<int32*>(palloc(sizeof(int32) * s->slot_count));
+  e.names = static_cast<char(*)[NAMEDATALEN]>(palloc(NAMEDATALEN * s->service_capacity));
+  LWLockAcquire(s->lock, LW_SHARED);
+  for (int i = 0; i < s->slot_count; i++) e.service_of_slot[i] = s->slots[i].service;
+  for (int i = 0; i < s->service_capacity; i++) memcpy(e.names[i], s->services[i].name, NAMEDATALEN);
+  LWLockRelease(s->lock);
+  return e;
+}
+
+void set_admission_columns(Datum* values, bool* nulls, const EnforcedServices& e, int proc_index,
+                           TimestampTz now) {
+  if (e.service_of_slot == nullptr || proc_index < 0 || proc_index >= e.slot_count) return;
+  int service = e.service_of_slot[proc_index];
+  if (service >= 0) {
+    values[col_service_enforced] = CStringGetTextDatum(e.names[service]);
+    nulls[col_service_enforced] = false;
+  }
+  usher::shm::BackendSlot* slot = usher::shm::slot_at(usher::shm::state(), proc_index);
+  char holder[usher::shm::holder_bytes + 1];
+  TimestampTz since;
+  SpinLockAcquire(&slot->lease_mutex);
+  memcpy(holder, slot->lease_holder, sizeof holder);
+  since = slot->lease_start;
+  SpinLockRelease(&slot->lease_mutex);
+  if (holder[0] != '\0') {
+    values[col_lease_holder] = CStringGetTextDatum(holder);
+    nulls[col_lease_holder] = false;
+    nulls[col_lease_age] = !set_age(&values[col_lease_age], since, now);
+  }
 }
 
 // Client address and port as pg_stat_activity shows them: NULL for Unix sockets.
@@ -112,6 +158,7 @@ Datum list_backends(FunctionCallInfo fcinfo) {
   bool reads_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
   uint32 wait_count;
   ProcWait* waits = collect_waits(&wait_count);
+  EnforcedServices enforced = copy_enforced_services();
 
   int backend_count = pgstat_fetch_stat_numbackends();
   for (int i = 1; i <= backend_count; i++) {
@@ -148,7 +195,9 @@ Datum list_backends(FunctionCallInfo fcinfo) {
     nulls[col_query_age] = !set_age(&values[col_query_age], be->st_activity_start_timestamp, now);
     nulls[col_state_age] = !set_age(&values[col_state_age], be->st_state_start_timestamp, now);
 
-    uint32 wait = wait_event_of(waits, wait_count, be->st_procpid);
+    const ProcWait* proc = proc_of(waits, wait_count, be->st_procpid);
+    uint32 wait = proc ? proc->wait_event_info : 0;
+    set_admission_columns(values, nulls, enforced, proc ? proc->proc_index : -1, now);
     if (const char* type = pgstat_get_wait_event_type(wait)) {
       values[col_wait_event_type] = CStringGetTextDatum(type);
       nulls[col_wait_event_type] = false;

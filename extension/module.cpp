@@ -1,8 +1,11 @@
-// The module's entry: PG_MODULE_MAGIC and _PG_init. Loading pg_usher through
-// shared_preload_libraries is needed only by features that use shared memory and hooks;
-// the views and health checks work in a library loaded on first use.
+// The module's entry: PG_MODULE_MAGIC and _PG_init. Loaded through
+// shared_preload_libraries, pg_usher also sets up shared memory, the login hook and its
+// background worker; loaded on first use, only the views and health checks work.
+#include "admission.hpp"
 #include "guard.hpp"
 #include "settings.hpp"
+#include "shared_state.hpp"
+#include "worker.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -10,6 +13,12 @@ PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 
 void _PG_init(void) {
-  usher::guard([] { usher::settings::define(); });
+  usher::guard([] {
+    usher::settings::define();
+    if (!process_shared_preload_libraries_in_progress) return;
+    usher::shm::install_hooks();
+    usher::admission::install_hooks();
+    usher::worker::register_worker();
+  });
 }
 }

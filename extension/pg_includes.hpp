@@ -12,6 +12,7 @@ extern "C" {
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/postmaster.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/acl.h"
@@ -40,6 +41,16 @@ inline LocalPgBackendStatus* local_backend_status(int index_from_one) {
   return pgstat_get_local_beentry_by_index(index_from_one);
 #else
   return pgstat_fetch_stat_local_beentry(index_from_one);
+#endif
+}
+
+// Connection slots the server keeps back from ordinary roles (superuser_reserved_connections,
+// plus reserved_connections from 16 on).
+inline int reserved_connection_slots() {
+#if PG_VERSION_NUM >= 160000
+  return SuperuserReservedConnections + ReservedConnections;
+#else
+  return ReservedBackends;
 #endif
 }
 

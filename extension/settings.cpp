@@ -16,25 +16,28 @@ constexpr int seconds(int s) { return s * 1000; }
 // 0 disables a threshold. A warning above its critical threshold simply never shows:
 // the value is critical first. (Cross-checking the pair in check hooks would reject
 // valid postgresql.conf files depending on the order the two lines are applied.)
-std::array<ThresholdPair, 7> pairs{{
-    {"connection_saturation", Unit::percent,
+std::array<ThresholdPair, 8> pairs{{
+    {"connection_saturation", "connection_saturation", Unit::percent,
      "client backends as a percentage of max_connections", 80, 95, 100},
-    {"idle_in_transaction", Unit::milliseconds,
+    {"idle_in_transaction", "idle_in_transaction", Unit::milliseconds,
      "longest time a session has been idle inside an open transaction", seconds(60),
      seconds(300), INT_MAX},
-    {"long_transactions", Unit::milliseconds, "age of the oldest open transaction",
+    {"long_transactions", "long_transactions", Unit::milliseconds, "age of the oldest open transaction",
      seconds(300), seconds(1800), INT_MAX},
-    {"lock_waits", Unit::milliseconds, "longest time a session has waited for a lock",
+    {"lock_waits", "lock_waits", Unit::milliseconds, "longest time a session has waited for a lock",
      seconds(30), seconds(120), INT_MAX},
-    {"replication_lag", Unit::milliseconds,
+    {"replication_lag", "replication_lag", Unit::milliseconds,
      "replay delay of a standby (on the primary: per standby)", seconds(30),
      seconds(300), INT_MAX},
-    {"wraparound", Unit::transaction_ids,
+    {"wraparound", "wraparound", Unit::transaction_ids,
      "transaction ID (or multixact) age of the oldest database", 1000000000, 1500000000,
      2000000000},
-    {"prepared_transactions", Unit::milliseconds,
+    {"prepared_transactions", "prepared_transactions", Unit::milliseconds,
      "age of the oldest prepared (two-phase) transaction", seconds(300), seconds(1800),
      INT_MAX},
+    {"leases", "lease", Unit::milliseconds,
+     "age of the oldest lease (usher.checkout) on an idle backend: a suspected leak",
+     seconds(60), seconds(600), INT_MAX},
 }};
 
 // GUC names and descriptions must outlive the backend; build them once in static
@@ -49,7 +52,28 @@ int guc_flags(Unit unit) { return unit == Unit::milliseconds ? GUC_UNIT_MS : 0; 
 
 }  // namespace
 
+char* database = nullptr;
+int max_services = 64;
+int max_role_mappings = 256;
+
+// Server-wide settings exist only when pg_usher is preloaded: PostgreSQL cannot define
+// postmaster-context settings later, and nothing uses them without shared memory.
+static void define_server_settings() {
+  DefineCustomStringVariable(
+      "usher.database", "Database holding the service registry (usher.service) that pg_usher enforces.",
+      "The background worker connects here at server start to publish the registry; registry "
+      "changes are accepted only in this database.",
+      &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "usher.max_services", "Number of services pg_usher can track in shared memory.", nullptr,
+      &max_services, 64, 2, 10000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "usher.max_role_mappings", "Number of role-to-service mappings pg_usher can publish.", nullptr,
+      &max_role_mappings, 256, 0, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+}
+
 void define() {
+  if (process_shared_preload_libraries_in_progress) define_server_settings();
   for (size_t i = 0; i < pairs.size(); i++) {
     ThresholdPair& pair = pairs[i];
     pair.warning = pair.warning_default;
@@ -59,7 +83,7 @@ void define() {
     int defaults[2] = {pair.warning_default, pair.critical_default};
     for (int level = 0; level < 2; level++) {
       GucText& text = guc_text[i][level];
-      snprintf(text.name, sizeof text.name, "usher.%s_%s", pair.check, levels[level]);
+      snprintf(text.name, sizeof text.name, "usher.%s_%s", pair.stem, levels[level]);
       snprintf(text.description, sizeof text.description,
                "health() reports %s when the %s reaches this value (0 disables).",
                levels[level], pair.description);

@@ -10,7 +10,8 @@ namespace usher::settings {
 enum class Unit { percent, milliseconds, transaction_ids };
 
 struct ThresholdPair {
-  const char* check;           // health() check name, also the GUC name stem
+  const char* check;           // health() check name
+  const char* stem;            // GUC names are usher.<stem>_warning / _critical
   Unit unit;
   const char* description;     // what the check measures, for the GUC's short description
   int warning_default;
@@ -19,6 +20,11 @@ struct ThresholdPair {
   int warning;                 // current values, bound to the GUCs
   int critical;
 };
+
+// Server-wide settings (postmaster context: fixed at server start).
+extern char* database;          // usher.database: where the registry lives
+extern int max_services;        // usher.max_services
+extern int max_role_mappings;   // usher.max_role_mappings
 
 // Defines every usher.* GUC. Called once from _PG_init.
 void define();

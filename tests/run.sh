@@ -20,7 +20,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 cluster_destroy "$CLUSTER"
-cluster_start "$CLUSTER" || exit 1
+# The registry suites change services, which pg_usher accepts only in usher.database.
+cluster_start "$CLUSTER" usher.database=usher_test || exit 1
 eval "$(cluster_env "$CLUSTER")"
 
 suites=("$@")

@@ -4,7 +4,7 @@
 -- session of the viewer role must see the extension and the role, so they are
 -- committed here and dropped at the end.
 CREATE EXTENSION pg_usher;
-SELECT plan(24);
+SELECT plan(25);
 
 CREATE ROLE usher_tap_plain;
 CREATE ROLE usher_tap_monitor IN ROLE pg_monitor;
@@ -55,7 +55,7 @@ SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT query FROM usher.backends
           'SET application_name = ''orders/w1''', 'pg_monitor: sees the query text of other roles, as in pg_stat_activity');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT (count(*) > 0)::text FROM usher.connections'), 'true', 'pg_monitor: connections');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT count(*) FROM usher.capacity WHERE scope = ''server'''), '1', 'pg_monitor: capacity');
-SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT count(*) FROM usher.health()'), '7', 'pg_monitor: health()');
+SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT count(*) FROM usher.health()'), '8', 'pg_monitor: health()');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT usher.ready()::text'), 'true', 'pg_monitor: ready()');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT (usher.metrics() LIKE ''# HELP %'')::text'), 'true', 'pg_monitor: metrics()');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SET usher.lock_waits_warning = ''1h'''), 'ERROR 42501', 'pg_monitor: cannot change thresholds');
@@ -76,9 +76,13 @@ SELECT is(pg_temp.as_role('usher_tap_viewer', 'SELECT count(*) FROM usher.health
 SELECT is((SELECT query FROM usher.backends WHERE pid = (SELECT pid FROM other)), 'SET application_name = ''orders/w1''', 'superuser: query text of others');
 SELECT lives_ok('SET usher.lock_waits_warning = ''1h''; RESET usher.lock_waits_warning', 'superuser: may change thresholds');
 
--- No SECURITY DEFINER function anywhere: nothing runs with more rights than its caller.
-SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'usher'::regnamespace AND prosecdef), 0::bigint,
-          'no SECURITY DEFINER functions');
+-- SECURITY DEFINER only for the registry writers, each with search_path pinned.
+SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
+            WHERE pronamespace = 'usher'::regnamespace AND prosecdef),
+          ARRAY['drop_service', 'set_role_service', 'set_service'], 'SECURITY DEFINER only where needed');
+SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'usher'::regnamespace AND prosecdef
+              AND NOT coalesce(proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp']), 0::bigint,
+          'every SECURITY DEFINER function pins search_path');
 SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
             WHERE p.pronamespace = 'usher'::regnamespace AND a.grantee = 0), 0::bigint, 'nothing executable by PUBLIC');
 

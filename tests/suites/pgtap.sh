@@ -2,7 +2,7 @@
 # pgTAP: SQL-level assertions (tests/pgtap/*.sql), run with pg_prove in a fresh database.
 set -uo pipefail
 REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-db=usher_pgtap
+db=usher_test  # the database named by usher.database: the registry tests change services
 psql -X -q -v ON_ERROR_STOP=1 -d postgres <<SQL || exit 1
 DROP DATABASE IF EXISTS $db WITH (FORCE);
 CREATE DATABASE $db;

@@ -1,0 +1,247 @@
+#include "registry.hpp"
+
+#include <string>
+
+#include "guard.hpp"
+#include "settings.hpp"
+#include "shared_state.hpp"
+
+extern "C" {
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+}
+
+namespace usher::registry {
+
+namespace {
+
+constexpr const char* services_sql =
+    "SELECT name, max_connections, reserved_connections, max_active, "
+    "(extract(epoch FROM queue_timeout) * 1000)::int4, priority, enabled "
+    "FROM usher.service ORDER BY name";
+constexpr const char* roles_sql = "SELECT role_name::text, service FROM usher.role_service ORDER BY 1";
+
+// Runs a read-only query with the given snapshot; the rows stay in SPI_tuptable.
+void run(const char* sql, ::Snapshot snapshot) {
+  SPIPlanPtr plan = SPI_prepare(sql, 0, nullptr);
+  if (plan == nullptr) elog(ERROR, "pg_usher: could not prepare %s", sql);
+  if (SPI_execute_snapshot(plan, nullptr, nullptr, snapshot, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+    elog(ERROR, "pg_usher: could not read the registry: %s", sql);
+}
+
+int32 int_column(HeapTuple tuple, TupleDesc desc, int column) {
+  bool isnull;
+  Datum value = SPI_getbinval(tuple, desc, column, &isnull);
+  return isnull ? 0 : DatumGetInt32(value);
+}
+
+void text_column(char* to, HeapTuple tuple, TupleDesc desc, int column) {
+  char* value = SPI_getvalue(tuple, desc, column);
+  strlcpy(to, value ? value : "", NAMEDATALEN);
+}
+
+// Transaction state of this backend: did it change the registry, and what is waiting
+// to be published at commit.
+bool changed = false;
+bool callback_registered = false;
+Registry* pending = nullptr;
+
+bool in_registry_database() {
+  return settings::database != nullptr && MyDatabaseId != InvalidOid &&
+         strcmp(get_database_name(MyDatabaseId), settings::database) == 0;
+}
+
+void discard_pending() {
+  if (pending) free_registry(pending);
+  pending = nullptr;
+  changed = false;
+}
+
+void on_transaction_event(XactEvent event, void*) {
+  if (!changed) return;
+  switch (event) {
+    case XACT_EVENT_PRE_COMMIT:
+    case XACT_EVENT_PARALLEL_PRE_COMMIT:
+      // Still inside the transaction: read what is about to commit, with a snapshot
+      // that also sees every registry change committed before ours (writers are
+      // serialised by the table lock that usher.set_service takes).
+      if (shm::state() && in_registry_database()) pending = read(GetLatestSnapshot());
+      break;
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT: {
+      int skipped = pending ? publish(pending) : 0;
+      discard_pending();
+      if (skipped > 0)
+        ereport(WARNING, (errmsg("pg_usher: %d service(s) could not be published: usher.max_services is full", skipped),
+                          errhint("Raise usher.max_services and restart the server.")));
+      break;
+    }
+    case XACT_EVENT_PRE_PREPARE:
+      ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                      errmsg("cannot PREPARE a transaction that changed the pg_usher service registry")));
+      break;
+    default:
+      discard_pending();
+      break;
+  }
+}
+
+// An entry for a service that is not in shared memory yet: a free entry, else one of a
+// service no longer listed and with no session counted under it (its counters reset).
+int allocate_service(shm::State* s, const int32* counts) {
+  for (int i = 0; i < s->service_capacity; i++)
+    if (!s->services[i].in_use) return i;
+  for (int i = 0; i < s->service_capacity; i++)
+    if (!s->services[i].listed && counts[i] == 0 && i != shm::default_service_index) return i;
+  return -1;
+}
+
+}  // namespace
+
+Registry* read(::Snapshot snapshot) {
+  MemoryContext caller = CurrentMemoryContext;
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
+  auto* registry = static_cast<Registry*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Registry)));
+
+  run(services_sql, snapshot);
+  registry->service_count = static_cast<int>(SPI_processed);
+  registry->services = static_cast<ServiceRow*>(
+      MemoryContextAllocZero(TopMemoryContext, sizeof(ServiceRow) * (SPI_processed + 1)));
+  for (uint64 r = 0; r < SPI_processed; r++) {
+    HeapTuple tuple = SPI_tuptable->vals[r];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    ServiceRow* row = &registry->services[r];
+    text_column(row->name, tuple, desc, 1);
+    row->max_connections = int_column(tuple, desc, 2);
+    row->reserved_connections = int_column(tuple, desc, 3);
+    row->max_active = int_column(tuple, desc, 4);
+    row->queue_timeout_ms = int_column(tuple, desc, 5);
+    row->priority = int_column(tuple, desc, 6);
+    bool isnull;
+    row->enabled = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull)) && !isnull;
+  }
+
+  run(roles_sql, snapshot);
+  registry->role_count = static_cast<int>(SPI_processed);
+  registry->roles = static_cast<RoleRow*>(
+      MemoryContextAllocZero(TopMemoryContext, sizeof(RoleRow) * (SPI_processed + 1)));
+  for (uint64 r = 0; r < SPI_processed; r++) {
+    text_column(registry->roles[r].role, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+    text_column(registry->roles[r].service, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+  }
+  SPI_finish();
+  MemoryContextSwitchTo(caller);
+  return registry;
+}
+
+int publish(const Registry* registry) {
+  shm::State* s = shm::state();
+  if (s == nullptr) return 0;
+  // Counts are needed to know which retired entries may be reused; a fixed buffer
+  // because this runs at commit, where nothing may fail.
+  static int32* counts = nullptr;
+  if (counts == nullptr)
+    counts = static_cast<int32*>(MemoryContextAllocZero(TopMemoryContext, sizeof(int32) * s->service_capacity));
+  int skipped = 0;
+
+  LWLockAcquire(s->lock, LW_EXCLUSIVE);
+  shm::count_sessions(s, counts);
+  for (int i = 0; i < s->service_capacity; i++) s->services[i].listed = false;
+  s->services[shm::default_service_index].listed = true;
+  s->services[shm::default_service_index].enabled = true;
+
+  for (int r = 0; r < registry->service_count; r++) {
+    const ServiceRow* row = &registry->services[r];
+    int index = shm::find_service(s, row->name);
+    if (index < 0) {
+      index = allocate_service(s, counts);
+      if (index < 0) {
+        skipped++;
+        continue;
+      }
+      memset(&s->services[index], 0, sizeof(shm::Service));
+      s->services[index].in_use = true;
+      strlcpy(s->services[index].name, row->name, NAMEDATALEN);
+    }
+    shm::Service* service = &s->services[index];
+    service->listed = true;
+    service->enabled = row->enabled || index == shm::default_service_index;
+    service->max_connections = row->max_connections;
+    service->reserved_connections = row->reserved_connections;
+    service->max_active = row->max_active;
+    service->queue_timeout_ms = row->queue_timeout_ms;
+    service->priority = row->priority;
+  }
+
+  s->role_mapping_count = 0;
+  for (int r = 0; r < registry->role_count && s->role_mapping_count < s->role_mapping_capacity; r++) {
+    int index = shm::find_service(s, registry->roles[r].service);
+    if (index < 0 || !s->services[index].listed) continue;
+    shm::RoleMapping* mapping = &s->role_mappings[s->role_mapping_count++];
+    strlcpy(mapping->role, registry->roles[r].role, NAMEDATALEN);
+    mapping->service = index;
+  }
+  s->published = true;
+  s->published_at = GetCurrentTimestamp();
+  s->publications++;
+  LWLockRelease(s->lock);
+  return skipped;
+}
+
+void free_registry(Registry* registry) {
+  if (registry == nullptr) return;
+  pfree(registry->services);
+  pfree(registry->roles);
+  pfree(registry);
+}
+
+void mark_changed() {
+  if (!callback_registered) {
+    RegisterXactCallback(
+        [](XactEvent event, void* arg) { usher::guard([&] { on_transaction_event(event, arg); }); },
+        nullptr);
+    callback_registered = true;
+  }
+  if (shm::state() != nullptr && !in_registry_database())
+    ereport(WARNING, (errmsg("pg_usher enforces the registry of database \"%s\", not this one",
+                             settings::database ? settings::database : ""),
+                      errhint("Change services in database \"%s\", or set usher.database.",
+                              settings::database ? settings::database : "")));
+  changed = true;
+}
+
+}  // namespace usher::registry
+
+extern "C" {
+PG_FUNCTION_INFO_V1(usher_registry_changed);
+Datum usher_registry_changed(PG_FUNCTION_ARGS) {
+  return usher::guard([&] {
+    if (!CALLED_AS_TRIGGER(fcinfo)) throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                                                        "usher._registry_changed() must be called as a trigger");
+    usher::registry::mark_changed();
+    return PointerGetDatum(nullptr);
+  });
+}
+}
+
+extern "C" {
+PG_FUNCTION_INFO_V1(usher_check_registry_writable);
+Datum usher_check_registry_writable(PG_FUNCTION_ARGS) {
+  return usher::guard([] {
+    usher::shm::require("changing the service registry");
+    const char* registry_database = usher::settings::database ? usher::settings::database : "";
+    const char* here = get_database_name(MyDatabaseId);
+    if (strcmp(here, registry_database) != 0)
+      throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                         std::string("the service registry is enforced from database \"") + registry_database +
+                             "\", not \"" + here + "\"",
+                         {},
+                         std::string("Change services in database \"") + registry_database +
+                             "\", or set usher.database (takes effect at the next server start).");
+    return (Datum)0;
+  });
+}
+}

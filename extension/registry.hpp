@@ -1,0 +1,45 @@
+// The service registry: the tables usher.service and usher.role_service, published to
+// shared memory when a transaction that changed them commits (never on rollback), and
+// at server start by the background worker.
+#pragma once
+
+#include "pg_includes.hpp"
+
+namespace usher::registry {
+
+struct ServiceRow {
+  char name[NAMEDATALEN];
+  int32 max_connections;
+  int32 reserved_connections;
+  int32 max_active;
+  int32 queue_timeout_ms;
+  int32 priority;
+  bool enabled;
+};
+
+struct RoleRow {
+  char role[NAMEDATALEN];
+  char service[NAMEDATALEN];
+};
+
+// A registry read from the tables, in TopMemoryContext until it is published.
+struct Registry {
+  int service_count;
+  ServiceRow* services;
+  int role_count;
+  RoleRow* roles;
+};
+
+// Reads both tables through SPI with `snapshot` (inside a transaction).
+Registry* read(::Snapshot snapshot);
+
+// Copies a registry into shared memory. Never raises: it runs at commit.
+// Returns how many services did not fit in usher.max_services.
+int publish(const Registry* registry);
+
+void free_registry(Registry* registry);
+
+// Called by the trigger on the registry tables: publish when this transaction commits.
+void mark_changed();
+
+}  // namespace usher::registry

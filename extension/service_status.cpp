@@ -1,0 +1,122 @@
+// usher.service_status and usher.published_services: what shared memory holds about
+// each service, copied out under the shared lock, then turned into rows.
+#include "guard.hpp"
+#include "shared_state.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+}
+
+namespace {
+
+using usher::shm::Service;
+
+struct Copy {
+  int count;
+  Service* services;
+  int32* sessions;
+  int32* superusers;
+  bool published;
+  TimestampTz published_at;
+  int role_count;
+  usher::shm::RoleMapping* roles;
+};
+
+// Everything is allocated before the lock is taken; under it, only memcpy and counting.
+Copy copy_state(usher::shm::State* s) {
+  Copy c{};
+  c.services = static_cast<Service*>(palloc(sizeof(Service) * s->service_capacity));
+  c.sessions = static_cast<int32*>(palloc0(sizeof(int32) * s->service_capacity));
+  c.superusers = static_cast<int32*>(palloc0(sizeof(int32) * s->service_capacity));
+  c.roles = static_cast<usher::shm::RoleMapping*>(palloc(sizeof(usher::shm::RoleMapping) * (s->role_mapping_capacity + 1)));
+  LWLockAcquire(s->lock, LW_SHARED);
+  c.count = s->service_capacity;
+  memcpy(c.services, s->services, sizeof(Service) * s->service_capacity);
+  usher::shm::count_sessions(s, c.sessions);
+  for (int i = 0; i < s->slot_count; i++)
+    if (s->slots[i].service >= 0 && s->slots[i].superuser) c.superusers[s->slots[i].service]++;
+  c.published = s->published;
+  c.published_at = s->published_at;
+  c.role_count = s->role_mapping_count;
+  memcpy(c.roles, s->role_mappings, sizeof(usher::shm::RoleMapping) * s->role_mapping_count);
+  LWLockRelease(s->lock);
+  return c;
+}
+
+Datum interval_ms(int32 ms) {
+  auto* value = static_cast<Interval*>(palloc0(sizeof(Interval)));
+  value->time = static_cast<int64>(ms) * 1000;
+  return IntervalPGetDatum(value);
+}
+
+Datum service_status(FunctionCallInfo fcinfo) {
+  usher::shm::State* s = usher::shm::require("usher.service_status");
+  ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
+  Copy c = copy_state(s);
+  for (int i = 0; i < c.count; i++) {
+    const Service& sv = c.services[i];
+    // Retired entries stay while sessions still count under them.
+    if (!sv.in_use || (!sv.listed && c.sessions[i] == 0)) continue;
+    Datum values[14];
+    bool nulls[14] = {};
+    values[0] = CStringGetTextDatum(sv.name);
+    values[1] = BoolGetDatum(sv.listed);
+    values[2] = BoolGetDatum(sv.enabled);
+    values[3] = Int32GetDatum(sv.max_connections);
+    values[4] = Int32GetDatum(sv.reserved_connections);
+    values[5] = Int32GetDatum(sv.max_active);
+    values[6] = Int32GetDatum(c.sessions[i]);
+    values[7] = Int32GetDatum(c.superusers[i]);
+    values[8] = Int32GetDatum(sv.peak);
+    values[9] = Int32GetDatum(Min(c.sessions[i], sv.reserved_connections));
+    values[10] = Int64GetDatum(static_cast<int64>(sv.admitted_total));
+    values[11] = Int64GetDatum(static_cast<int64>(sv.rejected_quota_total));
+    values[12] = Int64GetDatum(static_cast<int64>(sv.rejected_reservation_total));
+    values[13] = Int64GetDatum(static_cast<int64>(sv.rejected_quota_total + sv.rejected_reservation_total));
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  }
+  return (Datum)0;
+}
+
+Datum published_services(FunctionCallInfo fcinfo) {
+  usher::shm::State* s = usher::shm::require("usher.published_services");
+  ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
+  Copy c = copy_state(s);
+  for (int i = 0; i < c.count; i++) {
+    const Service& sv = c.services[i];
+    if (!sv.in_use || !sv.listed) continue;
+    Datum values[9];
+    bool nulls[9] = {};
+    values[0] = CStringGetTextDatum(sv.name);
+    values[1] = Int32GetDatum(sv.max_connections);
+    values[2] = Int32GetDatum(sv.reserved_connections);
+    values[3] = Int32GetDatum(sv.max_active);
+    values[4] = interval_ms(sv.queue_timeout_ms);
+    values[5] = Int32GetDatum(sv.priority);
+    values[6] = BoolGetDatum(sv.enabled);
+    int mapped = 0;
+    Datum* roles = static_cast<Datum*>(palloc(sizeof(Datum) * (c.role_count + 1)));
+    for (int r = 0; r < c.role_count; r++)
+      if (c.roles[r].service == i) roles[mapped++] = CStringGetTextDatum(c.roles[r].role);
+    values[7] = PointerGetDatum(construct_array(roles, mapped, TEXTOID, -1, false, TYPALIGN_INT));
+    if (c.published) values[8] = TimestampTzGetDatum(c.published_at);
+    else nulls[8] = true;
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  }
+  return (Datum)0;
+}
+
+}  // namespace
+
+extern "C" {
+PG_FUNCTION_INFO_V1(usher_service_status);
+Datum usher_service_status(PG_FUNCTION_ARGS) {
+  return usher::guard([&] { return service_status(fcinfo); });
+}
+
+PG_FUNCTION_INFO_V1(usher_published_services);
+Datum usher_published_services(PG_FUNCTION_ARGS) {
+  return usher::guard([&] { return published_services(fcinfo); });
+}
+}

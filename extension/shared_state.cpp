@@ -1,0 +1,133 @@
+#include "shared_state.hpp"
+
+#include "guard.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "access/twophase.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+}
+
+namespace usher::shm {
+
+namespace {
+
+constexpr const char* tranche_name = "pg_usher";
+State* attached = nullptr;
+
+#if PG_VERSION_NUM >= 150000
+shmem_request_hook_type previous_request_hook = nullptr;
+#endif
+shmem_startup_hook_type previous_startup_hook = nullptr;
+
+// One slot per PGPROC: regular backends, auxiliary processes and prepared-transaction
+// dummies, the same count as ProcGlobal->allProcCount.
+int slot_count() { return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts; }
+
+Size state_size() {
+  Size size = MAXALIGN(sizeof(State));
+  size = add_size(size, MAXALIGN(mul_size(settings::max_services, sizeof(Service))));
+  size = add_size(size, MAXALIGN(mul_size(settings::max_role_mappings, sizeof(RoleMapping))));
+  size = add_size(size, MAXALIGN(mul_size(slot_count(), sizeof(BackendSlot))));
+  return size;
+}
+
+void request() {
+#if PG_VERSION_NUM >= 150000
+  if (previous_request_hook) previous_request_hook();
+#endif
+  RequestAddinShmemSpace(state_size());
+  RequestNamedLWLockTranche(tranche_name, 1);
+}
+
+// Until the registry is first published, every session counts under 'default', which
+// has no limits.
+void init_default_service(Service* service) {
+  memset(service, 0, sizeof(Service));
+  service->in_use = true;
+  service->listed = true;
+  service->enabled = true;
+  strlcpy(service->name, "default", NAMEDATALEN);
+}
+
+void startup() {
+  if (previous_startup_hook) previous_startup_hook();
+  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+  bool found;
+  auto* s = static_cast<State*>(ShmemInitStruct("pg_usher", state_size(), &found));
+  if (!found) {
+    memset(s, 0, state_size());
+    s->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
+    s->service_capacity = settings::max_services;
+    s->role_mapping_capacity = settings::max_role_mappings;
+    s->slot_count = slot_count();
+    char* next = reinterpret_cast<char*>(s) + MAXALIGN(sizeof(State));
+    s->services = reinterpret_cast<Service*>(next);
+    next += MAXALIGN(s->service_capacity * sizeof(Service));
+    s->role_mappings = reinterpret_cast<RoleMapping*>(next);
+    next += MAXALIGN(s->role_mapping_capacity * sizeof(RoleMapping));
+    s->slots = reinterpret_cast<BackendSlot*>(next);
+    for (int i = 0; i < s->slot_count; i++) {
+      s->slots[i].service = no_service;
+      SpinLockInit(&s->slots[i].lease_mutex);
+    }
+    init_default_service(&s->services[default_service_index]);
+  }
+  LWLockRelease(AddinShmemInitLock);
+  attached = s;
+}
+
+}  // namespace
+
+void install_hooks() {
+#if PG_VERSION_NUM >= 150000
+  previous_request_hook = shmem_request_hook;
+  shmem_request_hook = [] { usher::guard(request); };
+#else
+  request();
+#endif
+  previous_startup_hook = shmem_startup_hook;
+  shmem_startup_hook = [] { usher::guard(startup); };
+}
+
+State* state() { return attached; }
+
+State* require(const char* feature) {
+  if (attached == nullptr)
+    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                std::string(feature) + " needs pg_usher in shared_preload_libraries", {},
+                "Add pg_usher to shared_preload_libraries in postgresql.conf and restart the server.");
+  return attached;
+}
+
+BackendSlot* my_slot() {
+  if (attached == nullptr || MyProc == nullptr) return nullptr;
+  return slot_at(attached, static_cast<int>(MyProc - ProcGlobal->allProcs));
+}
+
+int count_sessions(const State* s, int32* counts) {
+  for (int i = 0; i < s->service_capacity; i++) counts[i] = 0;
+  int total = 0;
+  for (int i = 0; i < s->slot_count; i++) {
+    int service = s->slots[i].service;
+    if (service < 0 || service >= s->service_capacity) continue;
+    counts[service]++;
+    total++;
+  }
+  return total;
+}
+
+int find_service(const State* s, const char* name) {
+  for (int i = 0; i < s->service_capacity; i++)
+    if (s->services[i].in_use && strcmp(s->services[i].name, name) == 0) return i;
+  return -1;
+}
+
+int enforced_service(const State* s, const char* name) {
+  int index = find_service(s, name);
+  if (index >= 0 && s->services[index].listed && s->services[index].enabled) return index;
+  return default_service_index;
+}
+
+}  // namespace usher::shm

@@ -1,0 +1,100 @@
+// pg_usher's shared memory: the published service registry, role mappings, per-service
+// counters and one slot per PGPROC. Requested in shmem_request_hook, attached in
+// shmem_startup_hook, guarded by one LWLock from the named tranche "pg_usher" (the
+// lease fields of a slot by the slot's own spinlock, so a pool's checkout never
+// touches the shared lock).
+//
+// Connection counts are never stored: they are derived by counting the slots that
+// name a service. A slot is filled at login and emptied by the backend's
+// before_shmem_exit callback, and a crash resets all of shared memory, so no exit
+// path can make a count drift.
+#pragma once
+
+#include "pg_includes.hpp"
+
+extern "C" {
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+}
+
+namespace usher::shm {
+
+constexpr int no_service = -1;
+constexpr int holder_bytes = 64;  // a lease holder is cut to this many bytes
+
+struct Service {
+  bool in_use;   // entry allocated; its counters are live
+  bool listed;   // in the registry now published
+  bool enabled;  // listed and enforced; a disabled service's sessions count as 'default'
+  char name[NAMEDATALEN];
+  int32 max_connections;       // 0: unlimited
+  int32 reserved_connections;
+  int32 max_active;            // 0: unlimited
+  int32 queue_timeout_ms;
+  int32 priority;
+  int32 peak;
+  uint64 admitted_total;
+  uint64 rejected_quota_total;
+  uint64 rejected_reservation_total;
+};
+
+struct RoleMapping {
+  char role[NAMEDATALEN];
+  int32 service;  // index into services
+};
+
+struct BackendSlot {
+  int32 pid;        // 0: free
+  int32 service;    // index into services, or no_service when not counted
+  bool superuser;
+  slock_t lease_mutex;
+  char lease_holder[holder_bytes + 1];  // empty: no lease
+  TimestampTz lease_start;
+};
+
+struct State {
+  LWLock* lock;
+  bool published;  // a registry has been published since shared memory was set up
+  TimestampTz published_at;
+  uint64 publications;
+  int32 service_capacity;
+  int32 role_mapping_capacity;
+  int32 role_mapping_count;
+  int32 slot_count;
+  Service* services;
+  RoleMapping* role_mappings;
+  BackendSlot* slots;
+};
+
+// The index of the built-in 'default' service: always entry 0.
+constexpr int default_service_index = 0;
+
+// Installs the shared-memory hooks; called from _PG_init while preloading.
+void install_hooks();
+
+// The attached state, or nullptr when pg_usher was not preloaded.
+State* state();
+
+// The state, or ERROR 55000 with a HINT to preload pg_usher, naming `feature`.
+State* require(const char* feature);
+
+// This backend's slot (MyProc's index), or nullptr without shared memory.
+BackendSlot* my_slot();
+
+// The slot of the PGPROC at `proc_index`.
+inline BackendSlot* slot_at(State* s, int proc_index) {
+  return proc_index >= 0 && proc_index < s->slot_count ? &s->slots[proc_index] : nullptr;
+}
+
+// Counts, for every service entry, the slots that name it (caller holds the lock).
+// `counts` has service_capacity entries; returns the total of counted slots.
+int count_sessions(const State* s, int32* counts);
+
+// A service entry by name among the entries in use, or -1.
+int find_service(const State* s, const char* name);
+
+// The entry a login for `name` counts under: the listed, enabled service of that
+// name, else 'default'.
+int enforced_service(const State* s, const char* name);
+
+}  // namespace usher::shm

@@ -1,0 +1,121 @@
+#include "worker.hpp"
+
+#include "guard.hpp"
+#include "registry.hpp"
+#include "settings.hpp"
+#include "shared_state.hpp"
+
+extern "C" {
+#include "executor/spi.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/snapmgr.h"
+
+PGDLLEXPORT void usher_launcher_main(Datum);
+PGDLLEXPORT void usher_publisher_main(Datum);
+}
+
+// Two workers. The launcher holds no database connection and lives as long as the
+// server: the postmaster starts it again after a crash restart (it forgets workers that
+// exit), and at every start it launches the publisher. The publisher connects to
+// usher.database, publishes the registry into the fresh shared memory, and exits, so
+// no connection to that database is held (DROP DATABASE and pg_regress stay possible).
+namespace usher::worker {
+
+namespace {
+
+void fill_common(BackgroundWorker* worker, const char* function, const char* name) {
+  strlcpy(worker->bgw_library_name, "pg_usher", BGW_MAXLEN);
+  strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+  strlcpy(worker->bgw_name, name, BGW_MAXLEN);
+  strlcpy(worker->bgw_type, name, BGW_MAXLEN);
+}
+
+bool extension_installed() {
+  int rc = SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_usher'", true, 1);
+  return rc == SPI_OK_SELECT && SPI_processed == 1;
+}
+
+void publish() {
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnection(settings::database, nullptr, 0);
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher publisher: SPI_connect failed");
+  bool installed = extension_installed();
+  SPI_finish();
+  if (installed) {
+    registry::Registry* published = registry::read(GetActiveSnapshot());
+    int skipped = registry::publish(published);
+    ereport(LOG, (errmsg("pg_usher: published %d service(s) and %d role mapping(s) from database \"%s\"",
+                         published->service_count, published->role_count, settings::database)));
+    if (skipped > 0)
+      ereport(WARNING, (errmsg("pg_usher: %d service(s) did not fit in usher.max_services", skipped),
+                        errhint("Raise usher.max_services and restart the server.")));
+    registry::free_registry(published);
+  } else {
+    ereport(LOG, (errmsg("pg_usher: extension not installed in database \"%s\"; only service \"default\" is in force",
+                         settings::database),
+                  errhint("Run CREATE EXTENSION pg_usher in database \"%s\", or set usher.database.",
+                          settings::database)));
+  }
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+}
+
+// Starts the publisher and waits for it to finish.
+void launch_publisher() {
+  BackgroundWorker worker{};
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_ConsistentState;
+  worker.bgw_restart_time = BGW_NEVER_RESTART;
+  worker.bgw_notify_pid = MyProcPid;
+  fill_common(&worker, "usher_publisher_main", "pg_usher publisher");
+  BackgroundWorkerHandle* handle;
+  if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
+    ereport(WARNING, (errmsg("pg_usher: could not start the registry publisher"),
+                      errhint("Raise max_worker_processes; the registry is published at the next change.")));
+    return;
+  }
+  if (WaitForBackgroundWorkerShutdown(handle) != BGWH_STOPPED)
+    ereport(WARNING, (errmsg("pg_usher: the registry publisher did not finish")));
+}
+
+void launcher() {
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  BackgroundWorkerUnblockSignals();
+  launch_publisher();
+  while (!ShutdownRequestPending) {
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+  }
+  // A non-zero exit makes the postmaster start the launcher again if it was stopped on
+  // its own; at server shutdown nothing is restarted.
+  proc_exit(1);
+}
+
+}  // namespace
+
+void register_worker() {
+  BackgroundWorker worker{};
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+  // Consistent state: a hot standby enforces the registry it replicated, too.
+  worker.bgw_start_time = BgWorkerStart_ConsistentState;
+  worker.bgw_restart_time = 10;
+  fill_common(&worker, "usher_launcher_main", "pg_usher launcher");
+  RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace usher::worker
+
+void usher_launcher_main(Datum) { usher::guard(usher::worker::launcher); }
+void usher_publisher_main(Datum) { usher::guard(usher::worker::publish); }

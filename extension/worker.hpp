@@ -1,0 +1,11 @@
+// pg_usher's background workers: a launcher that lives with the server and, at every
+// start (also after a crash restart), a short-lived publisher that connects to
+// usher.database and publishes the service registry to shared memory.
+#pragma once
+
+namespace usher::worker {
+
+// Registers the launcher; called from _PG_init while preloading.
+void register_worker();
+
+}  // namespace usher::worker

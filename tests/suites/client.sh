@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# libusher (client/): builds the library and its GoogleTest suite with CMake and runs
+#   1. the suite in Release against the cluster in the PG* environment (tests/run.sh's),
+#   2. the server-restart test against a cluster of its own (it stops and starts it),
+#   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   4. the pool's concurrency tests under ThreadSanitizer,
+#   5. an install into a staging prefix, and the example built against it through
+#      find_package(usher) and through pkg-config.
+# Appends "passed failed" per run to $USHER_COUNTS (test cases, from gtest's output).
+# Build folders: build/client, build/client-asan, build/client-tsan, build/client-stage.
+#
+# Standalone: tests/suites/client.sh (starts its own cluster when PGPORT is not set).
+# USHER_CLIENT_SANITIZERS=0 skips 3 and 4 (quick local runs).
+set -uo pipefail
+
+REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HARNESS=$REPO_ROOT/tests/harness/cluster.sh
+BUILD=$REPO_ROOT/build
+LOGS=$BUILD/client-logs  # not build/test-results: tests/run.sh empties that at its start
+COUNTS=${USHER_COUNTS:-/dev/null}
+JOBS=${USHER_JOBS:-$(nproc)}
+RESTART_CLUSTER=client-restart
+mkdir -p "$LOGS"
+status=0
+
+own_clusters=()
+cleanup() { for c in "${own_clusters[@]}"; do "$HARNESS" destroy "$c" >/dev/null 2>&1; done; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_cluster() {  # NAME: start a throwaway cluster we destroy on exit
+  own_clusters+=("$1")
+  "$HARNESS" destroy "$1" >/dev/null 2>&1
+  "$HARNESS" start "$1"
+}
+
+if [[ -z ${PGPORT:-} ]]; then
+  start_cluster client-suite || { echo "0 1" >>"$COUNTS"; exit 1; }
+  eval "$("$HARNESS" env client-suite)"
+fi
+
+# build DIR CMAKE-ARGS...: configure and build; a failed build counts as one failure.
+build() {
+  local dir=$1; shift
+  local log=$LOGS/$(basename "$dir").build.log
+  echo "--- building $dir"
+  if ! { cmake -S "$REPO_ROOT/client" -B "$dir" -DUSHER_BUILD_TESTS=ON "$@" &&
+         cmake --build "$dir" -j "$JOBS"; } >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "0 1" >>"$COUNTS"
+    status=1
+    return 1
+  fi
+}
+
+# run_gtest NAME BINARY [ARGS...]: runs it, prints failures, appends the counts.
+run_gtest() {
+  local name=$1 bin=$2; shift 2
+  local log=$LOGS/$name.log
+  echo "--- $name"
+  "$bin" --gtest_color=no "$@" >"$log" 2>&1
+  local rc=$?
+  local passed failed
+  passed=$(grep -cE '^\[       OK \] ' "$log")
+  failed=$(grep -cE '^\[  FAILED  \] .*\([0-9]+ ms\)$' "$log")
+  if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi  # crashed or a sanitizer aborted
+  grep -E '^\[==========\]|^\[  PASSED  \]|^\[  SKIPPED \]' "$log" | sed 's/^/    /'
+  if [[ $rc -ne 0 ]]; then
+    echo "    $name failed (rc=$rc); log: $log"
+    grep -E -B2 -A12 'Failure|FAILED|ERROR: (Address|Thread|Leak)Sanitizer|runtime error|WARNING: ThreadSanitizer' "$log" | head -n 80
+    status=1
+  fi
+  echo "$passed $failed" >>"$COUNTS"
+}
+
+# The restart test owns its server: it stops it and starts it on the same port.
+run_restart() {
+  local name=$1 bin=$2
+  start_cluster "$RESTART_CLUSTER" || { echo "0 1" >>"$COUNTS"; status=1; return; }
+  (
+    eval "$("$HARNESS" env "$RESTART_CLUSTER")"
+    export USHER_TEST_SERVER_STOP="$HARNESS stop $RESTART_CLUSTER"
+    export USHER_TEST_SERVER_START="$HARNESS restart $RESTART_CLUSTER"
+    run_gtest "$name" "$bin" --gtest_filter='PoolRestart*'
+    exit $status
+  ) || status=1
+}
+
+# 1 + 2: Release.
+if build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release; then
+  run_gtest release "$BUILD/client/tests/usher_client_tests" --gtest_filter='-PoolRestart*'
+  run_restart release-restart "$BUILD/client/tests/usher_client_tests"
+fi
+
+if [[ ${USHER_CLIENT_SANITIZERS:-1} != 0 ]]; then
+  SAN_FLAGS=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DUSHER_BUILD_EXAMPLES=OFF)
+  # 3: ASan + UBSan, everything.
+  if build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined; then
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+    run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter='-PoolRestart*'
+    run_restart asan-restart "$BUILD/client-asan/tests/usher_client_tests"
+  fi
+  # 4: TSan, the tests where the pool's threads meet the callers' threads.
+  if build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread; then
+    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter='Pool*:-PoolRestart*'
+    run_restart tsan-restart "$BUILD/client-tsan/tests/usher_client_tests"
+  fi
+fi
+
+# 5: install into a staging prefix; build the example against it both ways; run it.
+install_check() {
+  local stage=$BUILD/client-stage log=$LOGS/install.log
+  rm -rf "$stage" "$BUILD/client-example"
+  echo "--- install + example against the installed package"
+  local passed=0 failed=0
+  if cmake --install "$BUILD/client" --prefix "$stage" >"$log" 2>&1 &&
+     cmake -S "$REPO_ROOT/client/examples" -B "$BUILD/client-example" \
+       -DCMAKE_PREFIX_PATH="$stage" >>"$log" 2>&1 &&
+     cmake --build "$BUILD/client-example" >>"$log" 2>&1 &&
+     LD_LIBRARY_PATH=$stage/lib "$BUILD/client-example/hello_pool" >>"$log" 2>&1; then
+    passed=$((passed + 1)); echo "    find_package(usher): ok"
+  else
+    failed=$((failed + 1)); echo "    find_package(usher): FAILED"; tail -n 20 "$log"
+  fi
+  if PKG_CONFIG_PATH=$stage/lib/pkgconfig \
+     g++ -o "$BUILD/client-example/hello_pool_pc" "$REPO_ROOT/client/examples/hello_pool.cpp" \
+       $(PKG_CONFIG_PATH=$stage/lib/pkgconfig pkg-config --cflags --libs usher) >>"$log" 2>&1 &&
+     LD_LIBRARY_PATH=$stage/lib "$BUILD/client-example/hello_pool_pc" >>"$log" 2>&1; then
+    passed=$((passed + 1)); echo "    pkg-config usher: ok"
+  else
+    failed=$((failed + 1)); echo "    pkg-config usher: FAILED"; tail -n 20 "$log"
+  fi
+  echo "$passed $failed" >>"$COUNTS"
+  [[ $failed -eq 0 ]] || status=1
+}
+[[ -x $BUILD/client/examples/hello_pool ]] && install_check
+
+exit $status
