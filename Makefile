@@ -11,7 +11,8 @@ PGFILEDESC = "pg_usher - connection health and admission control"
 
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 # The registry tests need the database named by usher.database (tests/run.sh sets it).
-REGRESS_OPTS = --inputdir=. --outputdir=build/regress --dbname=usher_test
+REGRESS_OPTS = --inputdir=. --outputdir=build/regress
+override CONTRIB_TESTDB = usher_test
 
 EXTRA_CLEAN = build/regress
 

@@ -3,6 +3,7 @@
 // background worker; loaded on first use, only the views and health checks work.
 #include "admission.hpp"
 #include "guard.hpp"
+#include "registry.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 #include "worker.hpp"
@@ -18,6 +19,7 @@ void _PG_init(void) {
     if (!process_shared_preload_libraries_in_progress) return;
     usher::shm::install_hooks();
     usher::admission::install_hooks();
+    usher::registry::install_hooks();
     usher::worker::register_worker();
   });
 }

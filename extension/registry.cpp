@@ -7,7 +7,10 @@
 #include "shared_state.hpp"
 
 extern "C" {
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "utils/memutils.h"
@@ -46,7 +49,9 @@ void text_column(char* to, HeapTuple tuple, TupleDesc desc, int column) {
 // Transaction state of this backend: did it change the registry, and what is waiting
 // to be published at commit.
 bool changed = false;
+bool dropped = false;  // DROP EXTENSION pg_usher in this transaction
 bool callback_registered = false;
+object_access_hook_type previous_object_access_hook = nullptr;
 Registry* pending = nullptr;
 
 bool in_registry_database() {
@@ -58,6 +63,14 @@ void discard_pending() {
   if (pending) free_registry(pending);
   pending = nullptr;
   changed = false;
+  dropped = false;
+}
+
+Registry* empty_registry() {
+  auto* registry = static_cast<Registry*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Registry)));
+  registry->services = static_cast<ServiceRow*>(MemoryContextAllocZero(TopMemoryContext, sizeof(ServiceRow)));
+  registry->roles = static_cast<RoleRow*>(MemoryContextAllocZero(TopMemoryContext, sizeof(RoleRow)));
+  return registry;
 }
 
 void on_transaction_event(XactEvent event, void*) {
@@ -68,7 +81,7 @@ void on_transaction_event(XactEvent event, void*) {
       // Still inside the transaction: read what is about to commit, with a snapshot
       // that also sees every registry change committed before ours (writers are
       // serialised by the table lock that usher.set_service takes).
-      if (shm::state() && in_registry_database()) pending = read(GetLatestSnapshot());
+      if (shm::state() && in_registry_database()) pending = dropped ? empty_registry() : read(GetLatestSnapshot());
       break;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT: {
@@ -198,13 +211,37 @@ void free_registry(Registry* registry) {
   pfree(registry);
 }
 
-void mark_changed() {
+namespace {
+
+void watch_transaction() {
   if (!callback_registered) {
     RegisterXactCallback(
         [](XactEvent event, void* arg) { usher::guard([&] { on_transaction_event(event, arg); }); },
         nullptr);
     callback_registered = true;
   }
+}
+
+void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
+  if (previous_object_access_hook) previous_object_access_hook(access, class_id, object_id, sub_id, arg);
+  if (access != OAT_DROP || class_id != ExtensionRelationId || shm::state() == nullptr) return;
+  char* name = get_extension_name(object_id);
+  if (name == nullptr || strcmp(name, "pg_usher") != 0) return;
+  watch_transaction();
+  changed = dropped = true;
+}
+
+}  // namespace
+
+void install_hooks() {
+  previous_object_access_hook = object_access_hook;
+  object_access_hook = [](ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
+    usher::guard([&] { on_object_access(access, class_id, object_id, sub_id, arg); });
+  };
+}
+
+void mark_changed() {
+  watch_transaction();
   if (shm::state() != nullptr && !in_registry_database())
     ereport(WARNING, (errmsg("pg_usher enforces the registry of database \"%s\", not this one",
                              settings::database ? settings::database : ""),

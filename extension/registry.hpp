@@ -42,4 +42,8 @@ void free_registry(Registry* registry);
 // Called by the trigger on the registry tables: publish when this transaction commits.
 void mark_changed();
 
+// Installs the hook that notices DROP EXTENSION pg_usher: when that commits in the
+// registry database, only 'default' stays in force.
+void install_hooks();
+
 }  // namespace usher::registry
