@@ -3,6 +3,7 @@
 # Each tests/integration/*.sh starts the clusters it needs and reports its counts.
 set -uo pipefail
 REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+make --no-print-directory -s -C "$REPO_ROOT/tests/integration/tools" || exit 1
 status=0
 for t in "$REPO_ROOT"/tests/integration/*.sh; do
   echo "--- $(basename "$t")"
