@@ -5,6 +5,7 @@
 
 #include "guard.hpp"
 #include "prometheus_text.hpp"
+#include "shared_state.hpp"
 #include "spi.hpp"
 
 namespace {
@@ -74,11 +75,14 @@ void write_health(TextWriter& out) {
   out.family("usher_ready", "gauge", "1 when no health check is critical (usher.ready()).");
   out.sample({}, ready ? 1.0 : 0.0);
 
+  // WAL senders joined to their own activity row (pg_stat_replication would build a
+  // row for every backend to find them).
   Table standbys = usher::spi::query(
-      "SELECT application_name, coalesce(host(client_addr), 'local'), "
-      "coalesce(extract(epoch FROM replay_lag), 0), "
-      "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0) "
-      "FROM pg_stat_replication WHERE NOT pg_is_in_recovery() ORDER BY 1, 2");
+      "SELECT a.application_name, coalesce(host(a.client_addr), 'local'), "
+      "coalesce(extract(epoch FROM w.replay_lag), 0), "
+      "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), w.replay_lsn), 0) "
+      "FROM pg_stat_get_wal_senders() w CROSS JOIN LATERAL pg_stat_get_activity(w.pid) a "
+      "WHERE NOT pg_is_in_recovery() ORDER BY 1, 2");
   out.family("usher_replication_replay_lag_seconds", "gauge",
              "Replay lag of each connected standby, seen from the primary.");
   for (size_t r = 0; r < standbys.rows(); r++)
@@ -91,10 +95,35 @@ void write_health(TextWriter& out) {
                standbys.at(r, 3));
 }
 
+// Per-service admission figures: only where pg_usher is preloaded.
+void write_services(TextWriter& out) {
+  if (usher::shm::state() == nullptr) return;
+  Table t = usher::spi::query(
+      "SELECT service, current, max_connections, reserved_connections, peak, admitted_total, "
+      "rejected_quota_total, rejected_reservation_total FROM usher.service_status ORDER BY 1");
+  const char* gauges[][2] = {
+      {"usher_service_connections", "Sessions admitted under the service and still connected."},
+      {"usher_service_max_connections", "The service's connection quota (0: unlimited)."},
+      {"usher_service_reserved_connections", "Connections reserved for the service."},
+      {"usher_service_peak_connections", "Most sessions the service has had at once since server start."}};
+  for (size_t column = 1; column <= 4; column++) {
+    out.family(gauges[column - 1][0], "gauge", gauges[column - 1][1]);
+    for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, column));
+  }
+  out.family("usher_service_admitted_total", "counter", "Logins pg_usher admitted for the service.");
+  for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, 5));
+  out.family("usher_service_rejected_total", "counter", "Logins pg_usher refused, by reason.");
+  for (size_t r = 0; r < t.rows(); r++) {
+    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "quota"}}, t.at(r, 6));
+    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "reservation"}}, t.at(r, 7));
+  }
+}
+
 Datum metrics() {
   TextWriter out;
   write_connections(out);
   write_capacity(out);
+  write_services(out);
   write_health(out);
   std::string document = out.take();
   text* result = usher::pg::call(

@@ -402,6 +402,8 @@ COMMENT ON VIEW usher.leases IS
 -- against the thresholds is done once, at the end. Values are in the unit that
 -- health_thresholds() reports. The calling session itself is left out of the
 -- per-session checks: a monitoring query must not report its own transaction.
+-- PL/pgSQL, not SQL, so that the session keeps the plan of this query: health probes
+-- call it often, and planning it was a third of its cost.
 CREATE FUNCTION usher.health(
     OUT "check" text,
     OUT status text,
@@ -409,8 +411,11 @@ CREATE FUNCTION usher.health(
     OUT threshold double precision,
     OUT detail text)
 RETURNS SETOF record
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
 WITH b AS MATERIALIZED (
   SELECT * FROM usher.backends WHERE pid <> pg_catalog.pg_backend_pid()
 ),
@@ -426,6 +431,8 @@ lock_waits AS (
          b.service, pg_catalog.pg_blocking_pids(l.pid) AS blockers
     FROM pg_catalog.pg_locks l JOIN b ON b.pid = l.pid
    WHERE NOT l.granted AND l.waitstart IS NOT NULL
+     -- pg_locks copies the whole lock table; skip it when nobody waits for a lock.
+     AND EXISTS (SELECT 1 FROM b WHERE b.wait_event_type = 'Lock')
 ),
 measures AS (
   SELECT 1 AS ord, 'connection_saturation' AS "check",
@@ -485,20 +492,22 @@ measures AS (
    WHERE pg_catalog.pg_is_in_recovery()
 
   UNION ALL
-  -- A primary reports one row per connected standby.
+  -- A primary reports one row per connected standby. (WAL senders joined to their
+  -- own activity row: pg_stat_replication would build a row for every backend.)
   SELECT 5, 'replication_lag',
-         coalesce(extract(epoch FROM r.replay_lag), 0),
+         coalesce(extract(epoch FROM w.replay_lag), 0),
          pg_catalog.format('standby %s (%s, %s): replay lag %s, %s bytes behind',
-                           r.application_name, coalesce(host(r.client_addr), 'local'), r.state,
-                           coalesce(r.replay_lag, '0'),
-                           coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), r.replay_lsn), 0))
-    FROM pg_catalog.pg_stat_replication r
+                           a.application_name, coalesce(host(a.client_addr), 'local'), w.state,
+                           coalesce(w.replay_lag, '0'),
+                           coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), w.replay_lsn), 0))
+    FROM pg_catalog.pg_stat_get_wal_senders() w
+   CROSS JOIN LATERAL pg_catalog.pg_stat_get_activity(w.pid) a
    WHERE NOT pg_catalog.pg_is_in_recovery()
 
   UNION ALL
   SELECT 5, 'replication_lag', 0, 'primary with no standby connected'
    WHERE NOT pg_catalog.pg_is_in_recovery()
-     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication)
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders())
 
   UNION ALL
   SELECT 6, 'wraparound', a.age,
@@ -539,11 +548,12 @@ graded AS (
          t.warning, t.critical
     FROM measures m JOIN usher.health_thresholds() t USING ("check")
 )
-SELECT "check", status, value,
-       CASE status WHEN 'critical' THEN critical ELSE coalesce(warning, critical) END,
-       detail
-  FROM graded
- ORDER BY ord, detail;
+SELECT g."check", g.status, g.value,
+       CASE g.status WHEN 'critical' THEN g.critical ELSE coalesce(g.warning, g.critical) END,
+       g.detail
+  FROM graded g
+ ORDER BY g.ord, g.detail;
+END
 $$;
 
 COMMENT ON FUNCTION usher.health() IS

@@ -1,5 +1,7 @@
 #include "spi.hpp"
 
+#include <unordered_map>
+
 #include "guard.hpp"
 
 extern "C" {
@@ -10,18 +12,17 @@ namespace usher::spi {
 
 namespace {
 
-// Plain C: runs the query and leaves the result as palloc'd C strings (NULL for SQL
-// NULL) in the SPI memory context, for the C++ side to copy before SPI_finish.
+// Plain C: runs a prepared plan and leaves the result as palloc'd C strings (NULL for
+// SQL NULL) in the SPI memory context, for the C++ side to copy before SPI_finish.
 struct RawResult {
   char** cells;
   uint64 rows;
   int columns;
 };
 
-void run(const char* sql, RawResult* out) {
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
-  int rc = SPI_execute(sql, true, 0);
-  if (rc != SPI_OK_SELECT) elog(ERROR, "pg_usher: query failed (%s): %s", SPI_result_code_string(rc), sql);
+void run(SPIPlanPtr plan, RawResult* out) {
+  int rc = SPI_execute_plan(plan, nullptr, nullptr, true, 0);
+  if (rc != SPI_OK_SELECT) elog(ERROR, "pg_usher: query failed: %s", SPI_result_code_string(rc));
   out->rows = SPI_processed;
   out->columns = SPI_tuptable->tupdesc->natts;
   out->cells = static_cast<char**>(palloc(sizeof(char*) * (out->rows * out->columns + 1)));
@@ -31,11 +32,31 @@ void run(const char* sql, RawResult* out) {
           SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1);
 }
 
+SPIPlanPtr prepare_and_keep(const char* sql) {
+  SPIPlanPtr plan = SPI_prepare(sql, 0, nullptr);
+  if (plan == nullptr) elog(ERROR, "pg_usher: could not prepare: %s", sql);
+  SPI_keepplan(plan);
+  return plan;
+}
+
+// Plans live for the backend (SPI_keepplan), keyed by the query text's address: the
+// callers pass string literals. A plan whose objects change is replanned by
+// PostgreSQL's plan cache.
+std::unordered_map<const char*, SPIPlanPtr> kept_plans;
+
 }  // namespace
 
 Table query(const char* sql) {
+  pg::call([] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
+  });
+  SPIPlanPtr plan = kept_plans[sql];
+  if (plan == nullptr) {
+    plan = pg::call([&] { return prepare_and_keep(sql); });
+    kept_plans[sql] = plan;
+  }
   RawResult raw{};
-  pg::call([&] { run(sql, &raw); });
+  pg::call([&] { run(plan, &raw); });
   std::vector<std::optional<std::string>> cells;
   cells.reserve(raw.rows * raw.columns);
   for (uint64 i = 0; i < raw.rows * raw.columns; i++)

@@ -26,7 +26,8 @@ class Table {
   std::vector<std::optional<std::string>> cells_;
 };
 
-// Runs `sql` read-only in its own SPI connection and returns every row.
+// Runs `sql` read-only in its own SPI connection and returns every row. `sql` must be a
+// string literal: its plan is prepared once per backend and kept.
 Table query(const char* sql);
 
 }  // namespace usher::spi
