@@ -51,13 +51,15 @@ void receive_notice(void* arg, const PGresult* res) {
 }
 
 [[noreturn]] void throw_for(PGconn* conn, PGresult* res) {
-  const char* code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  const char* field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string code = field ? field : "";  // copied: PQclear frees it
   std::string message = detail::trimmed(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
   if (message.empty()) message = detail::trimmed(PQerrorMessage(conn));
   PQclear(res);
-  if (PQstatus(conn) != CONNECTION_OK && (!code || std::string_view(code).starts_with("08") || !*code))
-    throw ConnectionError(message, code ? code : "08006");
-  throw_database_error(code ? code : "", message);
+  // Errors libpq makes up itself (connection lost) carry no SQLSTATE.
+  if (PQstatus(conn) != CONNECTION_OK && (code.empty() || code.starts_with("08")))
+    throw ConnectionError(message, code.empty() ? "08006" : code);
+  throw_database_error(code, message);
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
         idle_.pop_back();
         slot->state = SlotState::lent;
         ++in_use_;
+        slot->borrowed_at = start;
       } else if (try_only) {
         return nullptr;
       } else {
@@ -84,25 +85,25 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
           throw PoolTimeout(message);
         }
         slot = w.slot;  // make_available_locked() counted it in in_use_
+        slot->borrowed_at = Clock::now();
         waited = true;
       }
+      // Under the lock: the maintenance thread reads these to find leaks.
+      slot->where = where;
+      slot->thread = std::this_thread::get_id();
+      slot->leak_reported = false;
       ++acquired_;
     }
     refs_.fetch_add(1, std::memory_order_relaxed);
 
-    auto now = waited ? Clock::now() : start;
-    slot->borrowed_at = now;
-    slot->where = where;
-    slot->thread = std::this_thread::get_id();
-    slot->leak_reported = false;
+    auto now = slot->borrowed_at;
     std::string why;
     bool round_trip = false;
     bool ok = prepare_for_borrower(*slot, now, deadline, why, round_trip);
     slow = slow || waited || round_trip;
     if (ok) {
       if (slow) {
-        slot->borrowed_at = Clock::now();
-        acquire_wait_.record(slot->borrowed_at - start);
+        acquire_wait_.record(Clock::now() - start);
       } else {
         acquire_wait_.record_zero();  // the hot path: no second clock read
       }
@@ -201,7 +202,7 @@ std::string PoolCore::describe_locked() const {
 }
 
 LeakInfo PoolCore::leak_info_locked(const Slot& slot, Clock::time_point now) const {
-  return LeakInfo{slot.id, slot.conn.backend_pid(), slot.where, slot.thread,
+  return LeakInfo{slot.id, slot.backend_pid, slot.where, slot.thread,
                   now - slot.borrowed_at, holder_text(config_.name, slot.where, slot.thread)};
 }
 

@@ -33,13 +33,14 @@ enum class SlotState { idle, lent, busy /* the pool's own threads are using it *
 struct Slot {
   Connection conn;
   std::uint64_t id = 0;
+  int backend_pid = 0;          // copied at open: readable without touching the PGconn
   SlotState state = SlotState::busy;
   Clock::time_point created, expires, last_used, last_checked;
   bool has_extension = false;   // usher.checkout/usher.checkin exist on this server
   bool lease_on_server = false; // usher.checkout() recorded a holder, not yet checked in
   bool checkin_sent = false;    // usher.checkin() sent on return; its result is unread
   bool discard = false;         // the borrower asked for it to be closed
-  // While lent:
+  // While lent (written under the pool's lock when lent):
   Clock::time_point borrowed_at;
   std::source_location where;
   std::thread::id thread;

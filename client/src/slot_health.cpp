@@ -34,6 +34,7 @@ bool read_checkin(Slot& slot, Clock::time_point until, std::string& why) {
 std::unique_ptr<Slot> PoolCore::open_slot(Clock::time_point deadline) {
   auto slot = std::make_unique<Slot>();
   slot->conn = Connection::open(config_.conninfo, connect_options_, deadline);
+  slot->backend_pid = slot->conn.backend_pid();
   if (config_.use_extension) {
     // Once per connection: a server may gain or lose the extension between connections.
     Outcome o = exec_until(slot->conn.native(), kDetectExtension, {}, deadline);
