@@ -56,7 +56,7 @@ SELECT dblink_exec('other', $$
     RETURN 'accepted';
   EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
-  END $f$$$);
+  END $f$ $$);
 SELECT is((SELECT r FROM dblink('other', 'SELECT try_set_service()') AS t(r text)),
           format('55000: the service registry is enforced from database "%s", not "usher_tap_other"',
                  current_setting('usher.database')),
