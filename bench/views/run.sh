@@ -269,19 +269,8 @@ fi
 printf '\n%s\n' "$SECTION"
 
 if [[ $RECORD -eq 1 ]]; then
-  RESULTS="$REPO_ROOT/bench/RESULTS.md"
-  HEADING="## Views at 1,000 connections (issue 2)"
-  [[ -f $RESULTS ]] || printf '# Benchmark results\n\nEach section gives the command that produced its figures.\n' >"$RESULTS"
-  # Replace our section (from its heading to the next "## " heading) or append it.
-  tmp=$(mktemp)
-  SECTION="$SECTION" HEADING="$HEADING" awk '
-    BEGIN { section = ENVIRON["SECTION"]; heading = ENVIRON["HEADING"] }
-    $0 == heading { print section; print ""; skipping = 1; done = 1; next }
-    skipping && /^## / { skipping = 0 }
-    !skipping { print }
-    END { if (!done) { print ""; print section } }
-  ' "$RESULTS" >"$tmp"
-  cat "$tmp" >"$RESULTS"; rm -f "$tmp"
+  source "$REPO_ROOT/bench/lib/record.sh"
+  record_section "## Views at 1,000 connections (issue 2)" "$SECTION"
   log "recorded in bench/RESULTS.md"
 fi
 

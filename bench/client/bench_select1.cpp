@@ -1,0 +1,74 @@
+// SELECT 1 from 8 threads, three ways, in the same run (use
+// --benchmark_enable_random_interleaving so that drift hits all three alike):
+//   Pool             8 threads share a libusher pool of 8 connections
+//   RawPersistent    each thread keeps its own libpq connection (the ceiling)
+//   ConnectPerQuery  each query opens and closes a libpq connection (the floor)
+#include <benchmark/benchmark.h>
+#include <libpq-fe.h>
+
+#include <stdexcept>
+#include <usher/usher.hpp>
+
+namespace {
+
+usher::Pool* pool = nullptr;
+
+void check(PGresult* r) {
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) throw std::runtime_error(PQresultErrorMessage(r));
+  PQclear(r);
+}
+
+PGresult* select1(PGconn* c) { return PQexecParams(c, "SELECT 1", 0, nullptr, nullptr, nullptr, nullptr, 0); }
+
+void BM_Pool(benchmark::State& state) {
+  for (auto _ : state) {
+    auto lease = pool->acquire();
+    check(select1(lease->native()));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_RawPersistent(benchmark::State& state) {
+  PGconn* c = PQconnectdb("");  // before the loop: not measured
+  if (PQstatus(c) != CONNECTION_OK) state.SkipWithError(PQerrorMessage(c));
+  for (auto _ : state) check(select1(c));
+  PQfinish(c);
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_ConnectPerQuery(benchmark::State& state) {
+  for (auto _ : state) {
+    PGconn* c = PQconnectdb("");
+    if (PQstatus(c) != CONNECTION_OK) {
+      state.SkipWithError(PQerrorMessage(c));
+      PQfinish(c);
+      break;
+    }
+    check(select1(c));
+    PQfinish(c);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+BENCHMARK(BM_Pool)->Threads(8)->UseRealTime();
+BENCHMARK(BM_RawPersistent)->Threads(8)->UseRealTime();
+BENCHMARK(BM_ConnectPerQuery)->Threads(8)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  usher::PoolConfig config;
+  config.name = "bench_select1";
+  config.min_idle = 8;
+  config.max_size = 8;
+  config.acquire_timeout = std::chrono::seconds(30);
+  usher::Pool p(config);
+  pool = &p;
+  {
+    std::vector<usher::Lease> warm;
+    for (int i = 0; i < 8; ++i) warm.push_back(p.acquire());
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}
