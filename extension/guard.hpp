@@ -104,22 +104,16 @@ namespace pg {
 template <typename Fn>
 auto call(Fn&& fn) -> decltype(fn()) {
   using Result = decltype(fn());
-  MemoryContext caller_context = CurrentMemoryContext;
-  ErrorData* error = nullptr;
   if constexpr (std::is_void_v<Result>) {
-    PG_TRY();
-    { fn(); }
-    PG_CATCH();
-    {
-      MemoryContextSwitchTo(caller_context);
-      error = CopyErrorData();
-      FlushErrorState();
-    }
-    PG_END_TRY();
-    if (error) throw PgError(error);
+    call([&] {
+      fn();
+      return 0;
+    });
   } else {
     static_assert(std::is_trivially_copyable_v<Result>,
                   "pg::call returns plain PostgreSQL values only");
+    MemoryContext caller_context = CurrentMemoryContext;
+    ErrorData* error = nullptr;
     Result result{};
     PG_TRY();
     { result = fn(); }

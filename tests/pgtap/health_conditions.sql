@@ -5,13 +5,8 @@
 BEGIN;
 CREATE EXTENSION pg_usher;
 SELECT plan(30);
+\ir lib/helpers.psql
 
--- Connection string for the other sessions: this server, this database.
-CREATE FUNCTION pg_temp.here(app text) RETURNS text LANGUAGE sql AS $$
-  SELECT format('host=%s port=%s dbname=%s user=%s application_name=%s',
-                split_part(current_setting('unix_socket_directories'), ',', 1),
-                current_setting('port'), current_database(), current_user, app)
-$$;
 -- Status of one check, read with a fresh backend-status snapshot (a transaction
 -- otherwise keeps the first one it took).
 CREATE FUNCTION pg_temp.status_of(check_name text) RETURNS text LANGUAGE plpgsql AS $$

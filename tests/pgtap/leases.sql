@@ -3,12 +3,8 @@
 -- must see the extension, so it is committed here and dropped at the end.
 CREATE EXTENSION pg_usher;
 SELECT plan(14);
+\ir lib/helpers.psql
 
-CREATE FUNCTION pg_temp.here(app text) RETURNS text LANGUAGE sql AS $$
-  SELECT format('host=%s port=%s dbname=%s user=%s application_name=%s',
-                split_part(current_setting('unix_socket_directories'), ',', 1),
-                current_setting('port'), current_database(), current_user, app)
-$$;
 CREATE FUNCTION pg_temp.fresh() RETURNS void LANGUAGE sql AS $$ SELECT pg_stat_clear_snapshot() $$;
 
 -- In this session.

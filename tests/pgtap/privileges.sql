@@ -5,6 +5,7 @@
 -- committed here and dropped at the end.
 CREATE EXTENSION pg_usher;
 SELECT plan(25);
+\ir lib/helpers.psql
 
 CREATE ROLE usher_tap_plain;
 CREATE ROLE usher_tap_monitor IN ROLE pg_monitor;
@@ -14,20 +15,6 @@ GRANT USAGE ON SCHEMA usher TO usher_tap_viewer;
 GRANT SELECT ON usher.backends TO usher_tap_viewer;
 GRANT EXECUTE ON FUNCTION usher.backends_internal() TO usher_tap_viewer;
 
--- Runs a statement as a role; returns its first value as text, or the SQLSTATE of its error.
-CREATE FUNCTION pg_temp.as_role(role_name text, statement text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  result text;
-BEGIN
-  EXECUTE format('SET LOCAL ROLE %I', role_name);
-  BEGIN
-    EXECUTE statement INTO result;
-  EXCEPTION WHEN OTHERS THEN
-    result := 'ERROR ' || SQLSTATE;
-  END;
-  RESET ROLE;
-  RETURN result;
-END $$;
 
 -- A session of another role (the superuser running this test) to look at.
 SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=%s application_name=orders/w1',

@@ -4,6 +4,7 @@
 -- database must be visible to other sessions.
 CREATE EXTENSION pg_usher;
 SELECT plan(12);
+\ir lib/helpers.psql
 
 CREATE ROLE usher_tap_plain;
 CREATE ROLE usher_tap_monitor IN ROLE pg_monitor;
@@ -12,19 +13,6 @@ GRANT EXECUTE ON FUNCTION usher.set_service(text, integer, integer, integer, int
                           usher.drop_service(text), usher.set_role_service(name, text) TO usher_tap_dba;
 GRANT USAGE ON SCHEMA usher TO usher_tap_dba;
 
-CREATE FUNCTION pg_temp.as_role(role_name text, statement text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  result text;
-BEGIN
-  EXECUTE format('SET LOCAL ROLE %I', role_name);
-  BEGIN
-    EXECUTE statement INTO result;
-  EXCEPTION WHEN OTHERS THEN
-    result := 'ERROR ' || SQLSTATE;
-  END;
-  RESET ROLE;
-  RETURN result;
-END $$;
 
 SELECT is(pg_temp.as_role('usher_tap_plain', 'SELECT usher.set_service(''tap_svc'')'), 'ERROR 42501', 'plain role: set_service denied');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT usher.set_service(''tap_svc'')'), 'ERROR 42501', 'pg_monitor: set_service denied');
