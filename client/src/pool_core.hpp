@@ -43,7 +43,7 @@ struct Slot {
   // While lent (written under the pool's lock when lent):
   Clock::time_point borrowed_at;
   std::source_location where;
-  std::thread::id thread;
+  std::thread::id thread;       // kept after return: the thread that used it last
   bool leak_reported = false;
 };
 
@@ -84,6 +84,7 @@ class PoolCore {
 
  private:
   // pool_core.cpp: lending and returning
+  Slot* take_idle_locked();
   void make_available_locked(Slot* slot);
   std::unique_ptr<Slot> remove_locked(Slot* slot);
   std::size_t connections_wanted_locked() const;
