@@ -14,9 +14,9 @@
 # (set it empty to load nothing). PostgreSQL refuses to run as root, so when we are
 # root the server runs as the `postgres` system user (runuser).
 #
-# Sourcing this file instead gives the functions; callers that start clusters should
-# `trap 'cluster_stop NAME' EXIT` so nothing is left running on failure or Ctrl-C.
-set -euo pipefail
+# Sourcing this file instead gives the functions (and sets no shell options in the
+# caller); callers that start clusters should `trap 'cluster_destroy NAME' EXIT` so
+# nothing is left running on failure or Ctrl-C.
 
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HARNESS_DIR/../.." && pwd)
@@ -63,8 +63,8 @@ free_port() {
 cluster_initdb() {
   local name=$1 dir; dir=$(cluster_dir "$name")
   [[ -f $dir/data/PG_VERSION ]] && return 0
-  cluster_prepare_dir "$name"
-  as_pg_user mkdir -p "$dir/sock"
+  cluster_prepare_dir "$name" || return 1
+  as_pg_user mkdir -p "$dir/sock" || return 1
   as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync \
     -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
   as_pg_user tee -a "$dir/data/postgresql.conf" >/dev/null <<CONF
@@ -97,8 +97,8 @@ cluster_apply_settings() {
 cluster_start() {
   local name=$1; shift
   local dir; dir=$(cluster_dir "$name")
-  cluster_initdb "$name"
-  cluster_apply_settings "$dir" "$@"
+  cluster_initdb "$name" || return 1
+  cluster_apply_settings "$dir" "$@" || return 1
   local attempt port
   for attempt in 1 2 3 4 5; do
     port=$(free_port)
@@ -171,4 +171,7 @@ cluster_main() {
   esac
 }
 
-if [[ ${BASH_SOURCE[0]} == "$0" ]]; then cluster_main "$@"; fi
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  set -euo pipefail
+  cluster_main "$@"
+fi

@@ -8,7 +8,7 @@ PG_MAJOR=${PG_MAJOR:-15}
 packages=(
   build-essential cmake pkg-config
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-contrib"
-  libpq-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libpq-dev libkrb5-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl
   pgbouncer prometheus
 )

@@ -28,4 +28,14 @@ assert_eq "$("${Q[@]}" -c "SET usher.wraparound_warning = 1" -c "SELECT status F
   "warning" "a threshold SET before the library loads applies"
 assert_match "$("${Q[@]}" -c "SET usher.wraparound_warning = 'lots'" -c "SELECT 1 FROM usher.health()" 2>&1)" \
   'invalid value for parameter "usher.wraparound_warning": "lots"' "a bad value SET before the library loads is refused when it loads"
+# Features that need shared memory say so, with SQLSTATE 55000 and a HINT.
+for call in "SELECT * FROM usher.service_status" "SELECT * FROM usher.published_services" \
+            "SELECT usher.checkout('x')" "SELECT usher.set_service('orders', max_connections => 5)"; do
+  out=$("${Q[@]}" -v VERBOSITY=verbose -c "$call" 2>&1)
+  assert_match "$out" "ERROR:  55000: .* needs pg_usher in shared_preload_libraries" "$call: 55000 without preloading"
+  assert_match "$out" "HINT:  Add pg_usher to shared_preload_libraries in postgresql.conf and restart the server." \
+    "$call: the HINT says how to preload"
+done
+assert_eq "$("${Q[@]}" -c "SELECT count(*) FROM usher.backends WHERE service_enforced IS NOT NULL OR lease_holder IS NOT NULL")" "0" \
+  "usher.backends leaves the admission and lease columns NULL"
 assert_done
