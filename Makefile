@@ -6,7 +6,10 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 MODULE_big = pg_usher
 OBJS = $(patsubst %.cpp,%.o,$(wildcard extension/*.cpp))
 EXTENSION = extension/pg_usher
-DATA = $(wildcard extension/pg_usher--*.sql)
+EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" extension/pg_usher.control)
+# The install script is built from its parts, one concern each, in name order.
+SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
+DATA_built = build/pg_usher--$(EXTVERSION).sql
 PGFILEDESC = "pg_usher - connection health and admission control"
 
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
@@ -25,6 +28,9 @@ include extension/cxx.mk
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 $(OBJS): $(wildcard extension/*.hpp)
+build/pg_usher--$(EXTVERSION).sql: $(SQL_PARTS) extension/pg_usher.control
+	@mkdir -p build
+	cat $(SQL_PARTS) > $@
 else
 all install installcheck:
 	@echo "PostgreSQL server development files not found; run 'make test' or 'make demo'," \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packaging facts that must hold together: META.json is valid PGXN metadata whose
 # versions equal the control file's default_version, and that version's install
-# script exists.
+# script builds.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -12,6 +12,7 @@ meta() { python3 -c "import json,sys; m=json.load(open('$ROOT/META.json')); prin
 assert_eq "$(meta "m['version']")" "$control_version" "META.json version equals the control file's default_version"
 assert_eq "$(meta "m['provides']['pg_usher']['version']")" "$control_version" "META.json provides.pg_usher.version equals it too"
 assert_eq "$(meta "m['meta-spec']['version']")" "1.0.0" "META.json follows PGXN meta-spec 1.0.0"
-assert_cmd "the install script for $control_version exists" test -f "$ROOT/extension/pg_usher--$control_version.sql"
+assert_cmd "the install script for $control_version is built from extension/sql/" \
+  make -s -C "$ROOT" "build/pg_usher--$control_version.sql"
 assert_cmd "META.json's provides.file exists" test -f "$ROOT/$(meta "m['provides']['pg_usher']['file']")"
 assert_done
