@@ -14,7 +14,8 @@ PGFILEDESC = "pg_usher - connection health and admission control"
 
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 # The registry tests need the database named by usher.database (tests/run.sh sets it).
-REGRESS_OPTS = --inputdir=. --outputdir=build/regress
+REGRESS_OUTPUT ?= build/regress
+REGRESS_OPTS = --inputdir=. --outputdir=$(REGRESS_OUTPUT)
 override CONTRIB_TESTDB = usher_test
 
 EXTRA_CLEAN = build/regress

@@ -176,6 +176,7 @@ int publish(const Registry* registry) {
         continue;
       }
       memset(&s->services[index], 0, sizeof(shm::Service));
+      shm::init_gate(&s->services[index].gate);
       s->services[index].in_use = true;
       strlcpy(s->services[index].name, row->name, NAMEDATALEN);
     }

@@ -38,13 +38,16 @@ void request() {
   if (previous_request_hook) previous_request_hook();
 #endif
   RequestAddinShmemSpace(state_size());
-  RequestNamedLWLockTranche(tranche_name, 1);
+  // Lock 0 guards the registry and the slots' service fields; then one per service
+  // entry for its statement gate's queue.
+  RequestNamedLWLockTranche(tranche_name, 1 + settings::max_services);
 }
 
 // Until the registry is first published, every session counts under 'default', which
 // has no limits.
 void init_default_service(Service* service) {
   memset(service, 0, sizeof(Service));
+  init_gate(&service->gate);
   service->in_use = true;
   service->listed = true;
   service->enabled = true;
@@ -58,7 +61,9 @@ void startup() {
   auto* s = static_cast<State*>(ShmemInitStruct("pg_usher", state_size(), &found));
   if (!found) {
     memset(s, 0, state_size());
-    s->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
+    LWLockPadded* locks = GetNamedLWLockTranche(tranche_name);
+    s->lock = &locks[0].lock;
+    s->gate_locks = &locks[1];
     s->service_capacity = settings::max_services;
     s->role_mapping_capacity = settings::max_role_mappings;
     s->slot_count = slot_count();
@@ -68,8 +73,11 @@ void startup() {
     s->role_mappings = reinterpret_cast<RoleMapping*>(next);
     next += MAXALIGN(s->role_mapping_capacity * sizeof(RoleMapping));
     s->slots = reinterpret_cast<BackendSlot*>(next);
+    for (int i = 0; i < s->service_capacity; i++) init_gate(&s->services[i].gate);
     for (int i = 0; i < s->slot_count; i++) {
       s->slots[i].service = no_service;
+      s->slots[i].gate_service = no_service;
+      s->slots[i].gate_next = no_slot;
       SpinLockInit(&s->slots[i].lease_mutex);
     }
     init_default_service(&s->services[default_service_index]);
@@ -101,9 +109,29 @@ State* require(const char* feature) {
   return attached;
 }
 
+int my_slot_index() {
+  if (attached == nullptr || MyProc == nullptr) return no_slot;
+  int index = static_cast<int>(MyProc - ProcGlobal->allProcs);
+  return index >= 0 && index < attached->slot_count ? index : no_slot;
+}
+
 BackendSlot* my_slot() {
-  if (attached == nullptr || MyProc == nullptr) return nullptr;
-  return slot_at(attached, static_cast<int>(MyProc - ProcGlobal->allProcs));
+  int index = my_slot_index();
+  return index == no_slot ? nullptr : &attached->slots[index];
+}
+
+Latch* latch_of(int index) { return &ProcGlobal->allProcs[index].procLatch; }
+
+void init_gate(Gate* gate) {
+  pg_atomic_init_u32(&gate->active, 0);
+  pg_atomic_init_u32(&gate->queued, 0);
+  pg_atomic_init_u32(&gate->peak_active, 0);
+  gate->queue_head = gate->queue_tail = no_slot;
+  pg_atomic_uint64* counters[] = {&gate->admitted_total, &gate->waited_total, &gate->queue_timeouts_total,
+                                  &gate->queue_cancels_total, &gate->wait_us_sum, &gate->wait_us_max,
+                                  &gate->busy_us_sum};
+  for (auto* counter : counters) pg_atomic_init_u64(counter, 0);
+  for (auto& bucket : gate->wait_histogram) pg_atomic_init_u64(&bucket, 0);
 }
 
 int count_sessions(const State* s, int32* counts) {

@@ -13,6 +13,7 @@
 #include "pg_includes.hpp"
 
 extern "C" {
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 }
@@ -20,7 +21,32 @@ extern "C" {
 namespace usher::shm {
 
 constexpr int no_service = -1;
+constexpr int no_slot = -1;
 constexpr int holder_bytes = 64;  // a lease holder is cut to this many bytes
+
+// Upper bounds (seconds) of the statement gate's wait-time histogram; the last bucket
+// is +Inf.
+constexpr double wait_bucket_bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30};
+constexpr int wait_buckets = sizeof(wait_bucket_bounds) / sizeof(wait_bucket_bounds[0]) + 1;
+
+// The statement gate of one service (admission control, part 2). The counters are
+// atomics so that the uncontended path takes no lock; the queue of waiting slots is
+// changed only under the service's gate lock.
+struct Gate {
+  pg_atomic_uint32 active;  // statements holding a slot
+  pg_atomic_uint32 queued;  // statements waiting for one
+  int32 queue_head;         // slot index of the longest waiter, or no_slot
+  int32 queue_tail;
+  pg_atomic_uint64 admitted_total;        // statements admitted (at once or after waiting)
+  pg_atomic_uint64 waited_total;          // of those, how many had to wait
+  pg_atomic_uint64 queue_timeouts_total;  // waits ended by queue_timeout
+  pg_atomic_uint64 queue_cancels_total;   // waits ended by cancel, statement_timeout, exit
+  pg_atomic_uint64 wait_us_sum;           // time spent waiting, admitted waits only
+  pg_atomic_uint64 wait_us_max;
+  pg_atomic_uint64 wait_histogram[wait_buckets];  // admitted waits by wait time (not cumulative)
+  pg_atomic_uint64 busy_us_sum;           // time statements held a slot (for Little's law)
+  pg_atomic_uint32 peak_active;
+};
 
 struct Service {
   bool in_use;   // entry allocated; its counters are live
@@ -36,6 +62,7 @@ struct Service {
   uint64 admitted_total;
   uint64 rejected_quota_total;
   uint64 rejected_reservation_total;
+  Gate gate;
 };
 
 struct RoleMapping {
@@ -43,17 +70,28 @@ struct RoleMapping {
   int32 service;  // index into services
 };
 
+// Where a backend stands at the statement gate.
+enum class GateState : uint8 { none, queued, active };
+
 struct BackendSlot {
   int32 pid;        // 0: free
   int32 service;    // index into services, or no_service when not counted
   bool superuser;
+  // Statement gate: written by the owning backend, and by a releasing backend (under the
+  // service's gate lock) when it hands a slot to this queued one.
+  volatile GateState gate_state;
+  volatile bool gate_granted;
+  int32 gate_service;       // the service whose gate the backend is at
+  int32 gate_next;          // next waiter in the queue, or no_slot
+  TimestampTz gate_since;   // queued since, or active since
   slock_t lease_mutex;
   char lease_holder[holder_bytes + 1];  // empty: no lease
   TimestampTz lease_start;
 };
 
 struct State {
-  LWLock* lock;
+  LWLock* lock;        // the registry, role mappings and slots' service fields
+  LWLockPadded* gate_locks;  // one per service entry: its gate's queue
   bool published;  // a registry has been published since shared memory was set up
   TimestampTz published_at;
   uint64 publications;
@@ -80,6 +118,15 @@ State* require(const char* feature);
 
 // This backend's slot (MyProc's index), or nullptr without shared memory.
 BackendSlot* my_slot();
+
+// The index of this backend's slot, or no_slot.
+int my_slot_index();
+
+// The latch of the backend owning the slot at `index`, to wake it.
+Latch* latch_of(int index);
+
+// Resets a service entry's gate (a new or reused entry).
+void init_gate(Gate* gate);
 
 // The slot of the PGPROC at `proc_index`.
 inline BackendSlot* slot_at(State* s, int proc_index) {

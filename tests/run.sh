@@ -9,11 +9,15 @@ set -uo pipefail
 
 TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
 REPO_ROOT=$(cd "$TESTS_DIR/.." && pwd)
+# USHER_TEST_CLUSTER lets several runs share a checkout without touching each other:
+# each run keeps its clusters (its integration tests' too) in a folder of its own.
+CLUSTER=${USHER_TEST_CLUSTER:-test}
+export USHER_CLUSTERS=$REPO_ROOT/build/clusters/$CLUSTER
 source "$TESTS_DIR/harness/cluster.sh"
 
-RESULTS=$REPO_ROOT/build/test-results
+RESULTS=$REPO_ROOT/build/test-results/$CLUSTER
+export USHER_RESULTS=$RESULTS REGRESS_OUTPUT=build/regress/$CLUSTER
 rm -rf "$RESULTS"; mkdir -p "$RESULTS"
-CLUSTER=test
 
 cleanup() { cluster_destroy "$CLUSTER"; }
 trap cleanup EXIT

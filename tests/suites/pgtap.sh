@@ -8,7 +8,7 @@ DROP DATABASE IF EXISTS $db WITH (FORCE);
 CREATE DATABASE $db;
 SQL
 psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c 'CREATE EXTENSION pgtap; CREATE EXTENSION dblink;' || exit 1
-log=$REPO_ROOT/build/test-results/pgtap.log
+log=$USHER_RESULTS/pgtap.log
 pg_prove -d "$db" --ext .sql -v "$REPO_ROOT"/tests/pgtap/*.sql >"$log" 2>&1
 rc=$?
 cat "$log"

@@ -2,7 +2,7 @@
 # pg_regress: deterministic SQL behaviour (sql/*.sql against expected/*.out).
 set -uo pipefail
 REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-log=$REPO_ROOT/build/test-results/regress.log
+log=$USHER_RESULTS/regress.log
 make --no-print-directory -C "$REPO_ROOT" installcheck >"$log" 2>&1
 rc=$?
 cat "$log"
@@ -10,4 +10,4 @@ cat "$log"
 passed=$(grep -cE '^(test |     )?.* \.\.\. ok|^ok [0-9]+ ' "$log")
 failed=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$log")
 echo "$passed $failed" >>"$USHER_COUNTS"
-[[ $rc -eq 0 && $failed -eq 0 ]] || { [[ -f $REPO_ROOT/build/regress/regression.diffs ]] && cat "$REPO_ROOT/build/regress/regression.diffs"; exit 1; }
+[[ $rc -eq 0 && $failed -eq 0 ]] || { [[ -f $REPO_ROOT/$REGRESS_OUTPUT/regression.diffs ]] && cat "$REPO_ROOT/$REGRESS_OUTPUT/regression.diffs"; exit 1; }
