@@ -20,9 +20,14 @@ Clock::time_point expiry(Clock::time_point created, std::chrono::milliseconds ma
 
 std::string holder_text(std::string_view pool, const std::source_location& where,
                         std::thread::id thread) {
+  // pg_usher keeps 64 bytes of a holder (63 + NUL): the call site and the thread are
+  // worth more than the pool name, so the name is what gets shortened.
+  constexpr std::size_t kMax = 63;
   std::string_view file = where.file_name();
   if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
-  return fmt::format("{}/{}:{} thread {}", pool, file, where.line(), thread);
+  std::string site = fmt::format("{}:{} thread {}", file, where.line(), thread);
+  if (site.size() + 1 >= kMax) return site.substr(0, kMax);
+  return fmt::format("{}/{}", pool.substr(0, kMax - site.size() - 1), site);
 }
 
 namespace {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <source_location>
+#include <thread>
 
 #include "histogram.hpp"
 #include "pool_core.hpp"
@@ -81,6 +83,23 @@ TEST(ExpiryTest, JitterTakesAtMostAQuarter) {
   EXPECT_LT(earliest - created, lifetime * 76 / 100);
   EXPECT_GT(latest - created, lifetime * 99 / 100);
   EXPECT_EQ(expiry(created, std::chrono::milliseconds(0), rng), Clock::time_point::max());
+}
+
+}  // namespace
+}  // namespace usher::detail
+
+namespace usher::detail {
+namespace {
+
+TEST(HolderTextTest, FitsPgUshersSixtyFourBytesKeepingTheCallSite) {
+  auto here = std::source_location::current();
+  auto tid = std::this_thread::get_id();
+  std::string short_name = holder_text("orders", here, tid);
+  EXPECT_TRUE(short_name.starts_with("orders/histogram_test.cpp:" + std::to_string(here.line()) + " thread "))
+      << short_name;
+  std::string long_name = holder_text(std::string(100, 'p'), here, tid);
+  EXPECT_LE(long_name.size(), 63u);
+  EXPECT_NE(long_name.find("histogram_test.cpp:" + std::to_string(here.line())), std::string::npos) << long_name;
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # libusher (client/): builds the library and its GoogleTest suite with CMake and runs
 #   1. the suite in Release against the cluster in the PG* environment (tests/run.sh's),
-#   2. the server-restart test against a cluster of its own (it stops and starts it),
+#   2. the server-restart test and the pg_usher lease tests against a cluster of its own
+#      (it stops and starts it; CREATE EXTENSION pg_usher there, when it installs),
 #   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   4. the pool's concurrency tests under ThreadSanitizer,
 #   5. an install into a staging prefix, and the example built against it through
@@ -73,23 +74,28 @@ run_gtest() {
   echo "$passed $failed" >>"$COUNTS"
 }
 
-# The restart test owns its server: it stops it and starts it on the same port.
-run_restart() {
+# Tests that need a server of their own: the restart test stops and starts it; the
+# lease tests need CREATE EXTENSION pg_usher, which the shared test cluster does not have
+# (they skip, saying so, when the extension cannot be created).
+OWN_SERVER_TESTS='PoolRestart*:PoolExtension*'
+run_own_server() {
   local name=$1 bin=$2
   start_cluster "$RESTART_CLUSTER" || { echo "0 1" >>"$COUNTS"; status=1; return; }
   (
     eval "$("$HARNESS" env "$RESTART_CLUSTER")"
+    psql -qX -c 'CREATE EXTENSION IF NOT EXISTS pg_usher' >"$LOGS/$name.extension.log" 2>&1 ||
+      echo "    (pg_usher not created: $(tail -n 1 "$LOGS/$name.extension.log"))"
     export USHER_TEST_SERVER_STOP="$HARNESS stop $RESTART_CLUSTER"
     export USHER_TEST_SERVER_START="$HARNESS restart $RESTART_CLUSTER"
-    run_gtest "$name" "$bin" --gtest_filter='PoolRestart*'
+    run_gtest "$name" "$bin" --gtest_filter="$OWN_SERVER_TESTS"
     exit $status
   ) || status=1
 }
 
 # 1 + 2: Release.
 if build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release; then
-  run_gtest release "$BUILD/client/tests/usher_client_tests" --gtest_filter='-PoolRestart*'
-  run_restart release-restart "$BUILD/client/tests/usher_client_tests"
+  run_gtest release "$BUILD/client/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS"
+  run_own_server release-own-server "$BUILD/client/tests/usher_client_tests"
 fi
 
 if [[ ${USHER_CLIENT_SANITIZERS:-1} != 0 ]]; then
@@ -97,14 +103,14 @@ if [[ ${USHER_CLIENT_SANITIZERS:-1} != 0 ]]; then
   # 3: ASan + UBSan, everything.
   if build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-    run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter='-PoolRestart*'
-    run_restart asan-restart "$BUILD/client-asan/tests/usher_client_tests"
+    run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS"
+    run_own_server asan-own-server "$BUILD/client-asan/tests/usher_client_tests"
   fi
   # 4: TSan, the tests where the pool's threads meet the callers' threads.
   if build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread; then
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-    run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter='Pool*:-PoolRestart*'
-    run_restart tsan-restart "$BUILD/client-tsan/tests/usher_client_tests"
+    run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter="Pool*:-$OWN_SERVER_TESTS"
+    run_own_server tsan-own-server "$BUILD/client-tsan/tests/usher_client_tests"
   fi
 fi
 
