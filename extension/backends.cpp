@@ -19,7 +19,7 @@ enum Column {
   col_pid, col_service, col_service_enforced, col_database, col_role, col_client_addr, col_client_port,
   col_application_name, col_state, col_backend_age, col_xact_age, col_query_age,
   col_state_age, col_wait_event_type, col_wait_event, col_blocking_pids, col_query,
-  col_lease_holder, col_lease_age, column_count
+  col_lease_holder, col_lease_age, col_admission_state, col_queued_since, column_count
 };
 
 // Wait events live in PGPROC, not in the status array. Looking each pid up with
@@ -86,6 +86,8 @@ bool set_age(Datum* value, TimestampTz start, TimestampTz now) {
 struct EnforcedServices {
   int slot_count;
   int32* service_of_slot;
+  usher::shm::GateState* gate_state;
+  TimestampTz* gate_since;
   char (*names)[NAMEDATALEN];
 };
 
@@ -95,9 +97,15 @@ EnforcedServices copy_enforced_services() {
   if (s == nullptr) return e;
   e.slot_count = s->slot_count;
   e.service_of_slot = static_cast<int32*>(palloc(sizeof(int32) * s->slot_count));
+  e.gate_state = static_cast<usher::shm::GateState*>(palloc(sizeof(usher::shm::GateState) * s->slot_count));
+  e.gate_since = static_cast<TimestampTz*>(palloc(sizeof(TimestampTz) * s->slot_count));
   e.names = static_cast<char(*)[NAMEDATALEN]>(palloc(NAMEDATALEN * s->service_capacity));
   LWLockAcquire(s->lock, LW_SHARED);
-  for (int i = 0; i < s->slot_count; i++) e.service_of_slot[i] = s->slots[i].service;
+  for (int i = 0; i < s->slot_count; i++) {
+    e.service_of_slot[i] = s->slots[i].service;
+    e.gate_state[i] = s->slots[i].gate_state;
+    e.gate_since[i] = s->slots[i].gate_since;
+  }
   for (int i = 0; i < s->service_capacity; i++) memcpy(e.names[i], s->services[i].name, NAMEDATALEN);
   LWLockRelease(s->lock);
   return e;
@@ -110,6 +118,15 @@ void set_admission_columns(Datum* values, bool* nulls, const EnforcedServices& e
   if (service >= 0) {
     values[col_service_enforced] = CStringGetTextDatum(e.names[service]);
     nulls[col_service_enforced] = false;
+  }
+  if (e.gate_state[proc_index] != usher::shm::GateState::none) {
+    bool queued = e.gate_state[proc_index] == usher::shm::GateState::queued;
+    values[col_admission_state] = CStringGetTextDatum(queued ? "queued" : "active");
+    nulls[col_admission_state] = false;
+    if (queued) {
+      values[col_queued_since] = TimestampTzGetDatum(e.gate_since[proc_index]);
+      nulls[col_queued_since] = false;
+    }
   }
   usher::shm::BackendSlot* slot = usher::shm::slot_at(usher::shm::state(), proc_index);
   char holder[usher::shm::holder_bytes + 1];

@@ -2,6 +2,7 @@
 // shared_preload_libraries, pg_usher also sets up shared memory, the login hook and its
 // background worker; loaded on first use, only the views and health checks work.
 #include "admission.hpp"
+#include "gate.hpp"
 #include "guard.hpp"
 #include "registry.hpp"
 #include "settings.hpp"
@@ -20,6 +21,7 @@ void _PG_init(void) {
     usher::shm::install_hooks();
     usher::admission::install_hooks();
     usher::registry::install_hooks();
+    usher::gate::install_hooks();
     usher::worker::register_worker();
   });
 }

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "gate.hpp"
 #include "guard.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
@@ -202,6 +203,9 @@ int publish(const Registry* registry) {
   s->published_at = GetCurrentTimestamp();
   s->publications++;
   LWLockRelease(s->lock);
+  // A raised (or removed) max_active frees slots for statements already waiting.
+  for (int i = 0; i < s->service_capacity; i++)
+    if (s->services[i].in_use) gate::admit_waiters(s, i);
   return skipped;
 }
 

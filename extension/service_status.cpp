@@ -58,8 +58,8 @@ Datum service_status(FunctionCallInfo fcinfo) {
     const Service& sv = c.services[i];
     // Retired entries stay while sessions still count under them.
     if (!sv.in_use || (!sv.listed && c.sessions[i] == 0)) continue;
-    Datum values[14];
-    bool nulls[14] = {};
+    Datum values[24];
+    bool nulls[24] = {};
     values[0] = CStringGetTextDatum(sv.name);
     values[1] = BoolGetDatum(sv.listed);
     values[2] = BoolGetDatum(sv.enabled);
@@ -74,6 +74,20 @@ Datum service_status(FunctionCallInfo fcinfo) {
     values[11] = Int64GetDatum(static_cast<int64>(sv.rejected_quota_total));
     values[12] = Int64GetDatum(static_cast<int64>(sv.rejected_reservation_total));
     values[13] = Int64GetDatum(static_cast<int64>(sv.rejected_quota_total + sv.rejected_reservation_total));
+    // The statement gate.
+    usher::shm::Gate& g = c.services[i].gate;
+    auto count = [](pg_atomic_uint64& v) { return Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&v))); };
+    auto seconds = [](pg_atomic_uint64& v) { return Float8GetDatum(static_cast<double>(pg_atomic_read_u64(&v)) / 1e6); };
+    values[14] = Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&g.active)));
+    values[15] = Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&g.queued)));
+    values[16] = Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&g.peak_active)));
+    values[17] = count(g.admitted_total);
+    values[18] = count(g.waited_total);
+    values[19] = count(g.queue_timeouts_total);
+    values[20] = count(g.queue_cancels_total);
+    values[21] = seconds(g.wait_us_sum);
+    values[22] = seconds(g.wait_us_max);
+    values[23] = seconds(g.busy_us_sum);
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }
   return (Datum)0;

@@ -19,7 +19,9 @@ CREATE FUNCTION usher.backends_internal(
     OUT blocking_pids integer[],
     OUT query text,
     OUT lease_holder text,
-    OUT lease_age interval)
+    OUT lease_age interval,
+    OUT admission_state text,
+    OUT queued_since timestamptz)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'usher_backends';

@@ -262,10 +262,20 @@ CREATE FUNCTION usher.service_status_internal(
     OUT admitted_total bigint,
     OUT rejected_quota_total bigint,
     OUT rejected_reservation_total bigint,
-    OUT rejected_total bigint)
+    OUT rejected_total bigint,
+    OUT active integer,
+    OUT queued integer,
+    OUT peak_active integer,
+    OUT statements_admitted_total bigint,
+    OUT statements_waited_total bigint,
+    OUT queue_timeouts_total bigint,
+    OUT queue_cancels_total bigint,
+    OUT wait_seconds_sum double precision,
+    OUT wait_seconds_max double precision,
+    OUT busy_seconds_sum double precision)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'usher_service_status';
 CREATE VIEW usher.service_status AS SELECT * FROM usher.service_status_internal();
 COMMENT ON VIEW usher.service_status IS
-  'Per service: limits, sessions now, peak, reservations in use, admitted and refused logins';
+  'Per service: limits, sessions now, peak, reservations in use, admitted and refused logins, and its statement gate';

@@ -61,7 +61,8 @@ assert_match "$(value terminated)" '^[1-9][0-9]*$' "some sessions were killed wi
 assert_match "$(value vanished)" '^[1-9][0-9]*$' "some clients vanished without closing"
 
 # Terminated backends may take a moment to exit; the counts must then agree.
-await 30 test "$(mismatches)" = 0
+no_mismatch() { test "$(mismatches)" = 0; }
+await 30 no_mismatch
 assert_eq "$(mismatches)" "0" "with sessions still open, current equals the real backends of each service"
 assert_match "$("${SU[@]}" -c "SELECT sum(current) FROM usher.service_status WHERE service IN ($services)")" '^[1-9][0-9]*$' \
   "and some sessions are still open at that moment"
@@ -77,7 +78,8 @@ assert_eq "$("${SU[@]}" -c "SELECT max(peak) <= 4 FROM usher.service_status WHER
 
 exec {hold}>&-
 wait "$storm_pid"; storm_pid=
-await 30 test "$("${SU[@]}" -c "SELECT coalesce(sum(current), 0) FROM usher.service_status WHERE service IN ($services)")" = 0
+all_gone() { test "$("${SU[@]}" -c "SELECT coalesce(sum(current), 0) FROM usher.service_status WHERE service IN ($services)")" = 0; }
+await 30 all_gone
 assert_eq "$("${SU[@]}" -c "SELECT coalesce(sum(current), 0) FROM usher.service_status WHERE service IN ($services)")" "0" \
   "every count is 0 once the sessions are gone"
 assert_done

@@ -1,0 +1,29 @@
+// The statement gate (admission control, part 2): at most max_active top-level
+// statements of a service run at once; the rest wait in FIFO order, up to the
+// service's queue_timeout, interruptible by cancel and statement_timeout.
+#pragma once
+
+#include "shared_state.hpp"
+
+namespace usher::gate {
+
+// usher.gate: the server-wide switch (on by default).
+extern bool enabled;
+
+// Installs the executor and utility hooks and the transaction callbacks; from _PG_init
+// while preloading.
+void install_hooks();
+
+// Takes a slot for this backend's statement, waiting if the service is full. Returns
+// without a slot when the statement is not gated (no service limit, superuser, gate
+// off). Raises 53000 on queue timeout; cancel and statement_timeout raise as usual.
+void acquire();
+
+// Gives back this backend's slot, if it holds one, handing it to the longest waiter.
+// Idempotent: every end of a statement calls it, whichever comes first.
+void release();
+
+// Hands free slots of a service to its waiters (after its max_active was raised).
+void admit_waiters(shm::State* s, int service);
+
+}  // namespace usher::gate

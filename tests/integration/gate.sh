@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The statement gate with real concurrent sessions: never more than max_active
+# statements of a service run at once, the rest start in arrival order; queue_timeout,
+# cancel and statement_timeout end a wait cleanly; and after every way a statement can
+# end -- error, cancel, statement_timeout, pg_terminate_backend, a vanished client, a
+# savepoint rollback -- no slot and no waiter is left behind.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../harness/cluster.sh"
+source "$HERE/../harness/assert.sh"
+
+NAME=gate
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; cluster_destroy $NAME; rm -rf "$OUT"; }
+OUT=$(mktemp -d)
+trap cleanup EXIT
+cluster_destroy $NAME
+cluster_start $NAME usher.database=postgres || exit 1
+eval "$(cluster_env $NAME)"
+SU=(psql -X -At -v ON_ERROR_STOP=1 -U postgres)
+"${SU[@]}" >/dev/null <<'SQL'
+CREATE EXTENSION pg_usher;
+CREATE ROLE app LOGIN;
+GRANT CREATE ON SCHEMA public TO app;
+CREATE TABLE starts (session int, started timestamptz);
+GRANT INSERT, SELECT ON starts TO app;
+SELECT usher.set_service('orders', max_active => 2, queue_timeout => '30s');
+SELECT usher.set_service('tight', max_active => 1, queue_timeout => '300ms');
+SQL
+export PGUSER=app
+APP=(psql -X -At -v ON_ERROR_STOP=1)
+gate_of() { "${SU[@]}" -c "SELECT active || ' ' || queued FROM usher.service_status WHERE service = '$1'"; }
+idle_gate() { test "$(gate_of "$1")" = "0 0"; }
+gate_is() { test "$(gate_of "$1")" = "$2"; }
+queued_is() { test "$("${SU[@]}" -c "SELECT queued FROM usher.service_status WHERE service = '$1'")" = "$2"; }
+bg() {  # application_name, sql, output file: a session in the background
+  PGAPPNAME=$1 "${APP[@]}" -c "$2" >"$3" 2>&1 &
+  pids+=($!)
+}
+
+# --- 10 sessions of pg_sleep in a service with max_active 2
+for i in $(seq 1 10); do
+  bg orders/w$i "INSERT INTO starts SELECT $i, clock_timestamp() FROM pg_sleep(0.4)" "$OUT/w$i"
+  sleep 0.1   # a known arrival order
+done
+most=0
+for _ in $(seq 1 60); do
+  n=$("${SU[@]}" -c "SELECT count(*) FROM usher.backends WHERE service_enforced = 'orders' AND admission_state = 'active'")
+  (( n > most )) && most=$n
+  idle_gate orders && [[ $("${SU[@]}" -c "SELECT count(*) FROM starts") == 10 ]] && break
+  sleep 0.1
+done
+wait "${pids[@]}" 2>/dev/null; pids=()
+assert_eq "$most" "2" "sampled during the run: at most 2 statements of the service active at once"
+assert_eq "$("${SU[@]}" -c "SELECT peak_active FROM usher.service_status WHERE service = 'orders'")" "2" \
+  "peak_active is 2: never more than max_active"
+# Each statement inserts after its 0.4 s sleep, so start order = order of completion.
+assert_eq "$("${SU[@]}" -c "SELECT string_agg(session::text, ',' ORDER BY started) FROM starts")" "1,2,3,4,5,6,7,8,9,10" \
+  "the waiting statements started in arrival order"
+assert_eq "$(gate_of orders)" "0 0" "afterwards: no slot held, nobody queued"
+assert_eq "$("${SU[@]}" -c "SELECT statements_waited_total >= 7 AND wait_seconds_max > 0 FROM usher.service_status WHERE service = 'orders'")" "t" \
+  "the waits were counted and timed"
+
+# --- queue_timeout
+bg tight/holder "SELECT pg_sleep(3)" "$OUT/holder"
+await 10 gate_is tight "1 0"
+err=$(PGAPPNAME=tight/late "${APP[@]}" -v VERBOSITY=verbose -c "SELECT 1" 2>&1)
+assert_match "$err" 'ERROR:  53000: statement queue timeout for service "tight": its 1 max_active slot\(s\) stayed busy for 0.300 s' \
+  "queue_timeout raises 53000 naming the service, max_active and the time waited"
+assert_match "$err" "HINT:  Raise queue_timeout or max_active" "with a HINT"
+assert_eq "$("${SU[@]}" -c "SELECT queue_timeouts_total || ' ' || queued FROM usher.service_status WHERE service = 'tight'")" "1 0" \
+  "the timeout is counted and leaves no waiter"
+
+# --- cancel during a wait
+"${SU[@]}" -c "SELECT usher.set_service('tight', queue_timeout => '30s')" >/dev/null
+bg tight/cancelled "SELECT 1" "$OUT/cancelled"
+await 10 queued_is tight 1
+"${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'tight/cancelled'" >/dev/null
+wait "${pids[-1]}"
+assert_match "$(cat "$OUT/cancelled")" "canceling statement due to user request" "cancel ends a wait with the usual error"
+assert_eq "$("${SU[@]}" -c "SELECT queued FROM usher.service_status WHERE service = 'tight'")" "0" "and leaves no waiter"
+
+# --- statement_timeout during a wait
+err=$(PGAPPNAME=tight/impatient PGOPTIONS="-c statement_timeout=300" "${APP[@]}" -c "SELECT 1" 2>&1)
+assert_match "$err" "canceling statement due to statement timeout" "statement_timeout ends a wait"
+assert_eq "$("${SU[@]}" -c "SELECT queued FROM usher.service_status WHERE service = 'tight'")" "0" "and leaves no waiter"
+await 10 idle_gate tight
+assert_eq "$(gate_of tight)" "0 0" "the holder's slot is back once it finishes"
+
+# --- raising max_active admits waiters at once
+bg tight/holder "SELECT pg_sleep(5)" "$OUT/holder"
+await 10 gate_is tight "1 0"
+bg tight/waiter "SELECT 'admitted'" "$OUT/waiter"
+await 10 queued_is tight 1
+"${SU[@]}" -c "SELECT usher.set_service('tight', max_active => 2)" >/dev/null
+await 3 grep -q admitted "$OUT/waiter"
+assert_eq "$(cat "$OUT/waiter")" "admitted" "a raised max_active admits the waiting statement before the holder ends"
+"${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'tight/holder'" >/dev/null
+wait "${pids[@]}" 2>/dev/null; pids=()
+"${SU[@]}" -c "SELECT usher.set_service('tight', max_active => 1)" >/dev/null
+
+# --- every way a statement ends gives its slot back
+ends=(
+  "error inside the statement|SELECT 1/0"
+  "statement_timeout while running|SET statement_timeout = 200; SELECT pg_sleep(2)"
+  "error after a savepoint|BEGIN; SAVEPOINT s; SELECT 1/0; ROLLBACK TO s; SELECT 1; COMMIT"
+  "error in a PL/pgSQL exception block, then success|DO \$\$ BEGIN PERFORM 1/0; EXCEPTION WHEN division_by_zero THEN PERFORM pg_sleep(0.1); END \$\$"
+  "nested statements in a function and EXPLAIN ANALYZE take no slot|DO \$\$ BEGIN PERFORM count(*) FROM pg_class; END \$\$; EXPLAIN ANALYZE SELECT count(*) FROM pg_class"
+)
+for e in "${ends[@]}"; do
+  PGAPPNAME=tight/ends "${APP[@]}" -c "${e#*|}" >/dev/null 2>&1
+  await 10 idle_gate tight
+  assert_eq "$(gate_of tight)" "0 0" "${e%%|*}: no slot or waiter left"
+done
+for how in cancel terminate; do
+  bg tight/victim "SELECT pg_sleep(5)" "$OUT/victim"
+  await 10 gate_is tight "1 0"
+  "${SU[@]}" -c "SELECT pg_${how}_backend(pid) FROM usher.backends WHERE application_name = 'tight/victim'" >/dev/null
+  wait "${pids[-1]}"
+  await 10 idle_gate tight
+  assert_eq "$(gate_of tight)" "0 0" "pg_${how}_backend while running: no slot left"
+done
+bg tight/victim "SELECT pg_sleep(5)" "$OUT/victim"
+await 10 gate_is tight "1 0"
+bg tight/queued "SELECT 1" "$OUT/queued"
+await 10 queued_is tight 1
+"${SU[@]}" -c "SELECT pg_terminate_backend(pid) FROM usher.backends WHERE application_name = 'tight/queued'" >/dev/null
+await 10 queued_is tight 0
+assert_eq "$("${SU[@]}" -c "SELECT queued FROM usher.service_status WHERE service = 'tight'")" "0" "pg_terminate_backend of a waiter: it leaves the queue"
+kill -9 "${pids[-2]}" 2>/dev/null   # the client of the running statement vanishes
+wait "${pids[@]}" 2>/dev/null; pids=()
+"${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'tight/victim'" >/dev/null
+await 10 idle_gate tight
+assert_eq "$(gate_of tight)" "0 0" "a client that vanished mid-statement: the slot comes back"
+
+# --- idle in transaction holds no slot; superusers and utility control are not gated
+fifo=$OUT/fifo; mkfifo "$fifo"
+PGAPPNAME=tight/idle "${APP[@]}" <"$fifo" >"$OUT/idle" 2>&1 &
+pids+=($!)
+exec {idle}>"$fifo"
+echo "BEGIN; SELECT 1;" >&$idle
+idle_in_xact() { test "$("${SU[@]}" -c "SELECT count(*) FROM usher.backends WHERE application_name = 'tight/idle' AND state = 'idle in transaction'")" = 1; }
+await 10 idle_in_xact
+assert_eq "$(gate_of tight)" "0 0" "a session idle in a transaction holds no slot"
+before=$("${SU[@]}" -c "SELECT statements_admitted_total FROM usher.service_status WHERE service = 'tight'")
+PGAPPNAME=tight/dba "${SU[@]}" -c "SELECT 1" >/dev/null
+echo "ROLLBACK; SET application_name = 'tight/idle-done'; SHOW application_name;" >&$idle
+await 10 grep -q "tight/idle-done" "$OUT/idle"
+assert_eq "$("${SU[@]}" -c "SELECT statements_admitted_total FROM usher.service_status WHERE service = 'tight'")" "$before" \
+  "superusers, ROLLBACK, SET and SHOW pass without taking a slot"
+exec {idle}>&-
+wait "${pids[@]}" 2>/dev/null; pids=()
+assert_done
