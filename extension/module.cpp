@@ -5,6 +5,7 @@
 #include "gate.hpp"
 #include "guard.hpp"
 #include "registry.hpp"
+#include "semaphores.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 #include "worker.hpp"
@@ -21,6 +22,7 @@ void _PG_init(void) {
     usher::shm::install_hooks();
     usher::admission::install_hooks();
     usher::registry::install_hooks();
+    usher::semaphores::install();
     usher::gate::install_hooks();
     usher::worker::register_worker();
   });

@@ -6,6 +6,7 @@
 #include <array>
 
 #include "pg_includes.hpp"
+#include "semaphore_state.hpp"
 
 namespace usher::settings {
 
@@ -70,6 +71,7 @@ static void define_server_settings() {
   DefineCustomIntVariable(
       "usher.max_role_mappings", "Number of role-to-service mappings pg_usher can publish.", nullptr,
       &max_role_mappings, 256, 0, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  usher::sem::define_settings();
 }
 
 void define() {

@@ -2,6 +2,7 @@
 
 #include "guard.hpp"
 #include "registry.hpp"
+#include "semaphores.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 
@@ -57,6 +58,7 @@ void publish() {
       ereport(WARNING, (errmsg("pg_usher: %d service(s) did not fit in usher.max_services", skipped),
                         errhint("Raise usher.max_services and restart the server.")));
     registry::free_registry(published);
+    semaphores::publish_from_table();
   } else {
     ereport(LOG, (errmsg("pg_usher: extension not installed in database \"%s\"; only service \"default\" is in force",
                          settings::database),

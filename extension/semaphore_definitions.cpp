@@ -1,0 +1,234 @@
+// Semaphore definitions: the table usher.semaphore, published to shared memory when a
+// transaction that changed it commits (never on rollback), at server start by the
+// publisher worker, and as empty when DROP EXTENSION pg_usher commits. Mirrors the
+// service registry (registry.cpp).
+#include <string>
+
+#include "guard.hpp"
+#include "semaphore_state.hpp"
+#include "semaphores.hpp"
+#include "settings.hpp"
+
+extern "C" {
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+}
+
+namespace usher::semaphores {
+
+namespace {
+
+struct Definition {
+  char name[NAMEDATALEN];
+  int32 capacity;
+};
+
+// What a transaction will publish when it commits, in TopMemoryContext.
+struct Definitions {
+  int count;
+  Definition* items;
+};
+
+bool changed = false;
+bool dropped = false;
+bool callback_registered = false;
+Definitions* pending = nullptr;
+object_access_hook_type previous_object_access_hook = nullptr;
+
+bool in_registry_database() {
+  return settings::database != nullptr && MyDatabaseId != InvalidOid &&
+         strcmp(get_database_name(MyDatabaseId), settings::database) == 0;
+}
+
+Definitions* empty_definitions() {
+  auto* d = static_cast<Definitions*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definitions)));
+  d->items = static_cast<Definition*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definition)));
+  return d;
+}
+
+void free_definitions(Definitions* d) {
+  if (d == nullptr) return;
+  pfree(d->items);
+  pfree(d);
+}
+
+// Reads the table with `snapshot` (inside a transaction). Plain data only: SPI errors
+// are PostgreSQL errors.
+Definitions* read(::Snapshot snapshot) {
+  MemoryContext caller = CurrentMemoryContext;
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
+  SPIPlanPtr plan = SPI_prepare("SELECT name, capacity FROM usher.semaphore ORDER BY name", 0, nullptr);
+  if (plan == nullptr ||
+      SPI_execute_snapshot(plan, nullptr, nullptr, snapshot, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+    elog(ERROR, "pg_usher: could not read usher.semaphore");
+  auto* d = static_cast<Definitions*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definitions)));
+  d->count = static_cast<int>(SPI_processed);
+  d->items = static_cast<Definition*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definition) * (SPI_processed + 1)));
+  for (uint64 r = 0; r < SPI_processed; r++) {
+    HeapTuple tuple = SPI_tuptable->vals[r];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    char* name = SPI_getvalue(tuple, desc, 1);
+    strlcpy(d->items[r].name, name ? name : "", NAMEDATALEN);
+    bool isnull;
+    Datum capacity = SPI_getbinval(tuple, desc, 2, &isnull);
+    d->items[r].capacity = isnull ? 0 : DatumGetInt32(capacity);
+  }
+  SPI_finish();
+  MemoryContextSwitchTo(caller);
+  return d;
+}
+
+// Copies definitions into shared memory. Never raises (it runs at commit); returns how
+// many did not fit in usher.max_semaphores.
+int publish(const Definitions* d) {
+  sem::State* s = sem::state();
+  if (s == nullptr) return 0;
+  int skipped = 0;
+  LWLockAcquire(s->lock, LW_EXCLUSIVE);
+  for (int i = 0; i < s->capacity; i++) s->semaphores[i].listed = false;
+  for (int r = 0; r < d->count; r++) {
+    int index = sem::find(s, d->items[r].name, true);
+    if (index == sem::none) {
+      for (int i = 0; i < s->capacity && index == sem::none; i++)
+        if (!s->semaphores[i].in_use) index = i;
+      if (index == sem::none) {
+        skipped++;
+        continue;
+      }
+      sem::Semaphore* fresh = &s->semaphores[index];
+      memset(fresh, 0, sizeof(sem::Semaphore));
+      fresh->queue_head = fresh->queue_tail = sem::none;
+      fresh->in_use = true;
+      strlcpy(fresh->name, d->items[r].name, NAMEDATALEN);
+    }
+    s->semaphores[index].listed = true;
+    s->semaphores[index].capacity = d->items[r].capacity;
+  }
+  // A raised capacity admits waiters; a dropped semaphore or one lowered below a
+  // request refuses them; an entry nobody uses any more is freed.
+  for (int i = 0; i < s->capacity; i++)
+    if (s->semaphores[i].in_use) sem::serve_queue(s, i);
+  s->published = true;
+  s->publications++;
+  LWLockRelease(s->lock);
+  return skipped;
+}
+
+void discard_pending() {
+  free_definitions(pending);
+  pending = nullptr;
+  changed = false;
+  dropped = false;
+}
+
+void on_transaction_event(XactEvent event) {
+  if (!changed) return;
+  switch (event) {
+    case XACT_EVENT_PRE_COMMIT:
+    case XACT_EVENT_PARALLEL_PRE_COMMIT:
+      // Writers are serialised by the table lock usher.set_semaphore takes, so the
+      // latest snapshot sees every change committed before ours.
+      if (sem::state() && in_registry_database()) pending = dropped ? empty_definitions() : read(GetLatestSnapshot());
+      break;
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT: {
+      int skipped = pending ? publish(pending) : 0;
+      discard_pending();
+      if (skipped > 0)
+        ereport(WARNING, (errmsg("pg_usher: %d semaphore(s) could not be published: usher.max_semaphores is full", skipped),
+                          errhint("Release the permits of dropped semaphores, or raise usher.max_semaphores and restart the server.")));
+      break;
+    }
+    case XACT_EVENT_PRE_PREPARE:
+      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "cannot PREPARE a transaction that changed pg_usher's semaphores");
+    default:
+      discard_pending();
+      break;
+  }
+}
+
+void watch_transaction() {
+  if (callback_registered) return;
+  RegisterXactCallback([](XactEvent event, void*) { usher::guard([&] { on_transaction_event(event); }); }, nullptr);
+  callback_registered = true;
+}
+
+void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
+  if (previous_object_access_hook) previous_object_access_hook(access, class_id, object_id, sub_id, arg);
+  if (access != OAT_DROP || class_id != ExtensionRelationId || sem::state() == nullptr) return;
+  char* name = get_extension_name(object_id);
+  if (name == nullptr || strcmp(name, "pg_usher") != 0) return;
+  watch_transaction();
+  changed = dropped = true;
+}
+
+}  // namespace
+
+void install() {
+  sem::install_shmem();
+  previous_object_access_hook = object_access_hook;
+  object_access_hook = [](ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
+    usher::guard([&] { on_object_access(access, class_id, object_id, sub_id, arg); });
+  };
+}
+
+void publish_from_table() {
+  if (sem::state() == nullptr) return;
+  Definitions* d = read(GetActiveSnapshot());
+  int skipped = publish(d);
+  ereport(LOG, (errmsg("pg_usher: published %d semaphore(s) from database \"%s\"", d->count - skipped,
+                       settings::database ? settings::database : "")));
+  if (skipped > 0)
+    ereport(WARNING, (errmsg("pg_usher: %d semaphore(s) did not fit in usher.max_semaphores", skipped),
+                      errhint("Raise usher.max_semaphores and restart the server.")));
+  free_definitions(d);
+}
+
+}  // namespace usher::semaphores
+
+extern "C" {
+
+// Trigger on usher.semaphore: publish when this transaction commits.
+PG_FUNCTION_INFO_V1(usher_semaphores_changed);
+Datum usher_semaphores_changed(PG_FUNCTION_ARGS) {
+  return usher::guard([&] {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+      throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "usher._semaphores_changed() must be called as a trigger");
+    usher::semaphores::watch_transaction();
+    // CREATE EXTENSION empties the table to publish "no semaphores" (a database dropped
+    // with the extension in it leaves stale definitions behind); stay quiet there.
+    if (usher::sem::state() != nullptr && !creating_extension && !usher::semaphores::in_registry_database())
+      ereport(WARNING, (errmsg("pg_usher publishes the semaphores of database \"%s\", not this one",
+                               usher::settings::database ? usher::settings::database : ""),
+                        errhint("Define semaphores in database \"%s\".",
+                                usher::settings::database ? usher::settings::database : "")));
+    usher::semaphores::changed = true;
+    return PointerGetDatum(nullptr);
+  });
+}
+
+// ERROR 55000 unless pg_usher is preloaded and this is the database named by
+// usher.database: definitions anywhere else would never be published.
+PG_FUNCTION_INFO_V1(usher_check_semaphores_writable);
+Datum usher_check_semaphores_writable(PG_FUNCTION_ARGS) {
+  return usher::guard([] {
+    usher::sem::require("usher.set_semaphore");
+    const char* registry_database = usher::settings::database ? usher::settings::database : "";
+    const char* here = get_database_name(MyDatabaseId);
+    if (strcmp(here, registry_database) != 0)
+      throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                         std::string("semaphores are defined in database \"") + registry_database + "\", not \"" +
+                             here + "\"",
+                         {},
+                         std::string("Define semaphores in database \"") + registry_database +
+                             "\"; usher.acquire and usher.release work in every database with pg_usher installed.");
+    return (Datum)0;
+  });
+}
+}

@@ -1,0 +1,19 @@
+// Application semaphores: named counting semaphores that applications take with
+// usher.acquire and give back with usher.release (or automatically at transaction or
+// session end). Definitions live in the table usher.semaphore of the database named by
+// usher.database and are published to shared memory when a change commits and at
+// server start. See docs/semaphores.md.
+#pragma once
+
+namespace usher::semaphores {
+
+// Installs the shared-memory and DROP EXTENSION hooks (usher.max_semaphores is defined
+// by settings::define through sem::define_settings);
+// called from _PG_init while preloading.
+void install();
+
+// Reads usher.semaphore and publishes it (the publisher worker at server start; inside
+// a transaction, in the registry database, with the extension installed).
+void publish_from_table();
+
+}  // namespace usher::semaphores
