@@ -4,7 +4,7 @@ CREATE EXTENSION pg_usher;
 
 SELECT "check", unit, warning, critical FROM usher.health_thresholds();
 SELECT name, setting, unit, context, min_val, max_val
-  FROM pg_settings WHERE name LIKE 'usher.%' AND name <> 'usher.database' ORDER BY name;
+  FROM pg_settings WHERE name ~ '^usher\..*_(warning|critical)$' ORDER BY name;
 
 -- Every check reports, in a fixed order; on a quiet server all are ok.
 SELECT "check", status, threshold FROM usher.health();
