@@ -6,6 +6,7 @@
 #include "guard.hpp"
 #include "registry.hpp"
 #include "semaphores.hpp"
+#include "sampler.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 #include "worker.hpp"
@@ -17,6 +18,7 @@ PGDLLEXPORT void _PG_init(void);
 
 void _PG_init(void) {
   usher::guard([] {
+    usher::sampler::install();  // its GUCs first: settings::define() reserves "usher."
     usher::settings::define();
     if (!process_shared_preload_libraries_in_progress) return;
     usher::shm::install_hooks();

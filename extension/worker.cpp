@@ -3,6 +3,7 @@
 #include "guard.hpp"
 #include "registry.hpp"
 #include "semaphores.hpp"
+#include "sampler.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 
@@ -12,6 +13,7 @@ extern "C" {
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/procsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/snapmgr.h"
 
@@ -87,17 +89,37 @@ void launch_publisher() {
     ereport(WARNING, (errmsg("pg_usher: the registry publisher did not finish")));
 }
 
+// After the publisher has run, the launcher samples per-service activity every
+// usher.sample_interval (sampler.cpp). It keeps its cadence: the next sample is due one
+// interval after the previous one was due, or one interval from now if it fell behind.
 void launcher() {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  // A worker without a database connection starts with SIGUSR1 ignored, but the
+  // postmaster reports the publisher's exit with SIGUSR1: without this handler the
+  // wait for the publisher never ends and no sample is ever taken.
+  pqsignal(SIGUSR1, procsignal_sigusr1_handler);
   BackgroundWorkerUnblockSignals();
   launch_publisher();
+  TimestampTz due = GetCurrentTimestamp();
   while (!ShutdownRequestPending) {
-    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L, PG_WAIT_EXTENSION);
+    TimestampTz now = GetCurrentTimestamp();
+    int64 interval_us = static_cast<int64>(sampler::interval_ms()) * 1000;
+    if (now >= due) {
+      sampler::take_sample();
+      due += interval_us;
+      if (due <= now) due = now + interval_us;
+    }
+    long timeout_ms = static_cast<long>((due - now + 999) / 1000);
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(timeout_ms, 1L),
+                    PG_WAIT_EXTENSION);
     ResetLatch(MyLatch);
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
+      // A shorter interval takes effect at once.
+      TimestampTz sooner = GetCurrentTimestamp() + static_cast<int64>(sampler::interval_ms()) * 1000;
+      if (sooner < due) due = sooner;
     }
   }
   // A non-zero exit makes the postmaster start the launcher again if it was stopped on
