@@ -99,23 +99,60 @@ void write_health(TextWriter& out) {
 void write_services(TextWriter& out) {
   if (usher::shm::state() == nullptr) return;
   Table t = usher::spi::query(
-      "SELECT service, current, max_connections, reserved_connections, peak, admitted_total, "
-      "rejected_quota_total, rejected_reservation_total FROM usher.service_status ORDER BY 1");
+      "SELECT service, current, max_connections, reserved_connections, peak, active, queued, max_active, "
+      "admitted_total, rejected_quota_total, rejected_reservation_total, statements_admitted_total, "
+      "queue_timeouts_total, queue_cancels_total FROM usher.service_status ORDER BY 1");
   const char* gauges[][2] = {
       {"usher_service_connections", "Sessions admitted under the service and still connected."},
       {"usher_service_max_connections", "The service's connection quota (0: unlimited)."},
       {"usher_service_reserved_connections", "Connections reserved for the service."},
-      {"usher_service_peak_connections", "Most sessions the service has had at once since server start."}};
-  for (size_t column = 1; column <= 4; column++) {
+      {"usher_service_peak_connections", "Most sessions the service has had at once since server start."},
+      {"usher_service_active_statements", "Statements of the service holding a gate slot now."},
+      {"usher_service_queued_statements", "Statements of the service waiting at the gate now."},
+      {"usher_service_max_active", "The service's limit of statements at once (0: unlimited)."}};
+  for (size_t column = 1; column <= 7; column++) {
     out.family(gauges[column - 1][0], "gauge", gauges[column - 1][1]);
     for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, column));
   }
   out.family("usher_service_admitted_total", "counter", "Logins pg_usher admitted for the service.");
-  for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, 5));
+  for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, 8));
   out.family("usher_service_rejected_total", "counter", "Logins pg_usher refused, by reason.");
   for (size_t r = 0; r < t.rows(); r++) {
-    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "quota"}}, t.at(r, 6));
-    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "reservation"}}, t.at(r, 7));
+    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "quota"}}, t.at(r, 9));
+    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "reservation"}}, t.at(r, 10));
+  }
+  const char* counters[][2] = {
+      {"usher_service_statements_total", "Statements the gate admitted for the service."},
+      {"usher_service_queue_timeouts_total", "Statements that waited longer than queue_timeout."},
+      {"usher_service_queue_cancels_total", "Waits ended by cancel, statement_timeout or exit."}};
+  for (size_t column = 11; column <= 13; column++) {
+    out.family(counters[column - 11][0], "counter", counters[column - 11][1]);
+    for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, column));
+  }
+}
+
+// The gate's wait-time histogram per service, read from shared memory (atomics).
+// Statements admitted without waiting count in the first bucket.
+void write_gate_wait_histogram(TextWriter& out) {
+  usher::shm::State* s = usher::shm::state();
+  if (s == nullptr) return;
+  out.family("usher_gate_wait_seconds", "histogram",
+             "Time statements waited at the service's gate before running.");
+  for (int i = 0; i < s->service_capacity; i++) {
+    usher::shm::Service& service = s->services[i];
+    if (!service.in_use || !service.listed) continue;
+    std::string name = service.name;
+    usher::shm::Gate& gate = service.gate;
+    uint64 admitted = pg_atomic_read_u64(&gate.admitted_total);
+    uint64 waited = pg_atomic_read_u64(&gate.waited_total);
+    uint64 cumulative = admitted >= waited ? admitted - waited : 0;
+    for (int b = 0; b < usher::shm::wait_buckets; b++) {
+      cumulative += pg_atomic_read_u64(&gate.wait_histogram[b]);
+      std::string le = b < usher::shm::wait_buckets - 1 ? fmt::format("{}", usher::shm::wait_bucket_bounds[b]) : "+Inf";
+      out.sample_as("_bucket", {{"service", name}, {"le", le}}, static_cast<double>(cumulative));
+    }
+    out.sample_as("_sum", {{"service", name}}, static_cast<double>(pg_atomic_read_u64(&gate.wait_us_sum)) / 1e6);
+    out.sample_as("_count", {{"service", name}}, static_cast<double>(cumulative));
   }
 }
 
@@ -124,6 +161,7 @@ Datum metrics() {
   write_connections(out);
   write_capacity(out);
   write_services(out);
+  write_gate_wait_histogram(out);
   write_health(out);
   std::string document = out.take();
   text* result = usher::pg::call(

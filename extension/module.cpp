@@ -18,15 +18,19 @@ PGDLLEXPORT void _PG_init(void);
 
 void _PG_init(void) {
   usher::guard([] {
-    usher::sampler::install();  // its GUCs first: settings::define() reserves "usher."
     usher::settings::define();
-    if (!process_shared_preload_libraries_in_progress) return;
-    usher::shm::install_hooks();
-    usher::admission::install_hooks();
-    usher::registry::install_hooks();
-    usher::semaphores::install();
-    usher::gate::install_hooks();
-    usher::worker::register_worker();
+    usher::sampler::install();
+    if (process_shared_preload_libraries_in_progress) {
+      usher::shm::install_hooks();
+      usher::admission::install_hooks();
+      usher::registry::install_hooks();
+      usher::semaphores::install();
+      usher::gate::install_hooks();
+      usher::worker::register_worker();
+    }
+    // Last, once every module has defined its usher.* settings: reserving the prefix
+    // drops placeholders read from postgresql.conf that are not defined yet.
+    MarkGUCPrefixReserved("usher");
   });
 }
 }

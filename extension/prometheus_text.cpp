@@ -37,8 +37,9 @@ void TextWriter::family(std::string_view name, std::string_view type, std::strin
                  escape_help(help), name, type);
 }
 
-void TextWriter::write_labels(std::initializer_list<Label> labels) {
+void TextWriter::write_labels(std::string_view suffix, std::initializer_list<Label> labels) {
   out_.append(family_);
+  out_.append(suffix);
   if (labels.size() == 0) return;
   char separator = '{';
   for (const auto& [name, value] : labels) {
@@ -52,12 +53,21 @@ void TextWriter::write_labels(std::initializer_list<Label> labels) {
 void TextWriter::sample(std::initializer_list<Label> labels,
                         const std::optional<std::string>& value) {
   if (!value) return;
-  write_labels(labels);
+  write_labels({}, labels);
   fmt::format_to(std::back_inserter(out_), " {}\n", sample_value(*value));
 }
 
 void TextWriter::sample(std::initializer_list<Label> labels, double value) {
-  write_labels(labels);
+  write_labels({}, labels);
+  write_value(value);
+}
+
+void TextWriter::sample_as(std::string_view suffix, std::initializer_list<Label> labels, double value) {
+  write_labels(suffix, labels);
+  write_value(value);
+}
+
+void TextWriter::write_value(double value) {
   if (std::isinf(value)) fmt::format_to(std::back_inserter(out_), " {}\n", value > 0 ? "+Inf" : "-Inf");
   else fmt::format_to(std::back_inserter(out_), " {}\n", value);
 }

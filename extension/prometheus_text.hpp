@@ -21,11 +21,15 @@ class TextWriter {
   // One sample of the current family. A missing value (SQL NULL) writes nothing.
   void sample(std::initializer_list<Label> labels, const std::optional<std::string>& value);
   void sample(std::initializer_list<Label> labels, double value);
+  // A sample of the current family under a suffixed name (histograms: _bucket, _sum,
+  // _count).
+  void sample_as(std::string_view suffix, std::initializer_list<Label> labels, double value);
 
   std::string take() { return fmt::to_string(out_); }
 
  private:
-  void write_labels(std::initializer_list<Label> labels);
+  void write_labels(std::string_view suffix, std::initializer_list<Label> labels);
+  void write_value(double value);
   fmt::memory_buffer out_;
   std::string family_;
 };

@@ -94,7 +94,6 @@ void define() {
                               guc_flags(pair.unit), nullptr, nullptr, nullptr);
     }
   }
-  MarkGUCPrefixReserved("usher");
 }
 
 std::span<const ThresholdPair> thresholds() { return pairs; }

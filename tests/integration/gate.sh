@@ -150,4 +150,14 @@ assert_eq "$("${SU[@]}" -c "SELECT statements_admitted_total FROM usher.service_
   "superusers, ROLLBACK, SET and SHOW pass without taking a slot"
 exec {idle}>&-
 wait "${pids[@]}" 2>/dev/null; pids=()
+
+# --- the gate in usher.metrics(): gauges, counters and a wait-time histogram
+metrics=$("${SU[@]}" -c "SELECT usher.metrics()")
+assert_cmd "usher.metrics() with gate figures passes promtool check metrics" promtool check metrics <<<"$metrics"
+assert_match "$(grep '^usher_gate_wait_seconds_count{service="orders"}' <<<"$metrics")" ' 10$' \
+  "the histogram counts the 10 statements of orders"
+assert_match "$(grep '^usher_gate_wait_seconds_bucket{service="orders",le="+Inf"}' <<<"$metrics")" ' 10$' \
+  "its +Inf bucket holds them all"
+assert_match "$(grep '^usher_service_queue_timeouts_total{service="tight"}' <<<"$metrics")" ' [1-9][0-9]*$' \
+  "queue timeouts are exported"
 assert_done

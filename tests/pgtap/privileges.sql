@@ -66,7 +66,8 @@ SELECT lives_ok('SET usher.lock_waits_warning = ''1h''; RESET usher.lock_waits_w
 -- SECURITY DEFINER only for the registry writers, each with search_path pinned.
 SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
             WHERE pronamespace = 'usher'::regnamespace AND prosecdef),
-          ARRAY['drop_service', 'set_role_service', 'set_service'], 'SECURITY DEFINER only where needed');
+          ARRAY['drop_semaphore', 'drop_service', 'set_role_service', 'set_semaphore', 'set_service'],
+          'SECURITY DEFINER only for the registry and semaphore definitions');
 SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'usher'::regnamespace AND prosecdef
               AND NOT coalesce(proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp']), 0::bigint,
           'every SECURITY DEFINER function pins search_path');
