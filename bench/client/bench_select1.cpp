@@ -3,6 +3,9 @@
 //   Pool             8 threads share a libusher pool of 8 connections
 //   RawPersistent    each thread keeps its own libpq connection (the ceiling)
 //   ConnectPerQuery  each query opens and closes a libpq connection (the floor)
+//   PoolLeaseHeld    like Pool, but each thread keeps one lease for all its queries:
+//                    the same connections without acquire/release, to tell the cost
+//                    of the pool's code from differences between connections
 #include <benchmark/benchmark.h>
 #include <libpq-fe.h>
 
@@ -33,6 +36,12 @@ void BM_Pool(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_PoolLeaseHeld(benchmark::State& state) {
+  auto lease = pool->acquire();
+  for (auto _ : state) check(select1(lease->native()));
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_RawPersistent(benchmark::State& state) {
   PGconn* c = PQconnectdb("");  // before the loop: not measured
   if (PQstatus(c) != CONNECTION_OK) state.SkipWithError(PQerrorMessage(c));
@@ -59,6 +68,7 @@ void BM_ConnectPerQuery(benchmark::State& state) {
 BENCHMARK(BM_Pool)->Threads(8)->UseRealTime();
 BENCHMARK(BM_RawPersistent)->Threads(8)->UseRealTime();
 BENCHMARK(BM_ConnectPerQuery)->Threads(8)->UseRealTime();
+BENCHMARK(BM_PoolLeaseHeld)->Threads(8)->UseRealTime();
 
 }  // namespace
 

@@ -31,8 +31,8 @@ struct Slot;
 
 // A borrowed connection. Move-only; gives the connection back when destroyed. A
 // connection returned inside a transaction is rolled back; one that is broken or in
-// an unknown state is closed. The Pool must outlive... nothing: a lease returned after
-// the pool was destroyed just closes its connection.
+// an unknown state is closed. A lease may outlive its Pool: returned after the pool
+// was destroyed, it just closes its connection.
 class Lease {
  public:
   Lease() noexcept = default;
