@@ -9,6 +9,7 @@
 #include <benchmark/benchmark.h>
 #include <libpq-fe.h>
 
+#include <cstdio>
 #include <stdexcept>
 #include <usher/usher.hpp>
 
@@ -87,5 +88,10 @@ int main(int argc, char** argv) {
     for (auto& l : leases) warm(l->native());
   }
   benchmark::RunSpecifiedBenchmarks();
+  auto s = p.stats();
+  std::fprintf(stderr, "pool: acquired %llu, validations %llu, acquire wait p50 %lld ns p99 %lld ns p99.9 %lld ns\n",
+               static_cast<unsigned long long>(s.acquired), static_cast<unsigned long long>(s.validations),
+               static_cast<long long>(s.acquire_wait.p50.count()), static_cast<long long>(s.acquire_wait.p99.count()),
+               static_cast<long long>(s.acquire_wait.p999.count()));
   benchmark::Shutdown();
 }

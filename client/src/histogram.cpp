@@ -27,14 +27,22 @@ std::uint64_t Histogram::upper_bound(int index) noexcept {
   return base + ((std::uint64_t{1} << shift) - 1);
 }
 
+unsigned Histogram::shard_index() noexcept {
+  static std::atomic<unsigned> next{0};
+  thread_local unsigned mine = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return mine;
+}
+
 HistogramSnapshot Histogram::snapshot() const {
   std::vector<std::uint64_t> counts(kBuckets);
   HistogramSnapshot s;
-  for (int i = 0; i < kBuckets; ++i) {
-    counts[i] = buckets_[i].load(std::memory_order_relaxed);
-    s.count += counts[i];
+  std::uint64_t sum = 0;
+  for (const Shard& shard : shards_) {
+    for (int i = 0; i < kBuckets; ++i) counts[i] += shard.buckets[i].load(std::memory_order_relaxed);
+    sum += shard.sum.load(std::memory_order_relaxed);
   }
-  s.sum = std::chrono::nanoseconds(sum_.load(std::memory_order_relaxed));
+  for (auto c : counts) s.count += c;
+  s.sum = std::chrono::nanoseconds(sum);
 
   auto quantile = [&](double q) {
     if (s.count == 0) return std::chrono::nanoseconds(0);

@@ -97,8 +97,8 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
       slot->thread = std::this_thread::get_id();
       slot->leak_reported = false;
       ++acquired_;
+      ++refs_;
     }
-    refs_.fetch_add(1, std::memory_order_relaxed);
 
     auto now = slot->borrowed_at;
     std::string why;
@@ -140,6 +140,7 @@ void PoolCore::give_back(Slot* slot, bool discard) noexcept {
   if (keep) keep = clean_after_borrower(*slot, now, why);
 
   std::vector<Retired> retired;
+  bool last = false;
   {
     std::lock_guard lk(mu_);
     if (keep && closed_) {
@@ -150,6 +151,7 @@ void PoolCore::give_back(Slot* slot, bool discard) noexcept {
       slot->last_used = slot->last_checked = now;
       --in_use_;  // make_available_locked() counts it again if it goes to a waiter
       make_available_locked(slot);
+      last = --refs_ == 0;  // the hot path lets go of the pool in the same section
     } else {
       --in_use_;
       retired.push_back({remove_locked(slot), why});
@@ -157,7 +159,11 @@ void PoolCore::give_back(Slot* slot, bool discard) noexcept {
     }
     if (closed_ && in_use_ == 0) close_cv_.notify_all();
   }
-  retire(retired);
+  if (keep) {
+    if (last) delete this;
+    return;
+  }
+  retire(retired);  // events use the pool: let go of it only afterwards
   drop_reference();
 }
 
@@ -230,7 +236,12 @@ LeakInfo PoolCore::leak_info_locked(const Slot& slot, Clock::time_point now) con
 }
 
 void PoolCore::drop_reference() noexcept {
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  bool last;
+  {
+    std::lock_guard lk(mu_);
+    last = --refs_ == 0;
+  }
+  if (last) delete this;  // nothing else can reach this pool any more
 }
 
 void PoolCore::release_owner() noexcept { drop_reference(); }
