@@ -1,5 +1,10 @@
-// Where the statement gate meets PostgreSQL: a top-level statement takes a slot in
-// ExecutorStart (planned statements) or ProcessUtility (utility statements); nested
+// Where the statement gate meets PostgreSQL: a top-level statement takes a slot before
+// it is planned (planner_hook), so that planning waits too -- for short queries
+// planning costs as much as running them, and a gate that let 250 sessions plan at once
+// would not relieve the CPU. (Not at parse analysis: the extended protocol's Parse
+// message analyses a statement that may run much later, and a session must not hold a
+// slot while idle.) ExecutorStart (planned statements, including ones planned earlier)
+// and ProcessUtility (utility statements) take one too. Nested
 // statements (inside functions, or inside a utility statement such as EXPLAIN ANALYZE
 // or CREATE TABLE AS) take none. The slot is given back when the statement ends, and
 // on every error path: transaction abort, subtransaction abort of a finished
@@ -10,6 +15,7 @@
 extern "C" {
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/planner.h"
 #include "tcop/utility.h"
 }
 
@@ -17,6 +23,7 @@ namespace usher::gate {
 
 namespace {
 
+planner_hook_type previous_planner = nullptr;
 ExecutorStart_hook_type previous_start = nullptr;
 ExecutorRun_hook_type previous_run = nullptr;
 ExecutorFinish_hook_type previous_finish = nullptr;
@@ -31,6 +38,13 @@ int nesting = 0;
 bool exempt(const Node* statement) {
   return IsA(statement, TransactionStmt) || IsA(statement, VariableSetStmt) ||
          IsA(statement, VariableShowStmt);
+}
+
+// Nested statements are planned inside the executor or a utility statement.
+PlannedStmt* on_plan(Query* query, const char* text, int options, ParamListInfo params) {
+  if (nesting == 0) acquire();
+  return previous_planner ? previous_planner(query, text, options, params)
+                          : standard_planner(query, text, options, params);
 }
 
 void on_executor_start(QueryDesc* query, int eflags) {
@@ -116,6 +130,10 @@ void install_hooks() {
   DefineCustomBoolVariable("usher.gate", "Enforces the services' max_active statement limits.",
                            "Off: statements are not gated; statements already waiting keep waiting for their turn.",
                            &enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  previous_planner = planner_hook;
+  planner_hook = [](Query* q, const char* t, int o, ParamListInfo p) {
+    return usher::guard([&] { return on_plan(q, t, o, p); });
+  };
   previous_start = ExecutorStart_hook;
   ExecutorStart_hook = [](QueryDesc* q, int eflags) { usher::guard([&] { on_executor_start(q, eflags); }); };
   previous_run = ExecutorRun_hook;
