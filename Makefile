@@ -38,6 +38,23 @@ all install installcheck:
 	      "or tests/harness/deps.sh, to install them." >&2; exit 1
 endif
 
+# libusher (client/), built with CMake as part of `all` and installed by `install`.
+CMAKE ?= cmake
+CLIENT_BUILD ?= build/client
+CLIENT_PREFIX ?= /usr/local
+.PHONY: client install-client
+client:
+	@$(CMAKE) -S client -B $(CLIENT_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(CLIENT_PREFIX) >/dev/null
+	@$(CMAKE) --build $(CLIENT_BUILD) -j $$(nproc) >/dev/null
+install-client: client
+	@DESTDIR=$(DESTDIR) $(CMAKE) --install $(CLIENT_BUILD) >/dev/null
+ifneq ($(wildcard $(PGXS)),)
+all: client
+install: install-client
+endif
+EXTRA_CLEAN += build/client build/client-asan build/client-tsan build/client-stage build/client-example \
+               build/client-bench build/client-logs
+
 .PHONY: deps test demo bench build-all
 
 deps:

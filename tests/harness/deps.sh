@@ -10,7 +10,7 @@ packages=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-contrib"
   libpq-dev libkrb5-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl
-  pgbouncer prometheus
+  pgbouncer prometheus jq
 )
 
 missing=()
