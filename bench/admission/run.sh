@@ -60,7 +60,8 @@ declare -a with_tps without_tps
 log "warm-up"
 run $WITH >/dev/null; run $WITHOUT >/dev/null
 for r in $(seq 1 "$ROUNDS"); do
-  a=$(run $WITHOUT); b=$(run $WITH)
+  # Alternate which cluster goes first, so that drift over the run favours neither.
+  if (( r % 2 )); then a=$(run $WITHOUT); b=$(run $WITH); else b=$(run $WITH); a=$(run $WITHOUT); fi
   without_tps+=("$a"); with_tps+=("$b")
   log "round $r  without pg_usher $a tps   with pg_usher $b tps"
 done
@@ -84,7 +85,7 @@ one preloads pg_usher with seven services registered (orders, payments, catalog,
 admin-ui, jobs, indexer, reporting; quotas and reservations as in docs/admission.md's
 example), one does not load pg_usher at all. Each round runs
 \`PGAPPNAME=orders/pgbench pgbench -n -C -S -c $CLIENTS -j 2 -T $SECONDS_PER_RUN\` against the
-plain cluster, then the same against the pg_usher cluster: every transaction opens a new
+plain cluster and against the pg_usher cluster, the order alternating from round to round: every transaction opens a new
 connection, which pg_usher admits under service \`orders\` (quota 60). After the run,
 \`usher.service_status\` counted $admitted logins admitted for \`orders\`.
 
