@@ -1,4 +1,5 @@
-// PoolCore: lending, returning and the strict-FIFO hand-off between them.
+// PoolCore: lending, returning and the strict-FIFO hand-off between them. The fast
+// path (a thread's own idle cell, no waiters) takes no lock: see pool_core.hpp.
 #include "pool_core.hpp"
 
 #include <fmt/format.h>
@@ -6,6 +7,7 @@
 
 #include <algorithm>
 
+#include "lend_cache.hpp"
 #include "usher/errors.hpp"
 
 namespace usher::detail {
@@ -37,11 +39,16 @@ std::vector<std::pair<std::string, std::string>> connect_options(const PoolConfi
   options.insert(options.begin(), {"application_name", c.effective_application_name()});
   return options;
 }
+std::uint64_t next_pool_uid() {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
+}
 }  // namespace
 
 PoolCore::PoolCore(PoolConfig config)
     : config_((config.validate(), std::move(config))),
       connect_options_(connect_options(config_)),
+      uid_(next_pool_uid()),
       rng_(std::random_device{}()) {
   opener_ = std::thread([this] { opener_loop(); });
   maintenance_ = std::thread([this] { maintenance_loop(); });
@@ -58,21 +65,20 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
   bool keep_place = false;  // after a failed validation, wait at the head of the line
   bool slow = false;        // waited, validated or retried: the wait is worth measuring
   while (true) {
-    Slot* slot = nullptr;
+    Slot* slot = keep_place ? nullptr : take_cached();
+    Clock::time_point borrowed_at = start;
     bool waited = false;
-    {
+    if (!slot) {
       std::unique_lock lk(mu_);
       if (closed_) throw PoolClosed(fmt::format("pool \"{}\" is closed", config_.name));
-      if (waiters_.empty() && !idle_.empty()) {
-        slot = take_idle_locked();
-        slot->state = SlotState::lent;
-        ++in_use_;
-        slot->borrowed_at = start;
-      } else if (try_only) {
-        return nullptr;
-      } else {
+      if (waiters_.empty()) slot = take_idle_locked();
+      if (!slot) {
+        if (try_only) return nullptr;
         Waiter w;
+        bool first = waiters_.empty();
         keep_place ? waiters_.push_front(&w) : waiters_.push_back(&w);
+        // From now on connections come back under the lock (and may come to w at once).
+        if (first) mark_lent_slow_locked();
         wake_opener_locked();
         while (!w.slot && !closed_) {
           if (w.cv.wait_until(lk, deadline) == std::cv_status::timeout) break;
@@ -88,22 +94,17 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
           emit(PoolEventType::timeout, 0, message);
           throw PoolTimeout(message);
         }
-        slot = w.slot;  // make_available_locked() counted it in in_use_
-        slot->borrowed_at = Clock::now();
+        slot = w.slot;  // make_available_locked() marked it lent for us
+        borrowed_at = Clock::now();
         waited = true;
       }
-      // Under the lock: the maintenance thread reads these to find leaks.
-      slot->where = where;
-      slot->thread = std::this_thread::get_id();
-      slot->leak_reported = false;
-      ++acquired_;
-      ++refs_;
     }
+    cache_slot(uid_, slot);
+    slot->begin_lease(borrowed_at, where, std::this_thread::get_id());
 
-    auto now = slot->borrowed_at;
     std::string why;
     bool round_trip = false;
-    bool ok = prepare_for_borrower(*slot, now, deadline, why, round_trip);
+    bool ok = prepare_for_borrower(*slot, borrowed_at, deadline, why, round_trip);
     slow = slow || waited || round_trip;
     if (ok) {
       if (slow) {
@@ -115,32 +116,46 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
     }
     // Validation failed: close it, ask for a replacement and wait again (invisibly,
     // within the caller's deadline).
+    slot->end_lease();
     std::vector<Retired> retired;
+    bool drop;
     {
       std::lock_guard lk(mu_);
-      --in_use_;
-      --acquired_;
       ++validation_failures_;
-      retired.push_back({remove_locked(slot), why});
+      drop = std::exchange(slot->holds_ref, false);
+      retired.push_back(remove_locked(slot, why));
       wake_opener_locked();
+      if (closed_) close_cv_.notify_all();
     }
-    emit(PoolEventType::validation_failure, retired.front().slot->id, why);
+    emit(PoolEventType::validation_failure, retired.front().slot.id, why);
     retire(retired);
-    drop_reference();
+    if (drop) drop_reference();
     keep_place = true;
   }
 }
 
 void PoolCore::give_back(Slot* slot, bool discard) noexcept {
   auto now = Clock::now();
-  usage_.record(now - slot->borrowed_at);
+  usage_.record(now - slot->borrowed_at());
   std::string why;
   bool keep = !discard && !slot->discard;
   if (!keep) why = "discarded by borrower";
   if (keep) keep = clean_after_borrower(*slot, now, why);
+  slot->end_lease();
+
+  if (keep) {
+    slot->last_used = slot->last_checked = now;
+    // The fast return: nobody waits and the pool is open, or the cell would be
+    // lent_slow. After this CAS the cell belongs to others, and so may the pool (it can
+    // be closed and freed at once): touch neither.
+    auto expected = SlotState::lent;
+    if (slot->state.compare_exchange_strong(expected, SlotState::idle, std::memory_order_release,
+                                            std::memory_order_relaxed))
+      return;
+  }
 
   std::vector<Retired> retired;
-  bool last = false;
+  bool drop = false;
   {
     std::lock_guard lk(mu_);
     if (keep && closed_) {
@@ -148,177 +163,75 @@ void PoolCore::give_back(Slot* slot, bool discard) noexcept {
       why = "pool closed";
     }
     if (keep) {
-      slot->last_used = slot->last_checked = now;
-      --in_use_;  // make_available_locked() counts it again if it goes to a waiter
-      make_available_locked(slot);
-      last = --refs_ == 0;  // the hot path lets go of the pool in the same section
+      make_available_locked(slot);  // to the longest waiter, if any
     } else {
-      --in_use_;
-      retired.push_back({remove_locked(slot), why});
+      drop = std::exchange(slot->holds_ref, false);
+      retired.push_back(remove_locked(slot, why));
       wake_opener_locked();
     }
-    if (closed_ && in_use_ == 0) close_cv_.notify_all();
+    if (closed_) close_cv_.notify_all();
   }
-  if (keep) {
-    if (last) delete this;
-    return;
-  }
+  if (keep) return;
   retire(retired);  // events use the pool: let go of it only afterwards
-  drop_reference();
+  if (drop) drop_reference();
+}
+
+Slot* PoolCore::take_cached() noexcept {
+  // Only idle while nobody waits (pool_core.hpp): taking it overtakes no one.
+  Slot* slot = cached_slot(uid_);
+  if (!slot) return nullptr;
+  auto expected = SlotState::idle;
+  if (slot->state.compare_exchange_strong(expected, SlotState::lent, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+    return slot;
+  return nullptr;
 }
 
 Slot* PoolCore::take_idle_locked() {
-  // Prefer the connection this thread used last, if it is among the most recently
-  // returned: a thread keeps talking to the same backend, as it would with a
-  // connection of its own, which the scheduler rewards (measured in bench/client).
-  constexpr std::size_t kLook = 8;
-  auto self = std::this_thread::get_id();
-  std::size_t n = idle_.size();
-  for (std::size_t i = n; i > 0 && i + kLook > n; --i) {
-    if (idle_[i - 1]->thread == self) {
-      Slot* slot = idle_[i - 1];
-      idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i - 1));
-      return slot;
+  // The first idle cell: work concentrates on the oldest cells, so that connections
+  // beyond what the load needs go idle and retire. A thread that finds its own cell
+  // taken settles on another one, and keeps that one from then on.
+  for (const auto& cell : cells_) {
+    auto expected = SlotState::idle;
+    if (cell->state.compare_exchange_strong(expected, SlotState::lent, std::memory_order_acquire,
+                                            std::memory_order_relaxed))
+      return cell.get();
+  }
+  return nullptr;
+}
+
+void PoolCore::mark_lent_slow_locked() {
+  // The first waiter arrived: from now on connections come back under the lock. Each
+  // cell races with its borrower's lock-free return or with a lock-free acquire; the
+  // CAS loop settles each one, so that afterwards none is idle or plain lent.
+  for (const auto& cell : cells_) {
+    auto s = cell->state.load(std::memory_order_acquire);
+    while (true) {
+      if (s == SlotState::idle) {
+        if (cell->state.compare_exchange_weak(s, SlotState::busy, std::memory_order_acquire))
+          make_available_locked(cell.get());  // to the head of the queue
+        else
+          continue;
+      } else if (s == SlotState::lent) {
+        if (!cell->state.compare_exchange_weak(s, SlotState::lent_slow, std::memory_order_acq_rel))
+          continue;
+      }
+      break;
     }
   }
-  Slot* slot = idle_.back();
-  idle_.pop_back();
-  return slot;
 }
 
 void PoolCore::make_available_locked(Slot* slot) {
   if (Waiter* w = waiters_.pop_front()) {
-    // Straight to the longest waiter: nobody can overtake it on the way.
-    slot->state = SlotState::lent;
-    ++in_use_;
+    // Straight to the longest waiter: nobody can overtake it on the way. Lent slow
+    // while others still wait, so that this one comes back under the lock too.
+    slot->state.store(waiters_.empty() ? SlotState::lent : SlotState::lent_slow,
+                      std::memory_order_release);
     w->slot = slot;
     w->cv.notify_one();  // under the lock: the waiter's cv lives on its stack
   } else {
-    slot->state = SlotState::idle;
-    idle_.push_back(slot);
+    slot->state.store(SlotState::idle, std::memory_order_release);
   }
-}
-
-std::unique_ptr<Slot> PoolCore::remove_locked(Slot* slot) {
-  auto it = std::find_if(all_.begin(), all_.end(), [&](const auto& p) { return p.get() == slot; });
-  std::unique_ptr<Slot> owned = std::move(*it);
-  *it = std::move(all_.back());
-  all_.pop_back();
-  ++destroyed_;
-  return owned;
-}
-
-std::size_t PoolCore::connections_wanted_locked() const {
-  if (closed_) return 0;
-  std::size_t open = all_.size() + pending_;
-  std::size_t room = config_.max_size > open ? config_.max_size - open : 0;
-  std::size_t idle = idle_.size() + busy_ + pending_;
-  std::size_t for_idle = config_.min_idle > idle ? config_.min_idle - idle : 0;
-  std::size_t for_waiters = waiters_.size() > pending_ ? waiters_.size() - pending_ : 0;
-  return std::min(room, std::max(for_idle, for_waiters));
-}
-
-void PoolCore::wake_opener_locked() {
-  if (connections_wanted_locked() > 0) opener_cv_.notify_one();
-}
-
-std::string PoolCore::describe_locked() const {
-  std::string s = fmt::format("total {}, idle {}, in use {}, waiting {}, pending {}, max_size {}",
-                              all_.size(), idle_.size() + busy_, in_use_, waiters_.size(),
-                              pending_, config_.max_size);
-  if (connect_failing_) s += fmt::format("; last connect error: {}", last_connect_error_);
-  return s;
-}
-
-LeakInfo PoolCore::leak_info_locked(const Slot& slot, Clock::time_point now) const {
-  return LeakInfo{slot.id, slot.backend_pid, slot.where, slot.thread,
-                  now - slot.borrowed_at, holder_text(config_.name, slot.where, slot.thread)};
-}
-
-void PoolCore::drop_reference() noexcept {
-  bool last;
-  {
-    std::lock_guard lk(mu_);
-    last = --refs_ == 0;
-  }
-  if (last) delete this;  // nothing else can reach this pool any more
-}
-
-void PoolCore::release_owner() noexcept { drop_reference(); }
-
-CloseReport PoolCore::close(std::chrono::milliseconds timeout) {
-  std::vector<Retired> retired;
-  {
-    std::lock_guard lk(mu_);
-    if (!closed_) {
-      closed_ = true;
-      waiters_.for_each([](Waiter* w) { w->cv.notify_one(); });
-      for (Slot* s : idle_) retired.push_back({remove_locked(s), "pool closed"});
-      idle_.clear();
-      opener_cv_.notify_all();
-      maintenance_cv_.notify_all();
-    }
-  }
-  for (auto* t : {&opener_, &maintenance_})
-    if (t->joinable() && t->get_id() != std::this_thread::get_id()) t->join();
-  retire(retired);
-
-  std::unique_lock lk(mu_);
-  close_cv_.wait_for(lk, timeout, [&] { return in_use_ == 0; });
-  CloseReport report;
-  report.outstanding = in_use_;
-  auto now = Clock::now();
-  for (const auto& s : all_)
-    if (s->state == SlotState::lent) report.leases.push_back(leak_info_locked(*s, now));
-  return report;
-}
-
-std::vector<LeakInfo> PoolCore::leaks() const {
-  std::vector<LeakInfo> out;
-  if (config_.leak_detection_threshold.count() == 0) return out;
-  std::lock_guard lk(mu_);
-  auto now = Clock::now();
-  for (const auto& s : all_)
-    if (s->state == SlotState::lent && now - s->borrowed_at >= config_.leak_detection_threshold)
-      out.push_back(leak_info_locked(*s, now));
-  return out;
-}
-
-PoolStats PoolCore::stats() const {
-  PoolStats s;
-  {
-    std::lock_guard lk(mu_);
-    s.total = all_.size();
-    s.idle = idle_.size() + busy_;
-    s.in_use = in_use_;
-    s.waiting = waiters_.size();
-    s.pending = pending_;
-    s.max_size = config_.max_size;
-    s.peak_total = peak_total_;
-    s.created = created_;
-    s.destroyed = destroyed_;
-    s.acquired = acquired_;
-    s.timeouts = timeouts_;
-    s.validation_failures = validation_failures_;
-    s.connect_failures = connect_failures_;
-    s.leaks = leaks_;
-    s.validations = validations_;
-    s.keepalives = keepalives_;
-    s.maintenance_runs = maintenance_runs_;
-  }
-  s.acquire_wait = acquire_wait_.snapshot();
-  s.usage = usage_.snapshot();
-  return s;
-}
-
-std::optional<bool> PoolCore::extension_detected() const {
-  int e = extension_.load(std::memory_order_relaxed);
-  if (e < 0) return std::nullopt;
-  return e == 1;
-}
-
-void PoolCore::mark_suspect(Clock::time_point since) noexcept {
-  suspect_since_.store(since.time_since_epoch().count(), std::memory_order_relaxed);
 }
 
 }  // namespace usher::detail

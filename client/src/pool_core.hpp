@@ -1,9 +1,15 @@
 #pragma once
 // Internal: the state and threads behind usher::Pool.
 //
-// Locking: one mutex (mu_) guards the slot lists, the waiter queue and the counters.
-// It is never held across network I/O: connecting, validating, resetting and closing
-// connections all happen on a slot that has been taken out of the shared lists.
+// Lending without the lock: a thread first tries the cell it borrowed last (one CAS
+// idle -> lent), and gives a connection back with one CAS lent -> idle. Everything else
+// takes one mutex (mu_), which guards the cells, the waiter queue and the counters.
+// The two meet through one rule, kept under mu_: while a thread waits, no cell is idle
+// and every lent cell is `lent_slow`. Its borrower's CAS then fails, so the connection
+// comes back under the lock and goes to the longest waiter (strict FIFO: nobody can
+// take it on the way). close() marks lent cells the same way. mu_ is never held across
+// network I/O: connecting, validating, resetting and closing happen on a cell the
+// thread owns.
 
 #include <atomic>
 #include <chrono>
@@ -18,40 +24,13 @@
 #include <vector>
 
 #include "histogram.hpp"
+#include "slot.hpp"
 #include "usher/connection.hpp"
 #include "usher/pool.hpp"
 #include "usher/pool_config.hpp"
 #include "waiter_queue.hpp"
 
 namespace usher::detail {
-
-using Clock = std::chrono::steady_clock;
-
-enum class SlotState { idle, lent, busy /* the pool's own threads are using it */ };
-
-// One pooled connection and what the pool knows about it.
-struct Slot {
-  Connection conn;
-  std::uint64_t id = 0;
-  int backend_pid = 0;          // copied at open: readable without touching the PGconn
-  SlotState state = SlotState::busy;
-  Clock::time_point created, expires, last_used, last_checked;
-  bool has_extension = false;   // usher.checkout/usher.checkin exist on this server
-  bool lease_on_server = false; // usher.checkout() recorded a holder, not yet checked in
-  bool checkin_sent = false;    // usher.checkin() sent on return; its result is unread
-  bool discard = false;         // the borrower asked for it to be closed
-  // While lent (written under the pool's lock when lent):
-  Clock::time_point borrowed_at;
-  std::source_location where;
-  std::thread::id thread;       // kept after return: the thread that used it last
-  bool leak_reported = false;
-};
-
-// A slot on its way out, with the reason for the retire event.
-struct Retired {
-  std::unique_ptr<Slot> slot;
-  std::string reason;
-};
 
 // max_lifetime minus up to 25%, so that connections opened together do not all expire
 // (and reconnect) together. Zero means no limit: time_point::max().
@@ -84,17 +63,25 @@ class PoolCore {
 
  private:
   // pool_core.cpp: lending and returning
+  Slot* take_cached() noexcept;  // lock-free
   Slot* take_idle_locked();
+  void mark_lent_slow_locked();
   void make_available_locked(Slot* slot);
-  std::unique_ptr<Slot> remove_locked(Slot* slot);
+  Slot* new_cell_locked();
+  Retired remove_locked(Slot* slot, std::string reason);
+  struct Counts {
+    std::size_t idle = 0;  // idle or busy (the pool's own threads)
+    std::size_t lent = 0;
+  };
+  Counts count_locked() const;
   std::size_t connections_wanted_locked() const;
   void wake_opener_locked();
   std::string describe_locked() const;
-  LeakInfo leak_info_locked(const Slot& slot, Clock::time_point now) const;
+  std::optional<LeakInfo> leak_info_locked(const Slot& slot, Clock::time_point now) const;
   void drop_reference() noexcept;
 
   // slot_health.cpp: the round trips, always outside the lock
-  std::unique_ptr<Slot> open_slot(Clock::time_point deadline);
+  SlotData open_slot(Clock::time_point deadline);
   bool prepare_for_borrower(Slot& slot, Clock::time_point now, Clock::time_point deadline,
                             std::string& why, bool& round_trip);
   bool clean_after_borrower(Slot& slot, Clock::time_point now, std::string& why);
@@ -114,22 +101,27 @@ class PoolCore {
 
   const PoolConfig config_;
   const std::vector<std::pair<std::string, std::string>> connect_options_;
+  const std::uint64_t uid_;  // never reused: names this pool in the threads' lend caches
 
-  // What every acquire and return touches, together on their own cache lines, so that
-  // a lend moves as few lines between cores as possible.
+  // Read by every acquire, written once in a long while: its own cache line.
+  // Connections last checked before this moment must be validated before lending:
+  // set when one connection turns out broken, which usually means they all are
+  // (server restart, network cut).
+  alignas(64) std::atomic<Clock::rep> suspect_since_{
+      Clock::time_point::min().time_since_epoch().count()};
+  std::atomic<int> extension_{-1};  // -1 unknown, 0 absent, 1 present
+
+  // The slow path: on their own cache lines, away from the fast path's.
   alignas(64) mutable std::mutex mu_;
   bool closed_ = false;
-  std::size_t in_use_ = 0;
-  std::uint64_t acquired_ = 0;
-  // 1 for the Pool object + 1 per lease out: the last one to let go deletes this.
-  // Guarded by mu_, which lending and returning hold anyway.
+  // 1 for the Pool object + 1 per lease out when the pool closed (Slot::holds_ref):
+  // the last one to let go deletes this.
   std::size_t refs_ = 1;
-  std::vector<Slot*> idle_;                 // a stack: back() was returned last
   WaiterQueue waiters_;
-
-  alignas(64) std::condition_variable opener_cv_, maintenance_cv_, close_cv_;
-  std::vector<std::unique_ptr<Slot>> all_;  // every open connection
-  std::size_t busy_ = 0, pending_ = 0, peak_total_ = 0;
+  std::vector<std::unique_ptr<Slot>> cells_;  // every cell; never shrinks (see slot.hpp)
+  std::vector<Slot*> free_cells_;             // empty cells, for the opener
+  std::condition_variable opener_cv_, maintenance_cv_, close_cv_;
+  std::size_t pending_ = 0, peak_total_ = 0;
   std::uint64_t next_id_ = 0;
   std::uint64_t created_ = 0, destroyed_ = 0, timeouts_ = 0;
   std::uint64_t validation_failures_ = 0, connect_failures_ = 0, leaks_ = 0;
@@ -140,14 +132,9 @@ class PoolCore {
   std::chrono::milliseconds connect_backoff_{10};
   std::mt19937_64 rng_;
 
-  // Connections last checked before this moment must be validated before lending:
-  // set when one connection turns out broken, which usually means they all are
-  // (server restart, network cut).
-  std::atomic<Clock::rep> suspect_since_{Clock::time_point::min().time_since_epoch().count()};
-  std::atomic<int> extension_{-1};  // -1 unknown, 0 absent, 1 present
-
+  // Sharded per thread: recording moves no shared cache line. The number of
+  // acquires is acquire_wait_'s count.
   Histogram acquire_wait_, usage_;
-
 
   std::thread opener_, maintenance_;
 };

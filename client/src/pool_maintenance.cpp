@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <fmt/std.h>
 
+#include <algorithm>
+
 #include "pool_core.hpp"
 
 namespace usher::detail {
@@ -23,37 +25,49 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
 
   std::vector<LeakInfo> new_leaks;
   if (auto threshold = config_.leak_detection_threshold; threshold.count() > 0) {
-    for (const auto& s : all_) {
-      if (s->state == SlotState::lent && !s->leak_reported && now - s->borrowed_at >= threshold) {
-        s->leak_reported = true;  // once per lease
+    for (const auto& cell : cells_) {
+      auto s = cell->state.load(std::memory_order_acquire);
+      if (s != SlotState::lent && s != SlotState::lent_slow) continue;
+      auto lease = cell->read_lease();
+      if (!lease || lease->seq == cell->leak_reported_seq || now - lease->borrowed_at < threshold)
+        continue;
+      if (auto info = leak_info_locked(*cell, now); info && info->held >= threshold) {
+        cell->leak_reported_seq = lease->seq;  // once per lease
         ++leaks_;
-        new_leaks.push_back(leak_info_locked(*s, now));
+        new_leaks.push_back(std::move(*info));
       }
     }
   }
 
-  // Oldest returned first (the front of the stack), so the least used retire first.
+  // Take every idle cell (a lock-free acquire may beat us to one: then it is not idle),
+  // oldest returned first, so that the least used retire first.
+  std::vector<Slot*> idle;
+  for (const auto& cell : cells_) {
+    auto expected = SlotState::idle;
+    if (cell->state.compare_exchange_strong(expected, SlotState::busy, std::memory_order_acquire,
+                                            std::memory_order_relaxed))
+      idle.push_back(cell.get());
+  }
+  std::sort(idle.begin(), idle.end(),
+            [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
   std::vector<Retired> retired;
-  std::vector<Slot*> to_ping, still_idle;
-  std::size_t idle_left = idle_.size() + busy_;
-  for (Slot* s : idle_) {
+  std::vector<Slot*> to_ping;
+  std::size_t idle_left = idle.size();
+  for (Slot* s : idle) {
     if (now >= s->expires) {
-      retired.push_back({remove_locked(s), "lifetime"});
+      retired.push_back(remove_locked(s, "lifetime"));
       --idle_left;
     } else if (config_.idle_timeout.count() > 0 && now - s->last_used >= config_.idle_timeout &&
                idle_left > config_.min_idle) {
-      retired.push_back({remove_locked(s), "idle"});
+      retired.push_back(remove_locked(s, "idle"));
       --idle_left;
     } else if (config_.keepalive_interval.count() > 0 &&
                now - s->last_checked >= config_.keepalive_interval) {
-      s->state = SlotState::busy;
-      ++busy_;
-      to_ping.push_back(s);
+      to_ping.push_back(s);  // stays busy until the ping is done
     } else {
-      still_idle.push_back(s);
+      make_available_locked(s);  // back to idle (nobody waits while a cell is idle)
     }
   }
-  idle_.swap(still_idle);
   wake_opener_locked();
   lk.unlock();
 
@@ -73,20 +87,19 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
     std::vector<Retired> broken;
     {
       std::lock_guard guard(mu_);
-      --busy_;
       ++keepalives_;
       if (ok && !closed_) {
         s->last_checked = Clock::now();
         make_available_locked(s);
       } else {
         if (!ok) ++validation_failures_;
-        broken.push_back({remove_locked(s), ok ? "pool closed" : why});
+        broken.push_back(remove_locked(s, ok ? "pool closed" : why));
         wake_opener_locked();
       }
     }
     if (!ok) {
       mark_suspect(now);
-      emit(PoolEventType::validation_failure, broken.front().slot->id, why);
+      emit(PoolEventType::validation_failure, broken.front().slot.id, why);
     }
     retire(broken);
   }

@@ -2,6 +2,8 @@
 // (waiters not covered by connections already being opened) or below min_idle.
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "pool_core.hpp"
 #include "usher/errors.hpp"
 
@@ -20,10 +22,13 @@ void PoolCore::opener_loop() {
       continue;
     }
     ++pending_;
-    peak_total_ = std::max(peak_total_, all_.size() + pending_);
+    {
+      Counts c = count_locked();
+      peak_total_ = std::max(peak_total_, c.idle + c.lent + pending_);
+    }
     lk.unlock();
 
-    std::unique_ptr<Slot> slot;
+    std::optional<SlotData> slot;
     std::string error;
     try {
       slot = open_slot(Clock::now() + config_.connect_timeout);
@@ -35,7 +40,7 @@ void PoolCore::opener_loop() {
     --pending_;
     std::vector<Retired> retired;
     if (slot && closed_) {
-      retired.push_back({std::move(slot), "pool closed"});
+      retired.push_back({std::move(*slot), "pool closed"});
     } else if (slot) {
       slot->id = ++next_id_;
       slot->expires = expiry(slot->created, config_.max_lifetime, rng_);
@@ -43,8 +48,9 @@ void PoolCore::opener_loop() {
       ++created_;
       connect_failing_ = false;
       connect_backoff_ = std::chrono::milliseconds(10);
-      Slot* raw = slot.get();
-      all_.push_back(std::move(slot));
+      // Filled while empty (nobody can take an empty cell), published by the state.
+      Slot* raw = new_cell_locked();
+      static_cast<SlotData&>(*raw) = std::move(*slot);
       make_available_locked(raw);
       auto id = raw->id;
       lk.unlock();

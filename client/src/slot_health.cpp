@@ -31,18 +31,18 @@ bool read_checkin(Slot& slot, Clock::time_point until, std::string& why) {
 
 }  // namespace
 
-std::unique_ptr<Slot> PoolCore::open_slot(Clock::time_point deadline) {
-  auto slot = std::make_unique<Slot>();
-  slot->conn = Connection::open(config_.conninfo, connect_options_, deadline);
-  slot->backend_pid = slot->conn.backend_pid();
+SlotData PoolCore::open_slot(Clock::time_point deadline) {
+  SlotData slot;
+  slot.conn = Connection::open(config_.conninfo, connect_options_, deadline);
+  slot.backend_pid = slot.conn.backend_pid();
   if (config_.use_extension) {
     // Once per connection: a server may gain or lose the extension between connections.
-    Outcome o = exec_until(slot->conn.native(), kDetectExtension, {}, deadline);
+    Outcome o = exec_until(slot.conn.native(), kDetectExtension, {}, deadline);
     if (!o.ok) throw ConnectionError(fmt::format("checking for pg_usher failed: {}", o.error), o.sqlstate);
-    slot->has_extension = o.last.scalar<bool>();
+    slot.has_extension = o.last.scalar<bool>();
   }
   auto now = Clock::now();
-  slot->created = slot->last_used = slot->last_checked = now;
+  slot.created = slot.last_used = slot.last_checked = now;
   return slot;
 }
 
@@ -64,7 +64,7 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now, Clock::ti
   if (!validate && !checkout) return true;
   Outcome o;
   if (checkout) {
-    std::string holder = holder_text(config_.name, slot.where, slot.thread);
+    std::string holder = holder_text(config_.name, slot.where(), slot.thread());
     Param p{holder, type_oids::text};
     o = exec_until(c, kCheckout, std::span<const Param>(&p, 1), until);
     slot.lease_on_server = o.ok;
