@@ -3,6 +3,7 @@
 set -uo pipefail
 REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 log=$USHER_RESULTS/regress.log
+mkdir -p "$REPO_ROOT/${REGRESS_OUTPUT:-build/regress}"  # pg_regress creates one level only
 make --no-print-directory -C "$REPO_ROOT" installcheck >"$log" 2>&1
 rc=$?
 cat "$log"
