@@ -103,8 +103,13 @@ EnforcedServices copy_enforced_services() {
   LWLockAcquire(s->lock, LW_SHARED);
   for (int i = 0; i < s->slot_count; i++) {
     e.service_of_slot[i] = s->slots[i].service;
-    e.gate_state[i] = s->slots[i].gate_state;
-    e.gate_since[i] = s->slots[i].gate_since;
+    // Queued at either gate is queued; otherwise active once past the service's gate.
+    const usher::shm::GatePosition* queued = nullptr;
+    for (const auto& position : s->slots[i].gate)
+      if (position.state == usher::shm::GateState::queued) queued = &position;
+    const usher::shm::GatePosition& service_position = s->slots[i].gate[usher::shm::service_stage];
+    e.gate_state[i] = queued ? usher::shm::GateState::queued : service_position.state;
+    e.gate_since[i] = queued ? queued->since : service_position.since;
   }
   for (int i = 0; i < s->service_capacity; i++) memcpy(e.names[i], s->services[i].name, NAMEDATALEN);
   LWLockRelease(s->lock);

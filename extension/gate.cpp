@@ -1,8 +1,10 @@
-// The statement gate's slots and queue. The uncontended path is two atomic operations
-// on the service's counters; only a full service takes its gate lock, to queue. A
-// releasing backend hands its slot directly to the longest waiter and sets that
-// waiter's latch, so exactly one backend wakes per freed slot (a condition variable
-// broadcast would wake every waiter of the service for each release).
+// The statement gates' slots and queues. A statement passes its service's gate
+// (max_active, strict FIFO) and then, when usher.max_active_total is set, the server's
+// gate (higher priority first, FIFO within a priority). The uncontended path is a few
+// atomic operations on a gate's counters; only a full gate takes its lock, to queue. A
+// releasing backend hands its slot directly to the first waiter and sets that waiter's
+// latch, so exactly one backend wakes per freed slot (a condition variable broadcast
+// would wake every waiter of the gate for each release).
 #include "gate.hpp"
 
 #include <string>
@@ -17,19 +19,38 @@ extern "C" {
 namespace usher::gate {
 
 bool enabled = true;
+int max_active_total = 0;
 
 namespace {
 
 bool exit_callback_registered = false;
 
-LWLock* gate_lock(shm::State* s, int service) { return &s->gate_locks[service].lock; }
+// One gate as the code below sees it: its counters and queue, its lock, its limit
+// (0: unlimited), and whether its queue is ordered by priority.
+struct GateRef {
+  shm::Gate* gate;
+  LWLock* lock;
+  uint32 max;
+  shm::GateStage stage;
+};
 
-// Takes a slot if one is free (never more than max).
-bool try_take(shm::Gate* gate, uint32 max) {
-  uint32 current = pg_atomic_read_u32(&gate->active);
-  while (current < max)
-    if (pg_atomic_compare_exchange_u32(&gate->active, &current, current + 1)) return true;
-  return false;
+GateRef service_gate(shm::State* s, int service) {
+  return {&s->services[service].gate, &s->gate_locks[service].lock,
+          static_cast<uint32>(s->services[service].max_active), shm::service_stage};
+}
+
+GateRef server_gate(shm::State* s) {
+  return {&s->server_gate, &s->gate_locks[s->service_capacity].lock, static_cast<uint32>(max_active_total),
+          shm::server_stage};
+}
+
+// Takes a slot if one is free (never more than max; 0 means no limit).
+bool try_take(const GateRef& ref) {
+  uint32 current = pg_atomic_read_u32(&ref.gate->active);
+  for (;;) {
+    if (ref.max > 0 && current >= ref.max) return false;
+    if (pg_atomic_compare_exchange_u32(&ref.gate->active, &current, current + 1)) return true;
+  }
 }
 
 void note_peak(shm::Gate* gate) {
@@ -51,101 +72,127 @@ void record_wait(shm::Gate* gate, TimestampTz since, TimestampTz now) {
   pg_atomic_fetch_add_u64(&gate->wait_histogram[bucket], 1);
 }
 
-void become_active(shm::BackendSlot* slot, shm::Gate* gate, int service) {
-  slot->gate_service = service;
-  slot->gate_since = GetCurrentTimestamp();
-  slot->gate_state = shm::GateState::active;
-  pg_atomic_fetch_add_u64(&gate->admitted_total, 1);
-  note_peak(gate);
+// Queues a slot (caller holds the gate's lock): at the tail of a service's queue; in
+// the server's queue after every waiter of the same or a higher priority.
+void enqueue(shm::State* s, const GateRef& ref, int index) {
+  shm::Gate* gate = ref.gate;
+  int stage = ref.stage;
+  int previous = shm::no_slot;
+  if (stage == shm::server_stage) {
+    int priority = s->slots[index].gate_priority;
+    for (int at = gate->queue_head; at != shm::no_slot && s->slots[at].gate_priority >= priority;
+         at = s->slots[at].gate[stage].next)
+      previous = at;
+  } else {
+    previous = gate->queue_tail;
+  }
+  int next = previous == shm::no_slot ? gate->queue_head : s->slots[previous].gate[stage].next;
+  s->slots[index].gate[stage].next = next;
+  if (previous == shm::no_slot) gate->queue_head = index;
+  else s->slots[previous].gate[stage].next = index;
+  if (next == shm::no_slot) gate->queue_tail = index;
 }
 
-// Removes a slot from its service's queue (caller holds the gate lock).
-void unlink(shm::State* s, shm::Gate* gate, int index) {
+// Removes a slot from a gate's queue (caller holds the gate's lock).
+void unlink(shm::State* s, const GateRef& ref, int index) {
+  shm::Gate* gate = ref.gate;
+  int stage = ref.stage;
   int previous = shm::no_slot;
-  for (int at = gate->queue_head; at != shm::no_slot; previous = at, at = s->slots[at].gate_next) {
+  for (int at = gate->queue_head; at != shm::no_slot; previous = at, at = s->slots[at].gate[stage].next) {
     if (at != index) continue;
-    int next = s->slots[at].gate_next;
+    int next = s->slots[at].gate[stage].next;
     if (previous == shm::no_slot) gate->queue_head = next;
-    else s->slots[previous].gate_next = next;
+    else s->slots[previous].gate[stage].next = next;
     if (gate->queue_tail == index) gate->queue_tail = previous;
-    s->slots[at].gate_next = shm::no_slot;
+    s->slots[at].gate[stage].next = shm::no_slot;
     pg_atomic_fetch_sub_u32(&gate->queued, 1);
     return;
   }
 }
 
-// Grants free slots to the longest waiters (caller holds the gate lock).
-void grant_waiters(shm::State* s, int service) {
-  shm::Gate* gate = &s->services[service].gate;
-  uint32 max = static_cast<uint32>(s->services[service].max_active);
-  while (gate->queue_head != shm::no_slot) {
-    // max_active 0 (the limit was removed): every waiter goes.
-    if (max > 0 && !try_take(gate, max)) break;
-    if (max == 0) pg_atomic_fetch_add_u32(&gate->active, 1);
+// Grants free slots to the first waiters (caller holds the gate's lock).
+void grant_waiters(shm::State* s, const GateRef& ref) {
+  shm::Gate* gate = ref.gate;
+  int stage = ref.stage;
+  while (gate->queue_head != shm::no_slot && try_take(ref)) {
     int waiter = gate->queue_head;
-    shm::BackendSlot* slot = &s->slots[waiter];
-    gate->queue_head = slot->gate_next;
+    shm::GatePosition* position = &s->slots[waiter].gate[stage];
+    gate->queue_head = position->next;
     if (gate->queue_head == shm::no_slot) gate->queue_tail = shm::no_slot;
-    slot->gate_next = shm::no_slot;
+    position->next = shm::no_slot;
     pg_atomic_fetch_sub_u32(&gate->queued, 1);
     pg_write_barrier();
-    slot->gate_granted = true;
+    position->granted = true;
     SetLatch(shm::latch_of(waiter));
   }
 }
 
-// Leaves the gate on any way out of a wait or a statement: a queued backend leaves the
-// queue, an active one (also one granted a slot while it was being cancelled) gives it
-// back.
-void leave(shm::State* s, shm::BackendSlot* slot, int index, bool cancelled) {
-  int service = slot->gate_service;
-  if (service < 0) return;
-  shm::Gate* gate = &s->services[service].gate;
-  if (slot->gate_state == shm::GateState::queued) {
-    LWLockAcquire(gate_lock(s, service), LW_EXCLUSIVE);
-    bool granted = slot->gate_granted;
-    if (!granted) unlink(s, gate, index);
-    LWLockRelease(gate_lock(s, service));
-    if (cancelled) pg_atomic_fetch_add_u64(&gate->queue_cancels_total, 1);
-    slot->gate_state = granted ? shm::GateState::active : shm::GateState::none;
-    slot->gate_granted = false;
-    if (!granted) return;
+// Leaves one gate: a queued backend leaves the queue, an active one (also one granted a
+// slot while it was being cancelled) gives its slot back. Returns true if it was queued.
+bool leave(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref) {
+  shm::GatePosition* position = &slot->gate[ref.stage];
+  bool was_queued = position->state == shm::GateState::queued;
+  if (was_queued) {
+    LWLockAcquire(ref.lock, LW_EXCLUSIVE);
+    bool granted = position->granted;
+    if (!granted) unlink(s, ref, index);
+    LWLockRelease(ref.lock);
+    position->state = granted ? shm::GateState::active : shm::GateState::none;
+    position->granted = false;
   }
-  if (slot->gate_state != shm::GateState::active) return;
-  TimestampTz now = GetCurrentTimestamp();
-  if (now > slot->gate_since) pg_atomic_fetch_add_u64(&gate->busy_us_sum, static_cast<uint64>(now - slot->gate_since));
-  slot->gate_state = shm::GateState::none;
+  if (position->state != shm::GateState::active) return was_queued;
+  position->state = shm::GateState::none;
   // A full barrier: a waiter that announced itself (queued + 1) before this decrement is
   // seen below, and one that announces itself after it sees the free slot.
-  pg_atomic_fetch_sub_u32(&gate->active, 1);
-  if (pg_atomic_read_u32(&gate->queued) > 0) {
-    LWLockAcquire(gate_lock(s, service), LW_EXCLUSIVE);
-    grant_waiters(s, service);
-    LWLockRelease(gate_lock(s, service));
+  pg_atomic_fetch_sub_u32(&ref.gate->active, 1);
+  if (pg_atomic_read_u32(&ref.gate->queued) > 0) {
+    LWLockAcquire(ref.lock, LW_EXCLUSIVE);
+    grant_waiters(s, ref);
+    LWLockRelease(ref.lock);
   }
+  return was_queued;
+}
+
+// Leaves both gates (the server's first: it was entered last), counting the busy time
+// of a statement that ran and the cancel of one that waited.
+void leave_all(shm::State* s, shm::BackendSlot* slot, int index, bool cancelled) {
+  int service = slot->gate_service;
+  if (service < 0) return;
+  bool ran = slot->gate[shm::service_stage].state == shm::GateState::active &&
+             slot->gate[shm::server_stage].state != shm::GateState::queued;
+  TimestampTz since = slot->gate[shm::service_stage].since;
+  bool waited = leave(s, slot, index, server_gate(s));
+  GateRef own = service_gate(s, service);
+  waited |= leave(s, slot, index, own);
+  if (ran && !waited) {
+    TimestampTz now = GetCurrentTimestamp();
+    if (now > since) pg_atomic_fetch_add_u64(&own.gate->busy_us_sum, static_cast<uint64>(now - since));
+  }
+  if (cancelled && waited) pg_atomic_fetch_add_u64(&own.gate->queue_cancels_total, 1);
+  slot->gate_service = shm::no_service;
 }
 
 void leave_at_exit(int, Datum) {
   shm::State* s = shm::state();
   shm::BackendSlot* slot = shm::my_slot();
-  if (s && slot) leave(s, slot, shm::my_slot_index(), true);
+  if (s && slot) leave_all(s, slot, shm::my_slot_index(), true);
 }
 
-enum class WaitOutcome { admitted, timed_out };
+enum class Outcome { admitted, timed_out };
 
 // Waits for a slot. Plain C frame: cancel, statement_timeout and termination raise
-// from CHECK_FOR_INTERRUPTS, and PG_CATCH leaves the queue before the error goes on.
-WaitOutcome wait_for_slot(shm::State* s, shm::BackendSlot* slot, int index, int timeout_ms) {
-  TimestampTz deadline = TimestampTzPlusMilliseconds(slot->gate_since, timeout_ms);
-  volatile WaitOutcome outcome = WaitOutcome::admitted;
+// from CHECK_FOR_INTERRUPTS, and PG_CATCH leaves both gates before the error goes on.
+Outcome wait_for_slot(shm::State* s, shm::BackendSlot* slot, int index, shm::GatePosition* position,
+                      TimestampTz deadline) {
+  volatile Outcome outcome = Outcome::admitted;
   PG_TRY();
   {
     for (;;) {
       pg_read_barrier();
-      if (slot->gate_granted) break;
+      if (position->granted) break;
       long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
       if (remaining <= 0) {
-        outcome = WaitOutcome::timed_out;
+        outcome = Outcome::timed_out;
         break;
       }
       (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining, PG_WAIT_EXTENSION);
@@ -155,21 +202,72 @@ WaitOutcome wait_for_slot(shm::State* s, shm::BackendSlot* slot, int index, int 
   }
   PG_CATCH();
   {
-    leave(s, slot, index, true);
+    leave_all(s, slot, index, true);
     PG_RE_THROW();
   }
   PG_END_TRY();
   return outcome;
 }
 
-[[noreturn]] void raise_timeout(const shm::Service& service, int waited_ms, uint32 queued) {
+// Takes a slot at one gate, waiting in its queue until the deadline. Returns false on
+// timeout, having left the queue.
+bool pass(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref, TimestampTz deadline,
+          bool* waited) {
+  shm::GatePosition* position = &slot->gate[ref.stage];
+  position->granted = false;
+  position->next = shm::no_slot;
+  // Uncontended: nobody waits and a slot is free.
+  if (pg_atomic_read_u32(&ref.gate->queued) == 0 && try_take(ref)) {
+    position->state = shm::GateState::active;
+    return true;
+  }
+  LWLockAcquire(ref.lock, LW_EXCLUSIVE);
+  pg_atomic_fetch_add_u32(&ref.gate->queued, 1);  // announce first: see leave()
+  if (ref.gate->queue_head == shm::no_slot && try_take(ref)) {
+    pg_atomic_fetch_sub_u32(&ref.gate->queued, 1);
+    LWLockRelease(ref.lock);
+    position->state = shm::GateState::active;
+    return true;
+  }
+  position->since = GetCurrentTimestamp();
+  position->state = shm::GateState::queued;
+  enqueue(s, ref, index);
+  LWLockRelease(ref.lock);
+  *waited = true;
+
+  if (wait_for_slot(s, slot, index, position, deadline) == Outcome::timed_out) {
+    LWLockAcquire(ref.lock, LW_EXCLUSIVE);
+    bool granted = position->granted;  // a slot may have come at the last moment
+    if (!granted) unlink(s, ref, index);
+    LWLockRelease(ref.lock);
+    position->granted = false;
+    if (!granted) {
+      position->state = shm::GateState::none;
+      return false;
+    }
+  }
+  position->granted = false;
+  position->state = shm::GateState::active;
+  return true;
+}
+
+[[noreturn]] void raise_timeout(const shm::Service& service, const GateRef& ref, TimestampTz since) {
   char waited[32];
-  snprintf(waited, sizeof waited, "%.3f", waited_ms / 1000.0);
+  snprintf(waited, sizeof waited, "%.3f", TimestampDifferenceMilliseconds(since, GetCurrentTimestamp()) / 1000.0);
+  std::string name = service.name;
+  std::string queued = std::to_string(pg_atomic_read_u32(&ref.gate->queued));
+  if (ref.stage == shm::server_stage)
+    throw Error(ERRCODE_INSUFFICIENT_RESOURCES,
+                "statement queue timeout for service \"" + name + "\": the server's " +
+                    std::to_string(ref.max) + " usher.max_active_total slot(s) stayed busy for " + waited + " s",
+                queued + " other statement(s) were waiting at the server's gate.",
+                "Raise usher.max_active_total, this service's priority or its queue_timeout with "
+                "usher.set_service('" + name + "', ...).");
   throw Error(ERRCODE_INSUFFICIENT_RESOURCES,
-              "statement queue timeout for service \"" + std::string(service.name) + "\": its " +
-                  std::to_string(service.max_active) + " max_active slot(s) stayed busy for " + waited + " s",
-              std::to_string(queued) + " other statement(s) of the service were waiting.",
-              "Raise queue_timeout or max_active with usher.set_service('" + std::string(service.name) +
+              "statement queue timeout for service \"" + name + "\": its " + std::to_string(ref.max) +
+                  " max_active slot(s) stayed busy for " + waited + " s",
+              queued + " other statement(s) of the service were waiting.",
+              "Raise queue_timeout or max_active with usher.set_service('" + name +
                   "', ...), or lower the concurrency of the service's clients.");
 }
 
@@ -181,60 +279,44 @@ void acquire() {
   if (!enabled || s == nullptr || index == shm::no_slot) return;
   shm::BackendSlot* slot = &s->slots[index];
   int service = slot->service;
-  if (service < 0 || slot->superuser || slot->gate_state != shm::GateState::none) return;
+  if (service < 0 || slot->superuser || slot->gate_service != shm::no_service) return;
   shm::Service* entry = &s->services[service];
-  uint32 max = static_cast<uint32>(entry->max_active);
-  if (max == 0) return;
-  shm::Gate* gate = &entry->gate;
+  if (entry->max_active == 0 && max_active_total == 0) return;
   if (!exit_callback_registered) {
     before_shmem_exit(leave_at_exit, 0);
     exit_callback_registered = true;
   }
-
-  // Uncontended: nobody waits and a slot is free.
-  if (pg_atomic_read_u32(&gate->queued) == 0 && try_take(gate, max)) {
-    become_active(slot, gate, service);
-    return;
-  }
-
-  LWLockAcquire(gate_lock(s, service), LW_EXCLUSIVE);
-  pg_atomic_fetch_add_u32(&gate->queued, 1);  // announce first: see leave()
-  if (gate->queue_head == shm::no_slot && try_take(gate, max)) {
-    pg_atomic_fetch_sub_u32(&gate->queued, 1);
-    LWLockRelease(gate_lock(s, service));
-    become_active(slot, gate, service);
-    return;
-  }
   slot->gate_service = service;
-  slot->gate_granted = false;
-  slot->gate_next = shm::no_slot;
-  slot->gate_since = GetCurrentTimestamp();
-  slot->gate_state = shm::GateState::queued;
-  if (gate->queue_tail == shm::no_slot) gate->queue_head = index;
-  else s->slots[gate->queue_tail].gate_next = index;
-  gate->queue_tail = index;
-  LWLockRelease(gate_lock(s, service));
+  slot->gate_priority = entry->priority;
+  TimestampTz start = GetCurrentTimestamp();
+  TimestampTz deadline = TimestampTzPlusMilliseconds(start, entry->queue_timeout_ms);
+  bool waited = false;
 
-  TimestampTz queued_since = slot->gate_since;
-  int timeout_ms = entry->queue_timeout_ms;
-  if (wait_for_slot(s, slot, index, timeout_ms) == WaitOutcome::timed_out) {
-    LWLockAcquire(gate_lock(s, service), LW_EXCLUSIVE);
-    bool granted = slot->gate_granted;  // a slot may have come at the last moment
-    if (!granted) unlink(s, gate, index);
-    uint32 still_queued = pg_atomic_read_u32(&gate->queued);
-    LWLockRelease(gate_lock(s, service));
-    slot->gate_granted = false;
-    if (!granted) {
-      slot->gate_state = shm::GateState::none;
-      pg_atomic_fetch_add_u64(&gate->queue_timeouts_total, 1);
-      raise_timeout(*entry, timeout_ms, still_queued);
-    }
+  // The service's gate counts every gated statement of the service (without a
+  // max_active of its own it never queues), then the server's gate, if any.
+  GateRef own = service_gate(s, service);
+  if (!pass(s, slot, index, own, deadline, &waited)) {
+    slot->gate_service = shm::no_service;
+    pg_atomic_fetch_add_u64(&own.gate->queue_timeouts_total, 1);
+    raise_timeout(*entry, own, start);
   }
-  slot->gate_granted = false;
-  TimestampTz now = GetCurrentTimestamp();
-  record_wait(gate, queued_since, now);
-  become_active(slot, gate, service);
-  // become_active counted the admission; the granter already took the slot.
+  if (max_active_total > 0) {
+    GateRef server = server_gate(s);
+    if (!pass(s, slot, index, server, deadline, &waited)) {
+      leave(s, slot, index, own);
+      slot->gate_service = shm::no_service;
+      pg_atomic_fetch_add_u64(&own.gate->queue_timeouts_total, 1);
+      raise_timeout(*entry, server, start);
+    }
+    pg_atomic_fetch_add_u64(&server.gate->admitted_total, 1);
+    note_peak(server.gate);
+  }
+  // The statement runs from here: its busy time counts from now.
+  TimestampTz now = waited ? GetCurrentTimestamp() : start;
+  slot->gate[shm::service_stage].since = now;
+  if (waited) record_wait(own.gate, start, now);
+  pg_atomic_fetch_add_u64(&own.gate->admitted_total, 1);
+  note_peak(own.gate);
 }
 
 void release() {
@@ -242,15 +324,16 @@ void release() {
   int index = shm::my_slot_index();
   if (s == nullptr || index == shm::no_slot) return;
   shm::BackendSlot* slot = &s->slots[index];
-  if (slot->gate_state == shm::GateState::none) return;
-  leave(s, slot, index, false);
+  if (slot->gate_service == shm::no_service) return;
+  leave_all(s, slot, index, false);
 }
 
 void admit_waiters(shm::State* s, int service) {
-  if (pg_atomic_read_u32(&s->services[service].gate.queued) == 0) return;
-  LWLockAcquire(gate_lock(s, service), LW_EXCLUSIVE);
-  grant_waiters(s, service);
-  LWLockRelease(gate_lock(s, service));
+  GateRef ref = service_gate(s, service);
+  if (pg_atomic_read_u32(&ref.gate->queued) == 0) return;
+  LWLockAcquire(ref.lock, LW_EXCLUSIVE);
+  grant_waiters(s, ref);
+  LWLockRelease(ref.lock);
 }
 
 }  // namespace usher::gate

@@ -1,6 +1,8 @@
 // The statement gate (admission control, part 2): at most max_active top-level
-// statements of a service run at once; the rest wait in FIFO order, up to the
-// service's queue_timeout, interruptible by cancel and statement_timeout.
+// statements of a service run at once, and at most usher.max_active_total of all
+// services; the rest wait -- FIFO within a service, by priority between services at
+// the server's limit -- up to the service's queue_timeout, interruptible by cancel and
+// statement_timeout.
 #pragma once
 
 #include "shared_state.hpp"
@@ -9,6 +11,10 @@ namespace usher::gate {
 
 // usher.gate: the server-wide switch (on by default).
 extern bool enabled;
+
+// usher.max_active_total: statements of all services at once (0: no server-wide limit).
+// Waiters at this gate go by their service's priority, then in arrival order.
+extern int max_active_total;
 
 // Installs the executor and utility hooks and the transaction callbacks; from _PG_init
 // while preloading.

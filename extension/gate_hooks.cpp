@@ -130,6 +130,11 @@ void install_hooks() {
   DefineCustomBoolVariable("usher.gate", "Enforces the services' max_active statement limits.",
                            "Off: statements are not gated; statements already waiting keep waiting for their turn.",
                            &enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("usher.max_active_total",
+                          "Statements of all services that may run at once (0: no server-wide limit).",
+                          "Waiting statements are admitted by their service's priority, then in arrival order. "
+                          "Superusers are not counted.",
+                          &max_active_total, 0, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   previous_planner = planner_hook;
   planner_hook = [](Query* q, const char* t, int o, ParamListInfo p) {
     return usher::guard([&] { return on_plan(q, t, o, p); });

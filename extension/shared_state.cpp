@@ -39,8 +39,8 @@ void request() {
 #endif
   RequestAddinShmemSpace(state_size());
   // Lock 0 guards the registry and the slots' service fields; then one per service
-  // entry for its statement gate's queue.
-  RequestNamedLWLockTranche(tranche_name, 1 + settings::max_services);
+  // entry for its statement gate's queue, and one for the server's gate.
+  RequestNamedLWLockTranche(tranche_name, 1 + settings::max_services + 1);
 }
 
 // Until the registry is first published, every session counts under 'default', which
@@ -74,10 +74,11 @@ void startup() {
     next += MAXALIGN(s->role_mapping_capacity * sizeof(RoleMapping));
     s->slots = reinterpret_cast<BackendSlot*>(next);
     for (int i = 0; i < s->service_capacity; i++) init_gate(&s->services[i].gate);
+    init_gate(&s->server_gate);
     for (int i = 0; i < s->slot_count; i++) {
       s->slots[i].service = no_service;
       s->slots[i].gate_service = no_service;
-      s->slots[i].gate_next = no_slot;
+      for (auto& position : s->slots[i].gate) position.next = no_slot;
       SpinLockInit(&s->slots[i].lease_mutex);
     }
     init_default_service(&s->services[default_service_index]);

@@ -70,20 +70,31 @@ struct RoleMapping {
   int32 service;  // index into services
 };
 
-// Where a backend stands at the statement gate.
+// Where a backend stands at a statement gate.
 enum class GateState : uint8 { none, queued, active };
+
+// A statement passes two gates: its service's (max_active, FIFO) and, when
+// usher.max_active_total is set, the server's (FIFO within a priority, higher priority
+// first).
+enum GateStage { service_stage = 0, server_stage = 1, gate_stages = 2 };
+
+// A backend's place at one gate. Written by the owning backend, and by a releasing
+// backend (under that gate's lock) when it hands a slot to this queued one.
+struct GatePosition {
+  volatile GateState state;
+  volatile bool granted;
+  int32 next;         // next waiter in that gate's queue, or no_slot
+  TimestampTz since;  // queued since, or active since
+};
 
 struct BackendSlot {
   int32 pid;        // 0: free
   int32 service;    // index into services, or no_service when not counted
   bool superuser;
-  // Statement gate: written by the owning backend, and by a releasing backend (under the
-  // service's gate lock) when it hands a slot to this queued one.
-  volatile GateState gate_state;
-  volatile bool gate_granted;
-  int32 gate_service;       // the service whose gate the backend is at
-  int32 gate_next;          // next waiter in the queue, or no_slot
-  TimestampTz gate_since;   // queued since, or active since
+  // The statement gates.
+  int32 gate_service;   // the service of the statement at the gates, or no_service
+  int32 gate_priority;  // its priority, which orders the server gate's queue
+  GatePosition gate[gate_stages];
   slock_t lease_mutex;
   char lease_holder[holder_bytes + 1];  // empty: no lease
   TimestampTz lease_start;
@@ -91,7 +102,8 @@ struct BackendSlot {
 
 struct State {
   LWLock* lock;        // the registry, role mappings and slots' service fields
-  LWLockPadded* gate_locks;  // one per service entry: its gate's queue
+  LWLockPadded* gate_locks;  // one per service entry (its gate's queue), then the server gate's
+  Gate server_gate;          // usher.max_active_total
   bool published;  // a registry has been published since shared memory was set up
   TimestampTz published_at;
   uint64 publications;
