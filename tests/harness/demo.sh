@@ -75,5 +75,22 @@ grep -E '^usher_(health_status|ready)' <<<"$metrics"
 if command -v promtool >/dev/null && promtool check metrics <<<"$metrics" >/dev/null 2>&1; then
   echo "promtool check metrics: OK"
 fi
+
+echo
+echo "=== Admission control: service reporting may hold 2 connections, orders runs 1 statement at a time"
+sql -c "CREATE ROLE app LOGIN" \
+    -c "SELECT name, max_connections, max_active FROM usher.set_service('reporting', max_connections => 2)" \
+    -c "SELECT name, max_connections, max_active FROM usher.set_service('orders', max_active => 1, queue_timeout => '1s')"
+PGUSER=app session "reporting/dash-1" "SELECT 1;"
+PGUSER=app session "reporting/dash-2" "SELECT 1;"
+echo "A third reporting connection (as role app):"
+PGUSER=app PGAPPNAME=reporting/dash-3 psql -X -c "SELECT 1" 2>&1 | sed 's/^/  /' || true
+PGUSER=app session "orders/api-9" "SELECT pg_sleep(5);"
+echo "A second orders statement while the first runs:"
+PGUSER=app PGAPPNAME=orders/api-10 psql -X -c "SELECT 1" 2>&1 | sed 's/^/  /' || true
+echo "=== SELECT * FROM usher.service_status"
+sql -c "SELECT service, current, max_connections, rejected_quota_total, active, max_active, queue_timeouts_total
+          FROM usher.service_status ORDER BY service"
+
 echo
 echo "Demo finished; stopping the sessions and the cluster."
