@@ -210,12 +210,18 @@ Outcome wait_for_slot(shm::State* s, shm::BackendSlot* slot, int index, shm::Gat
 }
 
 // Takes a slot at one gate, waiting in its queue until the deadline. Returns false on
-// timeout, having left the queue.
+// timeout, having left the queue. A statement that must not wait takes a slot even
+// beyond the limit.
 bool pass(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref, TimestampTz deadline,
-          bool* waited) {
+          bool may_wait, bool* waited) {
   shm::GatePosition* position = &slot->gate[ref.stage];
   position->granted = false;
   position->next = shm::no_slot;
+  if (!may_wait) {
+    pg_atomic_fetch_add_u32(&ref.gate->active, 1);
+    position->state = shm::GateState::active;
+    return true;
+  }
   // Uncontended: nobody waits and a slot is free.
   if (pg_atomic_read_u32(&ref.gate->queued) == 0 && try_take(ref)) {
     position->state = shm::GateState::active;
@@ -286,6 +292,13 @@ void acquire() {
     before_shmem_exit(leave_at_exit, 0);
     exit_callback_registered = true;
   }
+  // Only the first statement of a transaction may wait. A later one may hold locks
+  // (rows it wrote, LOCK TABLE, advisory locks) that running statements wait for:
+  // queueing it behind them would deadlock until queue_timeout. It takes a slot
+  // without waiting, so the statements that wait see the load it adds.
+  static LocalTransactionId last_transaction = InvalidLocalTransactionId;
+  bool may_wait = pg::local_transaction_id() != last_transaction;
+  last_transaction = pg::local_transaction_id();
   slot->gate_service = service;
   slot->gate_priority = entry->priority;
   TimestampTz start = GetCurrentTimestamp();
@@ -295,14 +308,14 @@ void acquire() {
   // The service's gate counts every gated statement of the service (without a
   // max_active of its own it never queues), then the server's gate, if any.
   GateRef own = service_gate(s, service);
-  if (!pass(s, slot, index, own, deadline, &waited)) {
+  if (!pass(s, slot, index, own, deadline, may_wait, &waited)) {
     slot->gate_service = shm::no_service;
     pg_atomic_fetch_add_u64(&own.gate->queue_timeouts_total, 1);
     raise_timeout(*entry, own, start);
   }
   if (max_active_total > 0) {
     GateRef server = server_gate(s);
-    if (!pass(s, slot, index, server, deadline, &waited)) {
+    if (!pass(s, slot, index, server, deadline, may_wait, &waited)) {
       leave(s, slot, index, own);
       slot->gate_service = shm::no_service;
       pg_atomic_fetch_add_u64(&own.gate->queue_timeouts_total, 1);

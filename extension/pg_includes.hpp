@@ -44,6 +44,15 @@ inline LocalPgBackendStatus* local_backend_status(int index_from_one) {
 #endif
 }
 
+// The local id of this backend's current top-level transaction.
+inline LocalTransactionId local_transaction_id() {
+#if PG_VERSION_NUM >= 170000
+  return MyProc->vxid.lxid;
+#else
+  return MyProc->lxid;
+#endif
+}
+
 // Connection slots the server keeps back from ordinary roles (superuser_reserved_connections,
 // plus reserved_connections from 16 on).
 inline int reserved_connection_slots() {

@@ -160,6 +160,29 @@ assert_eq "$("${SU[@]}" -c "SELECT statements_admitted_total FROM usher.service_
 exec {idle}>&-
 wait "${pids[@]}" 2>/dev/null; pids=()
 
+# --- no deadlock: a transaction's later statements never wait behind statements that
+# wait for its locks. A writes a row and stays in its transaction; B takes tight's only
+# slot and waits for A's row lock; A's next statement must still run.
+"${SU[@]}" -c "CREATE TABLE accounts (id int PRIMARY KEY, balance int)" -c "INSERT INTO accounts VALUES (1, 0), (2, 0)" \
+           -c "GRANT SELECT, UPDATE ON accounts TO app" -c "SELECT usher.set_service('tight', queue_timeout => '30s')" >/dev/null
+fifo=$OUT/writer; mkfifo "$fifo"
+PGAPPNAME=tight/writer "${APP[@]}" <"$fifo" >"$OUT/writer.out" 2>&1 &
+pids+=($!)
+exec {writer}>"$fifo"
+echo "BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = 1; SELECT 'updated';" >&$writer
+await 10 grep -q updated "$OUT/writer.out"
+bg tight/blocked "UPDATE accounts SET balance = balance + 1 WHERE id = 1" "$OUT/blocked"
+lock_waiting() { test "$("${SU[@]}" -c "SELECT count(*) FROM usher.backends WHERE application_name = 'tight/blocked' AND wait_event_type = 'Lock' AND admission_state = 'active'")" = 1; }
+await 10 lock_waiting
+echo "UPDATE accounts SET balance = balance + 1 WHERE id = 2; SELECT 'second'; COMMIT;" >&$writer
+await 20 grep -q second "$OUT/writer.out"
+assert_match "$(cat "$OUT/writer.out")" "second" "the writer's next statement runs although the blocked statement holds the only slot"
+exec {writer}>&-
+wait "${pids[@]}" 2>/dev/null; pids=()
+assert_eq "$("${SU[@]}" -c "SELECT balance FROM accounts WHERE id = 1")" "2" "and the blocked statement completes after the writer commits"
+await 10 idle_gate tight
+assert_eq "$(gate_of tight)" "0 0" "no slot or waiter left"
+
 # --- a server-wide limit: waiters go by their service's priority, then arrival
 "${SU[@]}" >/dev/null <<'SQL'
 SELECT usher.set_service('low', priority => 0, queue_timeout => '30s');
