@@ -1,5 +1,5 @@
 // The client's side of the lease protocol (checkout on borrow, checkin sent on return
-// and read later), against SQL stand-ins for usher.checkout/usher.checkin in a scratch
+// and read later), against recording SQL functions named usher.checkout/usher.checkin in a scratch
 // database. It checks the pool's round trips; pool_extension_test.cpp checks the real
 // pg_usher functions once they exist (issue 3).
 #include <gmock/gmock.h>
@@ -10,7 +10,7 @@
 namespace usher::test {
 namespace {
 
-constexpr const char* kDatabase = "usher_client_lease_stub";
+constexpr const char* kDatabase = "usher_client_lease_recording";
 
 class PoolLeaseProtocolTest : public ::testing::Test {
  protected:
@@ -43,14 +43,14 @@ class PoolLeaseProtocolTest : public ::testing::Test {
     return c;
   }
   long holders(int pid) {
-    return stub.exec("SELECT count(*) FROM usher.leases WHERE pid = $1::int", pid).scalar<long>();
+    return recorder.exec("SELECT count(*) FROM usher.leases WHERE pid = $1::int", pid).scalar<long>();
   }
   long calls(int pid, const std::string& call) {
-    return stub.exec("SELECT count(*) FROM usher.calls WHERE pid = $1::int AND call = $2", pid, call)
+    return recorder.exec("SELECT count(*) FROM usher.calls WHERE pid = $1::int AND call = $2", pid, call)
         .scalar<long>();
   }
 
-  Connection stub = Connection::open(std::string("dbname=") + kDatabase, 10s);
+  Connection recorder = Connection::open(std::string("dbname=") + kDatabase, 10s);
 };
 
 TEST_F(PoolLeaseProtocolTest, CheckoutOnValidationCheckinOnReturn) {
@@ -62,7 +62,7 @@ TEST_F(PoolLeaseProtocolTest, CheckoutOnValidationCheckinOnReturn) {
     auto lease = pool.acquire();
     pid = lease->backend_pid();
     EXPECT_EQ(pool.extension_detected(), std::optional<bool>(true));
-    auto holder = stub.exec("SELECT holder FROM usher.leases WHERE pid = $1::int", pid);
+    auto holder = recorder.exec("SELECT holder FROM usher.leases WHERE pid = $1::int", pid);
     ASSERT_EQ(holder.rows(), 1u);
     // <pool>/<file>:<line> thread <id>, the pool name shortened to fit 63 bytes.
     EXPECT_THAT(holder.get<std::string>(0, 0),
@@ -110,7 +110,7 @@ TEST_F(PoolLeaseProtocolTest, LeakDetectionRecordsEveryBorrower) {
   int pid = leaked->backend_pid();
   ASSERT_TRUE(eventually([&] { return events.count(PoolEventType::leak) == 1; }));
   auto leak = pool.leaks().at(0);
-  auto r = stub.exec("SELECT holder FROM usher.leases WHERE pid = $1::int", pid);
+  auto r = recorder.exec("SELECT holder FROM usher.leases WHERE pid = $1::int", pid);
   ASSERT_EQ(r.rows(), 1u);
   EXPECT_EQ(r.get<std::string>(0, 0), leak.holder);
   EXPECT_EQ(calls(pid, "checkout"), 2);
