@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "guard.hpp"
+#include "shmem_hooks.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 
@@ -22,11 +23,6 @@ int history_samples = 3600;     // usher.history_samples (server start)
 int cpu_cores_setting = 0;      // usher.cpu_cores (superuser; 0 = detect)
 
 Ring* attached = nullptr;
-#if PG_VERSION_NUM >= 150000
-shmem_request_hook_type previous_request_hook = nullptr;
-#endif
-shmem_startup_hook_type previous_startup_hook = nullptr;
-
 int incarnation_capacity() { return settings::max_services * 4 + 16; }
 
 Size ring_size() {
@@ -39,15 +35,11 @@ Size ring_size() {
 }
 
 void request() {
-#if PG_VERSION_NUM >= 150000
-  if (previous_request_hook) previous_request_hook();
-#endif
   RequestAddinShmemSpace(ring_size());
   RequestNamedLWLockTranche(tranche_name, 1);
 }
 
 void startup() {
-  if (previous_startup_hook) previous_startup_hook();
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
   bool found;
   auto* r = static_cast<Ring*>(ShmemInitStruct("pg_usher sampler", ring_size(), &found));
@@ -121,14 +113,7 @@ uint32 new_incarnation(Ring* r, int entry, const char* name) {
 void install() {
   define_settings();
   if (!process_shared_preload_libraries_in_progress) return;
-#if PG_VERSION_NUM >= 150000
-  previous_request_hook = shmem_request_hook;
-  shmem_request_hook = [] { usher::guard(request); };
-#else
-  request();
-#endif
-  previous_startup_hook = shmem_startup_hook;
-  shmem_startup_hook = [] { usher::guard(startup); };
+  shm::add_shmem_part(request, startup);
 }
 
 Ring* ring() { return attached; }

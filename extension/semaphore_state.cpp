@@ -1,6 +1,7 @@
 #include "semaphore_state.hpp"
 
 #include "guard.hpp"
+#include "shmem_hooks.hpp"
 #include "shared_state.hpp"
 
 extern "C" {
@@ -19,31 +20,19 @@ namespace {
 constexpr const char* tranche_name = "pg_usher semaphores";
 State* attached = nullptr;
 
-#if PG_VERSION_NUM >= 150000
-shmem_request_hook_type previous_request_hook = nullptr;
-#endif
-shmem_startup_hook_type previous_startup_hook = nullptr;
-
-// One slot per PGPROC, as in shared_state.cpp.
-int slot_count() { return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts; }
-
 Size state_size() {
   Size size = MAXALIGN(sizeof(State));
   size = add_size(size, MAXALIGN(mul_size(max_semaphores, sizeof(Semaphore))));
-  size = add_size(size, MAXALIGN(mul_size(slot_count(), sizeof(Slot))));
+  size = add_size(size, MAXALIGN(mul_size(shm::proc_slot_count(), sizeof(Slot))));
   return size;
 }
 
 void request() {
-#if PG_VERSION_NUM >= 150000
-  if (previous_request_hook) previous_request_hook();
-#endif
   RequestAddinShmemSpace(state_size());
   RequestNamedLWLockTranche(tranche_name, 1);
 }
 
 void startup() {
-  if (previous_startup_hook) previous_startup_hook();
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
   bool found;
   auto* s = static_cast<State*>(ShmemInitStruct(tranche_name, state_size(), &found));
@@ -51,7 +40,7 @@ void startup() {
     memset(s, 0, state_size());
     s->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
     s->capacity = max_semaphores;
-    s->slot_count = slot_count();
+    s->slot_count = shm::proc_slot_count();
     char* next = reinterpret_cast<char*>(s) + MAXALIGN(sizeof(State));
     s->semaphores = reinterpret_cast<Semaphore*>(next);
     next += MAXALIGN(s->capacity * sizeof(Semaphore));
@@ -84,14 +73,7 @@ void define_settings() {
 }
 
 void install_shmem() {
-#if PG_VERSION_NUM >= 150000
-  previous_request_hook = shmem_request_hook;
-  shmem_request_hook = [] { usher::guard(request); };
-#else
-  request();
-#endif
-  previous_startup_hook = shmem_startup_hook;
-  shmem_startup_hook = [] { usher::guard(startup); };
+  shm::add_shmem_part(request, startup);
 }
 
 State* state() { return attached; }

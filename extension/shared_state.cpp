@@ -1,6 +1,7 @@
 #include "shared_state.hpp"
 
 #include "guard.hpp"
+#include "shmem_hooks.hpp"
 #include "settings.hpp"
 
 extern "C" {
@@ -16,27 +17,15 @@ namespace {
 constexpr const char* tranche_name = "pg_usher";
 State* attached = nullptr;
 
-#if PG_VERSION_NUM >= 150000
-shmem_request_hook_type previous_request_hook = nullptr;
-#endif
-shmem_startup_hook_type previous_startup_hook = nullptr;
-
-// One slot per PGPROC: regular backends, auxiliary processes and prepared-transaction
-// dummies, the same count as ProcGlobal->allProcCount.
-int slot_count() { return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts; }
-
 Size state_size() {
   Size size = MAXALIGN(sizeof(State));
   size = add_size(size, MAXALIGN(mul_size(settings::max_services, sizeof(Service))));
   size = add_size(size, MAXALIGN(mul_size(settings::max_role_mappings, sizeof(RoleMapping))));
-  size = add_size(size, MAXALIGN(mul_size(slot_count(), sizeof(BackendSlot))));
+  size = add_size(size, MAXALIGN(mul_size(proc_slot_count(), sizeof(BackendSlot))));
   return size;
 }
 
 void request() {
-#if PG_VERSION_NUM >= 150000
-  if (previous_request_hook) previous_request_hook();
-#endif
   RequestAddinShmemSpace(state_size());
   // Lock 0 guards the registry and the slots' service fields; then one per service
   // entry for its statement gate's queue, and one for the server's gate.
@@ -55,7 +44,6 @@ void init_default_service(Service* service) {
 }
 
 void startup() {
-  if (previous_startup_hook) previous_startup_hook();
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
   bool found;
   auto* s = static_cast<State*>(ShmemInitStruct("pg_usher", state_size(), &found));
@@ -66,7 +54,7 @@ void startup() {
     s->gate_locks = &locks[1];
     s->service_capacity = settings::max_services;
     s->role_mapping_capacity = settings::max_role_mappings;
-    s->slot_count = slot_count();
+    s->slot_count = proc_slot_count();
     char* next = reinterpret_cast<char*>(s) + MAXALIGN(sizeof(State));
     s->services = reinterpret_cast<Service*>(next);
     next += MAXALIGN(s->service_capacity * sizeof(Service));
@@ -90,14 +78,7 @@ void startup() {
 }  // namespace
 
 void install_hooks() {
-#if PG_VERSION_NUM >= 150000
-  previous_request_hook = shmem_request_hook;
-  shmem_request_hook = [] { usher::guard(request); };
-#else
-  request();
-#endif
-  previous_startup_hook = shmem_startup_hook;
-  shmem_startup_hook = [] { usher::guard(startup); };
+  shm::add_shmem_part(request, startup);
 }
 
 State* state() { return attached; }
