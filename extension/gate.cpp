@@ -349,4 +349,12 @@ void admit_waiters(shm::State* s, int service) {
   LWLockRelease(ref.lock);
 }
 
+void admit_server_waiters(shm::State* s) {
+  GateRef ref = server_gate(s);
+  if (pg_atomic_read_u32(&ref.gate->queued) == 0) return;
+  LWLockAcquire(ref.lock, LW_EXCLUSIVE);
+  grant_waiters(s, ref);
+  LWLockRelease(ref.lock);
+}
+
 }  // namespace usher::gate

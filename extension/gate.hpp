@@ -32,4 +32,9 @@ void release();
 // Hands free slots of a service to its waiters (after its max_active was raised).
 void admit_waiters(shm::State* s, int service);
 
+// Hands free slots of the server's gate to its waiters, by this process's
+// usher.max_active_total: the launcher calls it after a reload, so that raising the
+// limit (or setting it to 0) admits waiting statements at once, not at the next release.
+void admit_server_waiters(shm::State* s);
+
 }  // namespace usher::gate

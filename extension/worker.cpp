@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include "gate.hpp"
 #include "guard.hpp"
 #include "registry.hpp"
 #include "semaphores.hpp"
@@ -90,7 +91,8 @@ void launch_publisher() {
 }
 
 // After the publisher has run, the launcher samples per-service activity every
-// usher.sample_interval (sampler.cpp). It keeps its cadence: the next sample is due one
+// usher.sample_interval (sampler.cpp), and after each reload admits statements waiting
+// at the server's gate if usher.max_active_total was raised. It keeps its cadence: the next sample is due one
 // interval after the previous one was due, or one interval from now if it fell behind.
 void launcher() {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -117,6 +119,7 @@ void launcher() {
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
       ProcessConfigFile(PGC_SIGHUP);
+      if (shm::State* s = shm::state()) gate::admit_server_waiters(s);
       // A shorter interval takes effect at once.
       TimestampTz sooner = GetCurrentTimestamp() + static_cast<int64>(sampler::interval_ms()) * 1000;
       if (sooner < due) due = sooner;

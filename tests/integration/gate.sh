@@ -215,6 +215,18 @@ assert_match "$err" "ERROR:  53000: statement queue timeout for service \"low\":
 wait "${pids[@]}" 2>/dev/null; pids=()
 await 10 idle_gate low
 assert_eq "$(gate_of low) $(gate_of high)" "0 0 0 0" "no slot or waiter left at either gate"
+# Raising the server's limit admits a waiter at the reload, not at the holder's end.
+"${SU[@]}" -c "SELECT usher.set_service('low', queue_timeout => '30s')" >/dev/null
+bg low/holder "SELECT pg_sleep(30)" "$OUT/holder"
+await 10 gate_is low "1 0"
+bg high/waiter "SELECT 'admitted'" "$OUT/waiter"
+await 10 server_queued 1
+"${SU[@]}" -c "ALTER SYSTEM SET usher.max_active_total = 2" -c "SELECT pg_reload_conf()" >/dev/null
+await 5 grep -q admitted "$OUT/waiter"
+assert_eq "$(cat "$OUT/waiter")" "admitted" "a raised usher.max_active_total admits the waiting statement before the holder ends"
+"${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'low/holder'" >/dev/null
+wait "${pids[@]}" 2>/dev/null; pids=()
+await 10 idle_gate low
 "${SU[@]}" -c "ALTER SYSTEM RESET usher.max_active_total" -c "SELECT pg_reload_conf()" >/dev/null
 
 # --- the gate in usher.metrics(): gauges, counters and a wait-time histogram
