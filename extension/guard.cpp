@@ -17,6 +17,7 @@ void copy_text(char (&to)[N], const char* from) noexcept {
 
 void capture_current_exception(CaughtError& out) noexcept {
   out.caught = true;
+  out.message[0] = out.detail[0] = out.hint[0] = '\0';
   try {
     throw;
   } catch (const PgError& e) {

@@ -64,15 +64,18 @@ class PgError : public std::exception {
 namespace detail {
 
 // What the guard remembers of a caught exception: plain data only, because it must
-// outlive the exception object and is read after every C++ frame is gone.
+// outlive the exception object and is read after every C++ frame is gone. The texts are
+// left uninitialised on purpose: every hook call builds one of these, and zeroing 2.5 kB
+// per call showed in profiles; capture_current_exception writes all three before
+// report reads them.
 struct CaughtError {
   bool caught = false;
   int elevel = ERROR;
   int sqlstate = 0;
   ErrorData* pg_error = nullptr;
-  char message[1024] = {};
-  char detail[1024] = {};
-  char hint[512] = {};
+  char message[1024];
+  char detail[1024];
+  char hint[512];
 };
 
 // Called inside a catch block: records the in-flight exception. Never raises.
