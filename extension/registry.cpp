@@ -4,6 +4,7 @@
 
 #include "gate.hpp"
 #include "guard.hpp"
+#include "publish_on_commit.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 
@@ -47,60 +48,13 @@ void text_column(char* to, HeapTuple tuple, TupleDesc desc, int column) {
   strlcpy(to, value ? value : "", NAMEDATALEN);
 }
 
-// Transaction state of this backend: did it change the registry, and what is waiting
-// to be published at commit.
-bool changed = false;
-bool dropped = false;  // DROP EXTENSION pg_usher in this transaction
-bool callback_registered = false;
 object_access_hook_type previous_object_access_hook = nullptr;
-Registry* pending = nullptr;
-
-bool in_registry_database() {
-  return settings::database != nullptr && MyDatabaseId != InvalidOid &&
-         strcmp(get_database_name(MyDatabaseId), settings::database) == 0;
-}
-
-void discard_pending() {
-  if (pending) free_registry(pending);
-  pending = nullptr;
-  changed = false;
-  dropped = false;
-}
 
 Registry* empty_registry() {
   auto* registry = static_cast<Registry*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Registry)));
   registry->services = static_cast<ServiceRow*>(MemoryContextAllocZero(TopMemoryContext, sizeof(ServiceRow)));
   registry->roles = static_cast<RoleRow*>(MemoryContextAllocZero(TopMemoryContext, sizeof(RoleRow)));
   return registry;
-}
-
-void on_transaction_event(XactEvent event, void*) {
-  if (!changed) return;
-  switch (event) {
-    case XACT_EVENT_PRE_COMMIT:
-    case XACT_EVENT_PARALLEL_PRE_COMMIT:
-      // Still inside the transaction: read what is about to commit, with a snapshot
-      // that also sees every registry change committed before ours (writers are
-      // serialised by the table lock that usher.set_service takes).
-      if (shm::state() && in_registry_database()) pending = dropped ? empty_registry() : read(GetLatestSnapshot());
-      break;
-    case XACT_EVENT_COMMIT:
-    case XACT_EVENT_PARALLEL_COMMIT: {
-      int skipped = pending ? publish(pending) : 0;
-      discard_pending();
-      if (skipped > 0)
-        ereport(WARNING, (errmsg("pg_usher: %d service(s) could not be published: usher.max_services is full", skipped),
-                          errhint("Raise usher.max_services and restart the server.")));
-      break;
-    }
-    case XACT_EVENT_PRE_PREPARE:
-      ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                      errmsg("cannot PREPARE a transaction that changed the pg_usher service registry")));
-      break;
-    default:
-      discard_pending();
-      break;
-  }
 }
 
 // An entry for a service that is not in shared memory yet: a free entry, else one of a
@@ -218,14 +172,24 @@ void free_registry(Registry* registry) {
 
 namespace {
 
-void watch_transaction() {
-  if (!callback_registered) {
-    RegisterXactCallback(
-        [](XactEvent event, void* arg) { usher::guard([&] { on_transaction_event(event, arg); }); },
-        nullptr);
-    callback_registered = true;
-  }
-}
+// Published when a transaction that changed the registry commits (usher.set_service,
+// drop_service and set_role_service lock usher.service, which serialises writers).
+PublishOnCommit publication{
+    .attached = [] { return shm::state() != nullptr; },
+    .read = [](::Snapshot snapshot) -> void* { return read(snapshot); },
+    .empty = []() -> void* { return empty_registry(); },
+    .publish = [](const void* pending) { return publish(static_cast<const Registry*>(pending)); },
+    .free = [](void* pending) { free_registry(static_cast<Registry*>(pending)); },
+    .entries = "service(s)",
+    .limit = "usher.max_services",
+    .full_hint = "Raise usher.max_services and restart the server.",
+    .prepare_refusal = "cannot PREPARE a transaction that changed the pg_usher service registry",
+};
+// The DROP EXTENSION hook below marks the transaction through these names: the same
+// as publication.mark_dropped().
+bool& changed = publication.changed;
+bool& dropped = publication.dropped;
+void watch_transaction() { publication.watch(); }
 
 void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
   if (previous_object_access_hook) previous_object_access_hook(access, class_id, object_id, sub_id, arg);
@@ -246,13 +210,12 @@ void install_hooks() {
 }
 
 void mark_changed() {
-  watch_transaction();
   if (shm::state() != nullptr && !in_registry_database())
     ereport(WARNING, (errmsg("pg_usher enforces the registry of database \"%s\", not this one",
                              settings::database ? settings::database : ""),
                       errhint("Change services in database \"%s\", or set usher.database.",
                               settings::database ? settings::database : "")));
-  changed = true;
+  publication.mark_changed();
 }
 
 }  // namespace usher::registry

@@ -1,10 +1,11 @@
 // Semaphore definitions: the table usher.semaphore, published to shared memory when a
 // transaction that changed it commits (never on rollback), at server start by the
 // publisher worker, and as empty when DROP EXTENSION pg_usher commits. Mirrors the
-// service registry (registry.cpp).
+// service registry (registry.cpp); both publish through publish_on_commit.hpp.
 #include <string>
 
 #include "guard.hpp"
+#include "publish_on_commit.hpp"
 #include "semaphore_state.hpp"
 #include "semaphores.hpp"
 #include "settings.hpp"
@@ -35,16 +36,7 @@ struct Definitions {
   Definition* items;
 };
 
-bool changed = false;
-bool dropped = false;
-bool callback_registered = false;
-Definitions* pending = nullptr;
 object_access_hook_type previous_object_access_hook = nullptr;
-
-bool in_registry_database() {
-  return settings::database != nullptr && MyDatabaseId != InvalidOid &&
-         strcmp(get_database_name(MyDatabaseId), settings::database) == 0;
-}
 
 Definitions* empty_definitions() {
   auto* d = static_cast<Definitions*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definitions)));
@@ -120,52 +112,26 @@ int publish(const Definitions* d) {
   return skipped;
 }
 
-void discard_pending() {
-  free_definitions(pending);
-  pending = nullptr;
-  changed = false;
-  dropped = false;
-}
-
-void on_transaction_event(XactEvent event) {
-  if (!changed) return;
-  switch (event) {
-    case XACT_EVENT_PRE_COMMIT:
-    case XACT_EVENT_PARALLEL_PRE_COMMIT:
-      // Writers are serialised by the table lock usher.set_semaphore takes, so the
-      // latest snapshot sees every change committed before ours.
-      if (sem::state() && in_registry_database()) pending = dropped ? empty_definitions() : read(GetLatestSnapshot());
-      break;
-    case XACT_EVENT_COMMIT:
-    case XACT_EVENT_PARALLEL_COMMIT: {
-      int skipped = pending ? publish(pending) : 0;
-      discard_pending();
-      if (skipped > 0)
-        ereport(WARNING, (errmsg("pg_usher: %d semaphore(s) could not be published: usher.max_semaphores is full", skipped),
-                          errhint("Release the permits of dropped semaphores, or raise usher.max_semaphores and restart the server.")));
-      break;
-    }
-    case XACT_EVENT_PRE_PREPARE:
-      throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "cannot PREPARE a transaction that changed pg_usher's semaphores");
-    default:
-      discard_pending();
-      break;
-  }
-}
-
-void watch_transaction() {
-  if (callback_registered) return;
-  RegisterXactCallback([](XactEvent event, void*) { usher::guard([&] { on_transaction_event(event); }); }, nullptr);
-  callback_registered = true;
-}
+// Published when a transaction that changed usher.semaphore commits (usher.set_semaphore
+// and drop_semaphore lock the table, which serialises writers).
+PublishOnCommit publication{
+    .attached = [] { return sem::state() != nullptr; },
+    .read = [](::Snapshot snapshot) -> void* { return read(snapshot); },
+    .empty = []() -> void* { return empty_definitions(); },
+    .publish = [](const void* pending) { return publish(static_cast<const Definitions*>(pending)); },
+    .free = [](void* pending) { free_definitions(static_cast<Definitions*>(pending)); },
+    .entries = "semaphore(s)",
+    .limit = "usher.max_semaphores",
+    .full_hint = "Release the permits of dropped semaphores, or raise usher.max_semaphores and restart the server.",
+    .prepare_refusal = "cannot PREPARE a transaction that changed pg_usher's semaphores",
+};
 
 void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
   if (previous_object_access_hook) previous_object_access_hook(access, class_id, object_id, sub_id, arg);
   if (access != OAT_DROP || class_id != ExtensionRelationId || sem::state() == nullptr) return;
   char* name = get_extension_name(object_id);
   if (name == nullptr || strcmp(name, "pg_usher") != 0) return;
-  watch_transaction();
-  changed = dropped = true;
+  publication.mark_dropped();
 }
 
 }  // namespace
@@ -200,15 +166,14 @@ Datum usher_semaphores_changed(PG_FUNCTION_ARGS) {
   return usher::guard([&] {
     if (!CALLED_AS_TRIGGER(fcinfo))
       throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "usher._semaphores_changed() must be called as a trigger");
-    usher::semaphores::watch_transaction();
     // CREATE EXTENSION empties the table to publish "no semaphores" (a database dropped
     // with the extension in it leaves stale definitions behind); stay quiet there.
-    if (usher::sem::state() != nullptr && !creating_extension && !usher::semaphores::in_registry_database())
+    if (usher::sem::state() != nullptr && !creating_extension && !usher::in_registry_database())
       ereport(WARNING, (errmsg("pg_usher publishes the semaphores of database \"%s\", not this one",
                                usher::settings::database ? usher::settings::database : ""),
                         errhint("Define semaphores in database \"%s\".",
                                 usher::settings::database ? usher::settings::database : "")));
-    usher::semaphores::changed = true;
+    usher::semaphores::publication.mark_changed();
     return PointerGetDatum(nullptr);
   });
 }

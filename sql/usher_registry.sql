@@ -25,6 +25,11 @@ SELECT max_connections FROM usher.set_service('orders', max_connections => 20);
 SELECT max_connections AS still_enforced FROM usher.published_services WHERE name = 'orders';
 ROLLBACK;
 SELECT max_connections AS after_rollback FROM usher.published_services WHERE name = 'orders';
+-- Nor is one that cannot be prepared: it would commit in another backend, unpublished.
+BEGIN;
+SELECT max_connections FROM usher.set_service('orders', max_connections => 20);
+PREPARE TRANSACTION 'registry';
+SELECT max_connections AS after_refused_prepare FROM usher.published_services WHERE name = 'orders';
 
 -- Every invalid value is refused with a message naming it.
 SELECT usher.set_service(NULL);

@@ -26,6 +26,11 @@ SELECT capacity FROM usher.set_semaphore('exports', 10);
 SELECT capacity AS still_published FROM usher.semaphores WHERE name = 'exports';
 ROLLBACK;
 SELECT capacity AS after_rollback FROM usher.semaphores WHERE name = 'exports';
+-- A change cannot be prepared: it would commit in another backend, unpublished.
+BEGIN;
+SELECT capacity FROM usher.set_semaphore('exports', 10);
+PREPARE TRANSACTION 'sem_definitions';
+SELECT capacity AS after_refused_prepare FROM usher.semaphores WHERE name = 'exports';
 -- Changing the capacity keeps the comment unless a new one is given.
 SELECT * FROM usher.set_semaphore('exports', 3);
 
