@@ -129,11 +129,16 @@ cluster_restart() {
   as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start >/dev/null
 }
 
-cluster_destroy() {
-  local name=$1 dir; dir=$(cluster_dir "$name")
-  cluster_stop "$name"
+# Deletes what cluster_prepare_dir made: the folder, or the /tmp folder and its link.
+cluster_remove_dir() {
+  local dir; dir=$(cluster_dir "$1")
   local target; target=$(readlink -f "$dir" 2>/dev/null || echo "$dir")
   rm -rf "$target" "$dir"
+}
+
+cluster_destroy() {
+  cluster_stop "$1"
+  cluster_remove_dir "$1"
 }
 
 cluster_env() {
