@@ -2,9 +2,12 @@
 # The statement gate under overload and at rest (issue 4), each measured side by side in
 # one run:
 #  1. overload: `pgbench -S -c 256 -j 2`, every client in one service with
-#     max_active = 2 x cores, gate on vs gate off (usher.gate), and the same pgbench
-#     with 8 clients as the reference a server of this size can do; TPS, p99 latency,
-#     and the most statements of the service seen active at once (sampled);
+#     max_active = 2 x cores, gate on vs gate off (usher.gate); beside them, what
+#     explains the result: the same pgbench with 8 clients, with 8 busy clients plus
+#     248 idle connections, and with 256 clients through PgBouncer in transaction mode
+#     (pool of 2 x cores). For each: TPS, p99 latency, and the CPU time the machine
+#     spent per transaction (/proc/stat, all processes: server, pgbench, PgBouncer);
+#     while the gated run runs, the most statements of the service seen active at once;
 #  2. overhead: `pgbench -S -c 8 -j 2` with the gate on (max_active high enough never
 #     to queue) vs a cluster without pg_usher.
 #
@@ -13,6 +16,8 @@ set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 source "$REPO_ROOT/tests/harness/cluster.sh"
+source "$REPO_ROOT/tests/harness/pgbouncer.sh"
+source "$REPO_ROOT/tests/harness/sessions.sh"
 
 RECORD=0 ROUNDS=3 SECS=20
 while [[ $# -gt 0 ]]; do
@@ -29,12 +34,16 @@ CORES=$(nproc)
 MAX_ACTIVE=$((2 * CORES))
 log() { echo "[gate bench] $*" >&2; }
 WORK=$(mktemp -d)
-GATED=bench-gate PLAIN=bench-gate-plain
+GATED=bench-gate PLAIN=bench-gate-plain BOUNCER=bench-gate-bouncer
 sampler_pid=
-cleanup() { [[ -n $sampler_pid ]] && kill "$sampler_pid" 2>/dev/null; cluster_destroy $GATED; cluster_destroy $PLAIN; rm -rf "$WORK"; }
+cleanup() {
+  [[ -n $sampler_pid ]] && kill "$sampler_pid" 2>/dev/null
+  release_all
+  bouncer_destroy $BOUNCER; cluster_destroy $GATED; cluster_destroy $PLAIN; rm -rf "$WORK"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-cluster_destroy $GATED; cluster_destroy $PLAIN
+bouncer_destroy $BOUNCER; cluster_destroy $GATED; cluster_destroy $PLAIN
 common=(max_connections=300 shared_buffers=256MB log_min_messages=fatal)
 cluster_start $GATED "${common[@]}" usher.database=postgres
 USHER_PRELOAD='' cluster_start $PLAIN "${common[@]}"
@@ -50,23 +59,37 @@ done
  psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION pg_usher" \
       -c "SELECT usher.set_service('orders', max_active => $MAX_ACTIVE, queue_timeout => '60s')" \
       -c "SELECT usher.set_service('roomy', max_active => 1000)" >/dev/null)
+# PgBouncer's server connections log in as service orders: the gate sees them too.
+gdir=$(cluster_dir $GATED)
+BOUNCER_USERS=app BOUNCER_DATABASES="postgres = host=$gdir/sock port=$(cat "$gdir/port") dbname=postgres application_name=orders/pgbouncer pool_size=$MAX_ACTIVE" \
+  bouncer_start $BOUNCER $GATED max_client_conn=400
 
 set_gate() {  # on|off
   (eval "$(cluster_env $GATED)"; psql -X -q -c "ALTER SYSTEM SET usher.gate = $1" -c "SELECT pg_reload_conf()" >/dev/null)
   sleep 1
 }
-# pgbench with per-transaction logs (sampled) -> "tps p99_ms"
-run() {  # cluster service clients tag
-  local cluster=$1 service=$2 clients=$3 tag=$4
+busy_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# pgbench with per-transaction logs (sampled) -> "tps p99_ms cpu_us_per_transaction"
+run() {  # target(cluster or bouncer:NAME) service clients tag
+  local target=$1 service=$2 clients=$3 tag=$4 env
+  if [[ $target == bouncer:* ]]; then env=$(bouncer_env "${target#bouncer:}"); else env=$(cluster_env "$target"); fi
   rm -f "$WORK"/$tag.*
-  local tps
-  tps=$(cd "$WORK" && eval "$(cluster_env "$cluster")" &&
-        PGUSER=app PGAPPNAME=$service/pgbench "$PGBENCH" -n -S -c "$clients" -j 2 -T "$SECS" \
-          -l --sampling-rate=0.05 --log-prefix="$tag" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+  local before after out
+  before=$(busy_jiffies)
+  out=$(cd "$WORK" && eval "$env" &&
+        PGUSER=app PGDATABASE=postgres PGAPPNAME=$service/pgbench "$PGBENCH" -n -S -c "$clients" -j 2 -T "$SECS" \
+          -l --sampling-rate=0.05 --log-prefix="$tag" 2>&1)
+  after=$(busy_jiffies)
+  local tps xacts
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
+  xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+  [[ -n $tps && -n $xacts ]] || { echo "$out" >&2; return 1; }
   local p99
   p99=$(cat "$WORK"/$tag.* | awk '{print $3}' | sort -n |
         awk '{a[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.2f", a[i]/1000}')
-  echo "$tps $p99"
+  local cpu
+  cpu=$(awk -v j=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$xacts" 'BEGIN {printf "%.0f", j / hz * 1e6 / n}')
+  printf '%.0f %s %s\n' "$tps" "$p99" "$cpu"
 }
 # The most statements of the service seen active at once, polled by a superuser.
 start_sampler() {
@@ -79,74 +102,119 @@ start_sampler() {
    done) &
   sampler_pid=$!
 }
+stop_sampler() { kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=; }
 
 echo 0 >"$WORK/most_active"
-declare -a off on ref over_on over_plain
+declare -a off on ref idle pooled over_on over_plain waited
 log "warm-up"
 set_gate off; run $GATED orders 256 warm >/dev/null
+# Statements of the service admitted and admitted after a wait, so far: "admitted waited"
+gate_counts() {
+  (eval "$(cluster_env $GATED)"
+   psql -X -At -F ' ' -c "SELECT statements_admitted_total, statements_waited_total FROM usher.service_status WHERE service = 'orders'")
+}
 gated_run() {  # round: 256 clients with the gate on, sampling how many statements run
   set_gate on
+  local before after
+  before=$(gate_counts)
   start_sampler
   on+=("$(run $GATED orders 256 on$1)")
-  kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=
+  stop_sampler
+  after=$(gate_counts)
+  # The share of the run's statements that found the gate full and queued.
+  waited+=("$(awk -v b="$before" -v a="$after" 'BEGIN {split(b, x, " "); split(a, y, " ");
+            printf "%.1f", 100 * (y[2] - x[2]) / (y[1] - x[1])}')")
 }
-ungated_runs() {  # round: 256 and 8 clients with the gate off
+ungated_runs() {  # round: 256, 8, and 8 beside 248 idle connections, gate off
   set_gate off
   off+=("$(run $GATED orders 256 off$1)")
   ref+=("$(run $GATED orders 8 ref$1)")
+  eval "$(cluster_env $GATED)"
+  PGUSER=app hold orders/idle 248
+  [[ $HELD == 248 ]] || { log "could hold only $HELD idle sessions: $HELD_ERROR"; exit 1; }
+  idle+=("$(run $GATED orders 8 idle$1)")
+  release_all
+}
+pooled_run() {  # round: 256 clients through PgBouncer (pool 2 x cores), gate on
+  set_gate on
+  pooled+=("$(run bouncer:$BOUNCER orders 256 pooled$1)")
 }
 for r in $(seq 1 "$ROUNDS"); do
   # The order alternates from round to round, so that drift over the run (a slower
   # second run of a pair was seen here) favours neither side.
-  if (( r % 2 )); then ungated_runs $r; gated_run $r; else gated_run $r; ungated_runs $r; fi
+  if (( r % 2 )); then ungated_runs $r; gated_run $r; pooled_run $r
+  else pooled_run $r; gated_run $r; ungated_runs $r; fi
   set_gate on
   if (( r % 2 )); then
     over_plain+=("$(run $PLAIN roomy 8 plain$r)"); over_on+=("$(run $GATED roomy 8 roomy$r)")
   else
     over_on+=("$(run $GATED roomy 8 roomy$r)"); over_plain+=("$(run $PLAIN roomy 8 plain$r)")
   fi
-  log "round $r: 256 gate off ${off[-1]} | 256 gate on ${on[-1]} | 8 clients ${ref[-1]} | overhead: plain ${over_plain[-1]}, gate on ${over_on[-1]}"
+  log "round $r: 256 gate off ${off[-1]} | 256 gate on ${on[-1]} | 8 clients ${ref[-1]} | 8 + 248 idle ${idle[-1]} | 256 via PgBouncer ${pooled[-1]} | overhead: plain ${over_plain[-1]}, gate on ${over_on[-1]}"
 done
 most=$(cat "$WORK/most_active")
 peak=$(eval "$(cluster_env $GATED)"; psql -X -At -c "SELECT peak_active FROM usher.service_status WHERE service = 'orders'")
 
 col() { local i=$1; shift; printf '%s\n' "$@" | awk -v i="$i" '{print $i}'; }
 mean() { awk '{s+=$1; n++} END {printf "%.1f", s/n}'; }
-m_off=$(col 1 "${off[@]}" | mean); m_on=$(col 1 "${on[@]}" | mean); m_ref=$(col 1 "${ref[@]}" | mean)
-p_off=$(col 2 "${off[@]}" | mean); p_on=$(col 2 "${on[@]}" | mean); p_ref=$(col 2 "${ref[@]}" | mean)
-m_plain=$(col 1 "${over_plain[@]}" | mean); m_roomy=$(col 1 "${over_on[@]}" | mean)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
-gain=$(ratio "$m_on" "$m_off"); of_ref=$(ratio "$m_on" "$m_ref"); overhead=$(ratio "$m_roomy" "$m_plain")
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t) ? "met" : "missed"}'; }
+m_off=$(col 1 "${off[@]}" | mean); m_on=$(col 1 "${on[@]}" | mean); m_ref=$(col 1 "${ref[@]}" | mean)
+m_pooled=$(col 1 "${pooled[@]}" | mean)
+m_plain=$(col 1 "${over_plain[@]}" | mean); m_roomy=$(col 1 "${over_on[@]}" | mean)
+gain=$(ratio "$m_on" "$m_off"); of_ref=$(ratio "$m_on" "$m_ref"); overhead=$(ratio "$m_roomy" "$m_plain")
+pooled_gain=$(ratio "$m_pooled" "$m_off")
 
-rows1="" rows2=""
+# One row per configuration: each round's TPS, then the means.
+row() {  # label array-name
+  local label=$1; local -n runs=$2
+  local cells="" i
+  for i in $(seq 0 $((ROUNDS - 1))); do cells+=" $(col 1 "${runs[$i]}") |"; done
+  local tps; tps=$(col 1 "${runs[@]}" | mean)
+  echo "| $label |$cells **$tps** | $(col 2 "${runs[@]}" | mean) | $(col 3 "${runs[@]}" | mean) | $(ratio "$tps" "$m_off") |"
+}
+round_heads="" round_rule=""
+for i in $(seq 1 "$ROUNDS"); do round_heads+=" round $i |"; round_rule+="--:|"; done
+rows1="$(row "256 clients, gate off" off)
+$(row "256 clients, gate on (max_active $MAX_ACTIVE)" on)
+$(row "8 clients" ref)
+$(row "8 clients + 248 idle connections" idle)
+$(row "256 clients via PgBouncer (pool $MAX_ACTIVE), gate on" pooled)"
+rows2=""
 for i in $(seq 0 $((ROUNDS - 1))); do
-  rows1+="| $((i + 1)) | $(col 1 "${off[$i]}") / $(col 2 "${off[$i]}") | $(col 1 "${on[$i]}") / $(col 2 "${on[$i]}") | $(col 1 "${ref[$i]}") / $(col 2 "${ref[$i]}") |
-"
   rows2+="| $((i + 1)) | $(col 1 "${over_plain[$i]}") | $(col 1 "${over_on[$i]}") | $(ratio "$(col 1 "${over_on[$i]}")" "$(col 1 "${over_plain[$i]}")") |
 "
 done
-machine="Machine: $CORES cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); $("$PG_BIN/postgres" --version | sed 's/postgres (PostgreSQL) //'); commit $(git -C "$REPO_ROOT" rev-parse --short HEAD); $(date -u +%F)."
+machine="Machine: $CORES cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); $("$PG_BIN/postgres" --version | sed 's/postgres (PostgreSQL) //'); PgBouncer $(pgbouncer --version | sed -n '1s/^PgBouncer //p'); commit $(git -C "$REPO_ROOT" rev-parse --short HEAD); $(date -u +%F)."
 S1="## Statement gate under overload: pgbench -S -c 256 (issue 4)
 
 Command: \`bench/gate/run.sh --rounds $ROUNDS --seconds $SECS\` (\`make bench\` runs it with --record).
 One throwaway cluster preloading pg_usher (\`max_connections = 300\`, \`shared_buffers = 256MB\`,
 scale 10), clients logged in as an ordinary role with \`PGAPPNAME=orders/pgbench\`;
-service \`orders\` has \`max_active = 2 × $CORES cores = $MAX_ACTIVE\`. Each round:
-\`pgbench -n -S -c 256 -j 2 -T $SECS\` with \`usher.gate = off\`, the same with 8 clients, and
-256 clients with \`usher.gate = on\`, the gated run first in even rounds. p99 from pgbench's per-transaction log
-(\`-l --sampling-rate=0.05\`), in ms. While the gated run ran, a superuser session polled
-\`usher.service_status.active\` every 50 ms.
+service \`orders\` has \`max_active = 2 × $CORES cores = $MAX_ACTIVE\`. Each round runs
+\`pgbench -n -S -j 2 -T $SECS\` in five configurations, the order reversed in even rounds:
+256 clients with \`usher.gate = off\` and \`on\`; 8 clients; 8 clients while 248 more
+connections of the service sit idle; 256 clients through PgBouncer in transaction mode,
+whose $MAX_ACTIVE server connections log in as \`orders/pgbouncer\`. p99 from pgbench's
+per-transaction log (\`-l --sampling-rate=0.05\`), in ms. CPU per transaction: the
+machine's busy time during the run (\`/proc/stat\`: server, pgbench and PgBouncer
+together) divided by the transactions. While the gated run ran, a superuser session
+polled \`usher.service_status.active\` every 50 ms.
 
 $machine
 
-| round | 256 clients, gate off: tps / p99 ms | 256 clients, gate on: tps / p99 ms | 8 clients: tps / p99 ms |
-|--:|--:|--:|--:|
-${rows1}| mean | $m_off / $p_off | $m_on / $p_on | $m_ref / $p_ref |
+| configuration |$round_heads mean tps | p99 ms | CPU µs per transaction | ÷ 256 gate off |
+|--|$round_rule--:|--:|--:|--:|
+$rows1
 
 - gated ÷ ungated throughput: **$gain** (target ≥ 1.3: **$(verdict "$gain" 1.3)**)
 - gated ÷ 8-client throughput of the same run: **$of_ref**
-- most statements of the service active at once: sampled **$most**, \`peak_active\` **$peak** (max_active $MAX_ACTIVE)"
+- 256 clients through PgBouncer ÷ 256 direct, gate off: **$pooled_gain**
+- statements of the gated runs that queued (found all $MAX_ACTIVE slots taken): **$(printf '%s\n' "${waited[@]}" | mean) %** (per round: ${waited[*]})
+- most statements of the service active at once: sampled **$most**, \`peak_active\` **$peak** (max_active $MAX_ACTIVE)
+
+Why the gate cannot reach the target here, and what does: [docs/admission.md](../docs/admission.md),
+\"What the gate buys, and what it cannot\"."
 S2="## Statement gate at rest: pgbench -S -c 8 (issue 4)
 
 Command: as above (same run). \`pgbench -n -S -c 8 -j 2 -T $SECS\` as an ordinary role, against
