@@ -18,6 +18,7 @@ REPO_ROOT=$(cd "$BENCH_DIR/../.." && pwd)
 source "$REPO_ROOT/tests/harness/cluster.sh"
 source "$REPO_ROOT/tests/harness/pgbouncer.sh"
 source "$REPO_ROOT/tests/harness/sessions.sh"
+source "$REPO_ROOT/bench/lib/pgbench.sh"
 
 RECORD=0 ROUNDS=3 SECS=20
 while [[ $# -gt 0 ]]; do
@@ -64,10 +65,6 @@ gdir=$(cluster_dir $GATED)
 BOUNCER_USERS=app BOUNCER_DATABASES="postgres = host=$gdir/sock port=$(cat "$gdir/port") dbname=postgres application_name=orders/pgbouncer pool_size=$MAX_ACTIVE" \
   bouncer_start $BOUNCER $GATED max_client_conn=400
 
-set_gate() {  # on|off
-  (eval "$(cluster_env $GATED)"; psql -X -q -c "ALTER SYSTEM SET usher.gate = $1" -c "SELECT pg_reload_conf()" >/dev/null)
-  sleep 1
-}
 busy_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 # pgbench with per-transaction logs (sampled) -> "tps p99_ms cpu_us_per_transaction"
 run() {  # target(cluster or bouncer:NAME) service clients tag
@@ -81,12 +78,9 @@ run() {  # target(cluster or bouncer:NAME) service clients tag
           -l --sampling-rate=0.05 --log-prefix="$tag" 2>&1)
   after=$(busy_jiffies)
   local tps xacts
-  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
-  xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+  tps=$(pgbench_tps "$out"); xacts=$(pgbench_xacts "$out")
   [[ -n $tps && -n $xacts ]] || { echo "$out" >&2; return 1; }
-  local p99
-  p99=$(cat "$WORK"/$tag.* | awk '{print $3}' | sort -n |
-        awk '{a[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.2f", a[i]/1000}')
+  local p99; p99=$(p99_ms "$WORK"/$tag.*)
   local cpu
   cpu=$(awk -v j=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$xacts" 'BEGIN {printf "%.0f", j / hz * 1e6 / n}')
   printf '%.0f %s %s\n' "$tps" "$p99" "$cpu"
@@ -107,14 +101,14 @@ stop_sampler() { kill "$sampler_pid"; wait "$sampler_pid" 2>/dev/null || true; s
 echo 0 >"$WORK/most_active"
 declare -a off on ref idle pooled over_on over_plain waited
 log "warm-up"
-set_gate off; run $GATED orders 256 warm >/dev/null
+set_gate $GATED off; run $GATED orders 256 warm >/dev/null
 # Statements of the service admitted and admitted after a wait, so far: "admitted waited"
 gate_counts() {
   (eval "$(cluster_env $GATED)"
    psql -X -At -F ' ' -c "SELECT statements_admitted_total, statements_waited_total FROM usher.service_status WHERE service = 'orders'")
 }
 gated_run() {  # round: 256 clients with the gate on, sampling how many statements run
-  set_gate on
+  set_gate $GATED on
   local before after
   before=$(gate_counts)
   start_sampler
@@ -126,7 +120,7 @@ gated_run() {  # round: 256 clients with the gate on, sampling how many statemen
             printf "%.1f", 100 * (y[2] - x[2]) / (y[1] - x[1])}')")
 }
 ungated_runs() {  # round: 256, 8, and 8 beside 248 idle connections, gate off
-  set_gate off
+  set_gate $GATED off
   off+=("$(run $GATED orders 256 off$1)")
   ref+=("$(run $GATED orders 8 ref$1)")
   eval "$(cluster_env $GATED)"
@@ -136,7 +130,7 @@ ungated_runs() {  # round: 256, 8, and 8 beside 248 idle connections, gate off
   release_all
 }
 pooled_run() {  # round: 256 clients through PgBouncer (pool 2 x cores), gate on
-  set_gate on
+  set_gate $GATED on
   pooled+=("$(run bouncer:$BOUNCER orders 256 pooled$1)")
 }
 for r in $(seq 1 "$ROUNDS"); do
@@ -144,7 +138,7 @@ for r in $(seq 1 "$ROUNDS"); do
   # second run of a pair was seen here) favours neither side.
   if (( r % 2 )); then ungated_runs $r; gated_run $r; pooled_run $r
   else pooled_run $r; gated_run $r; ungated_runs $r; fi
-  set_gate on
+  set_gate $GATED on
   if (( r % 2 )); then
     over_plain+=("$(run $PLAIN roomy 8 plain$r)"); over_on+=("$(run $GATED roomy 8 roomy$r)")
   else
