@@ -6,6 +6,9 @@ namespace usher {
 Error::Error(const std::string& message, std::string sqlstate)
     : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
 
+UnknownService::UnknownService(const std::string& message, std::string service, std::string sqlstate)
+    : DatabaseError(message, std::move(sqlstate)), service_(std::move(service)) {}
+
 void throw_database_error(std::string_view sqlstate, const std::string& message) {
   std::string code(sqlstate);
   auto cls = sqlstate.substr(0, 2);

@@ -34,6 +34,7 @@ CloseReport Pool::close(std::chrono::milliseconds timeout) { return core_->close
 std::vector<LeakInfo> Pool::leaks() const { return core_->leaks(); }
 PoolStats Pool::stats() const { return core_->stats(); }
 std::optional<bool> Pool::extension_detected() const { return core_->extension_detected(); }
+std::optional<PoolAdvice> Pool::advice() const { return core_->advice(); }
 const PoolConfig& Pool::config() const noexcept { return core_->config(); }
 
 Lease::Lease(Lease&& other) noexcept

@@ -52,6 +52,13 @@ void PoolConfig::validate() const {
   positive("maintenance_interval", maintenance_interval);
   if (application_name.size() >= 64) bad("application_name", "must be shorter than 64 bytes (NAMEDATALEN)");
   if (service.find('/') != std::string::npos) bad("service", "must not contain '/'");
+  if (size_from_advice && service.empty())
+    bad("service", "must be set when size_from_advice is on (the advice is per service)");
+  if (size_from_advice && !use_extension)
+    bad("size_from_advice", "needs use_extension (the advice comes from pg_usher)");
+  if (advice_instances < 1 || advice_instances > 100000)
+    bad("advice_instances", fmt::format("must be 1 to 100000 (got {})", advice_instances));
+  not_negative("advice_interval", advice_interval);
 
   // conninfo: parsed here so that a typo fails at start-up, not at the first connect.
   // libpq's message may quote part of the string, so it is not repeated.

@@ -49,6 +49,8 @@ PoolCore::PoolCore(PoolConfig config)
     : config_((config.validate(), std::move(config))),
       connect_options_(connect_options(config_)),
       uid_(next_pool_uid()),
+      max_size_(config_.max_size),
+      min_idle_(config_.min_idle),
       rng_(std::random_device{}()) {
   opener_ = std::thread([this] { opener_loop(); });
   maintenance_ = std::thread([this] { maintenance_loop(); });

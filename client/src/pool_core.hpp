@@ -59,6 +59,7 @@ class PoolCore {
   std::vector<LeakInfo> leaks() const;
   PoolStats stats() const;
   std::optional<bool> extension_detected() const;
+  std::optional<PoolAdvice> advice() const;
   const PoolConfig& config() const noexcept { return config_; }
 
  private:
@@ -86,6 +87,10 @@ class PoolCore {
                             std::string& why, bool& round_trip);
   bool clean_after_borrower(Slot& slot, Clock::time_point now, std::string& why);
   bool keepalive(Slot& slot, std::string& why);
+  std::optional<PoolAdvice> read_advice(SlotData& slot, std::string& why);
+
+  // pool_sizing.cpp: max_size and min_idle from usher.pool_advice()
+  void size_from_advice(SlotData& slot);  // reads, applies and reports; outside the lock
 
   // pool_opener.cpp / pool_maintenance.cpp: the two background threads
   void opener_loop();
@@ -94,7 +99,7 @@ class PoolCore {
 
   // pool_events.cpp-like helpers (pool_notify.cpp)
   void emit(PoolEventType type, std::uint64_t connection_id, std::string reason,
-            const LeakInfo* leak = nullptr) const;
+            const LeakInfo* leak = nullptr, const PoolAdvice* advice = nullptr) const;
   void log(LogLevel level, std::string_view message) const;
   void retire(std::vector<Retired>& retired) const;  // closes them and emits events
   void mark_suspect(Clock::time_point since) noexcept;
@@ -121,6 +126,13 @@ class PoolCore {
   std::vector<std::unique_ptr<Slot>> cells_;  // every cell; never shrinks (see slot.hpp)
   std::vector<Slot*> free_cells_;             // empty cells, for the opener
   std::condition_variable opener_cv_, maintenance_cv_, close_cv_;
+  // The sizes in force: the configured ones until usher.pool_advice() says otherwise
+  // (size_from_advice), never above config_.max_size.
+  std::size_t max_size_, min_idle_;
+  std::optional<PoolAdvice> advice_;       // the advice they come from
+  bool advice_failing_ = false;            // the last read failed (warn once per run)
+  Clock::time_point next_advice_ = Clock::time_point::max();  // the maintenance thread's next read
+  bool advice_read_ = false;               // opener thread only: the first read is done
   std::size_t pending_ = 0, peak_total_ = 0;
   std::uint64_t next_id_ = 0;
   std::uint64_t created_ = 0, destroyed_ = 0, timeouts_ = 0;

@@ -11,6 +11,8 @@ std::string_view to_string(PoolEventType type) noexcept {
     case PoolEventType::leak: return "leak";
     case PoolEventType::timeout: return "timeout";
     case PoolEventType::retire: return "retire";
+    case PoolEventType::advice: return "advice";
+    case PoolEventType::advice_failure: return "advice_failure";
   }
   return "unknown";
 }

@@ -1,6 +1,8 @@
 // The maintenance thread: every maintenance_interval it reports leaks, retires idle and
-// over-age connections (idle ones only above min_idle), and pings idle connections
-// every keepalive_interval. Replacements are the opener's job.
+// over-age connections (idle ones only above min_idle), retires idle connections above
+// max_size (after a smaller usher.pool_advice()), pings idle connections every
+// keepalive_interval and reads the pool advice again every advice_interval.
+// Replacements are the opener's job.
 #include <fmt/format.h>
 #include <fmt/std.h>
 
@@ -52,18 +54,27 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
             [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
   std::vector<Retired> retired;
   std::vector<Slot*> to_ping;
+  Slot* advisor = nullptr;  // reads usher.pool_advice() again, when that is due
+  bool advice_due = now >= next_advice_;
   std::size_t idle_left = idle.size();
+  // More open than max_size (the advice shrank it): the idle ones go now, leased ones
+  // once they are back and idle (busy cells, ours, count as idle here).
+  Counts open = count_locked();
+  std::size_t excess = open.idle + open.lent > max_size_ ? open.idle + open.lent - max_size_ : 0;
   for (Slot* s : idle) {
-    if (now >= s->expires) {
-      retired.push_back(remove_locked(s, "lifetime"));
+    if (now >= s->expires || excess > 0) {
+      retired.push_back(remove_locked(s, now >= s->expires ? "lifetime" : "above max_size"));
       --idle_left;
+      if (excess > 0) --excess;
     } else if (config_.idle_timeout.count() > 0 && now - s->last_used >= config_.idle_timeout &&
-               idle_left > config_.min_idle) {
+               idle_left > min_idle_) {
       retired.push_back(remove_locked(s, "idle"));
       --idle_left;
     } else if (config_.keepalive_interval.count() > 0 &&
                now - s->last_checked >= config_.keepalive_interval) {
       to_ping.push_back(s);  // stays busy until the ping is done
+    } else if (advice_due && !advisor) {
+      advisor = s;  // stays busy until the advice is read
     } else {
       make_available_locked(s);  // back to idle (nobody waits while a cell is idle)
     }
@@ -100,6 +111,21 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
     if (!ok) {
       mark_suspect(now);
       emit(PoolEventType::validation_failure, broken.front().slot.id, why);
+    }
+    retire(broken);
+  }
+  if (advisor) {
+    size_from_advice(*advisor);
+    std::vector<Retired> broken;
+    {
+      std::lock_guard guard(mu_);
+      bool ok = advisor->conn.transaction_status() == TransactionStatus::idle;
+      if (ok && !closed_) {
+        make_available_locked(advisor);
+      } else {
+        broken.push_back(remove_locked(advisor, ok ? "pool closed" : "broken"));
+        wake_opener_locked();
+      }
     }
     retire(broken);
   }

@@ -9,9 +9,9 @@
 namespace usher::detail {
 
 void PoolCore::emit(PoolEventType type, std::uint64_t connection_id, std::string reason,
-                    const LeakInfo* leak) const {
+                    const LeakInfo* leak, const PoolAdvice* advice) const {
   if (!config_.on_event) return;
-  PoolEvent e{type, config_.name, connection_id, std::move(reason), leak};
+  PoolEvent e{type, config_.name, connection_id, std::move(reason), leak, advice};
   try {
     config_.on_event(e);
   } catch (...) {

@@ -35,6 +35,17 @@ void PoolCore::opener_loop() {
     } catch (const std::exception& e) {  // ConnectionError, or bad_alloc
       error = e.what();
     }
+    if (slot && config_.size_from_advice && !advice_read_) {
+      // Before this connection is lent or another opens, so that the advised sizes hold
+      // from here on. Whatever the answer, the pool goes on (size_from_advice warns).
+      size_from_advice(*slot);
+      if (slot->conn.transaction_status() == TransactionStatus::idle) {
+        advice_read_ = true;
+      } else {  // lost, or the read timed out mid-statement: try on the next one
+        error = "connection lost while reading usher.pool_advice()";
+        slot.reset();
+      }
+    }
 
     lk.lock();
     --pending_;

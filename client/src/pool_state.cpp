@@ -49,9 +49,9 @@ std::size_t PoolCore::connections_wanted_locked() const {
   if (closed_) return 0;
   Counts c = count_locked();
   std::size_t open = c.idle + c.lent + pending_;
-  std::size_t room = config_.max_size > open ? config_.max_size - open : 0;
+  std::size_t room = max_size_ > open ? max_size_ - open : 0;
   std::size_t idle = c.idle + pending_;
-  std::size_t for_idle = config_.min_idle > idle ? config_.min_idle - idle : 0;
+  std::size_t for_idle = min_idle_ > idle ? min_idle_ - idle : 0;
   std::size_t for_waiters = waiters_.size() > pending_ ? waiters_.size() - pending_ : 0;
   return std::min(room, std::max(for_idle, for_waiters));
 }
@@ -64,7 +64,7 @@ std::string PoolCore::describe_locked() const {
   Counts c = count_locked();
   std::string s = fmt::format("total {}, idle {}, in use {}, waiting {}, pending {}, max_size {}",
                               c.idle + c.lent, c.idle, c.lent, waiters_.size(), pending_,
-                              config_.max_size);
+                              max_size_);
   if (connect_failing_) s += fmt::format("; last connect error: {}", last_connect_error_);
   return s;
 }
@@ -158,7 +158,8 @@ PoolStats PoolCore::stats() const {
     s.in_use = c.lent;
     s.waiting = waiters_.size();
     s.pending = pending_;
-    s.max_size = config_.max_size;
+    s.max_size = max_size_;
+    s.min_idle = min_idle_;
     s.peak_total = peak_total_;
     s.created = created_;
     s.destroyed = destroyed_;
@@ -174,6 +175,11 @@ PoolStats PoolCore::stats() const {
   s.acquired = s.acquire_wait.count;  // one record per successful acquire
   s.usage = usage_.snapshot();
   return s;
+}
+
+std::optional<PoolAdvice> PoolCore::advice() const {
+  std::lock_guard lk(mu_);
+  return advice_;
 }
 
 std::optional<bool> PoolCore::extension_detected() const {

@@ -51,7 +51,7 @@ std::string Pool::prometheus() const {
     header(out, name, "gauge", help);
     fmt::format_to(it, "{}{{{}}} {}\n", name, label, v);
   };
-  gauge("usher_pool_max_connections", "The pool's max_size.", s.max_size);
+  gauge("usher_pool_max_connections", "The pool's max_size in force (configured, or from usher.pool_advice()).", s.max_size);
   gauge("usher_pool_waiting_threads", "Threads waiting in acquire().", s.waiting);
 
   auto counter = [&](std::string_view name, std::string_view help, std::uint64_t v) {

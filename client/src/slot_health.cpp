@@ -1,8 +1,10 @@
 // The pool's own round trips on a connection: open, validate/checkout on borrow, clean
-// up on return, keepalive. All run outside the pool's lock on a slot nobody else holds.
+// up on return, keepalive, the pool advice. All run outside the pool's lock on a slot
+// nobody else holds.
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include "pool_advice_query.hpp"
 #include "pool_core.hpp"
 #include "usher/errors.hpp"
 #include "wait.hpp"
@@ -12,16 +14,21 @@ namespace {
 
 // An empty statement: the server answers EmptyQueryResponse, the cheapest round trip.
 constexpr const char* kPing = "";
+// Present means usable by this role: to_regprocedure() raises (not NULL) on a schema the
+// role may not use, and a checkout it may not EXECUTE would fail every validation. CASE
+// keeps the lookups away from a schema without USAGE.
 constexpr const char* kDetectExtension =
-    "SELECT to_regprocedure('usher.checkout(text)') IS NOT NULL"
-    " AND to_regprocedure('usher.checkin()') IS NOT NULL";
+    "SELECT coalesce((SELECT CASE WHEN has_schema_privilege(n.oid, 'USAGE') THEN"
+    " has_function_privilege(to_regprocedure('usher.checkout(text)'), 'EXECUTE')"
+    " AND has_function_privilege(to_regprocedure('usher.checkin()'), 'EXECUTE') END"
+    " FROM pg_namespace n WHERE n.nspname = 'usher'), false)";
 constexpr const char* kCheckout = "SELECT usher.checkout($1)";
 constexpr const char* kCheckin = "SELECT usher.checkin()";
 
 Clock::time_point earliest(Clock::time_point a, Clock::time_point b) { return a < b ? a : b; }
 
 // Reads the answer to the usher.checkin() sent when the connection came back.
-bool read_checkin(Slot& slot, Clock::time_point until, std::string& why) {
+bool read_checkin(SlotData& slot, Clock::time_point until, std::string& why) {
   if (!slot.checkin_sent) return true;
   Outcome o = drain_until(slot.conn.native(), until);
   slot.checkin_sent = false;
@@ -147,6 +154,17 @@ bool PoolCore::keepalive(Slot& slot, std::string& why) {
     return false;
   }
   return true;
+}
+
+std::optional<PoolAdvice> PoolCore::read_advice(SlotData& slot, std::string& why) {
+  auto until = Clock::now() + config_.validation_timeout;
+  if (!read_checkin(slot, until, why)) return std::nullopt;
+  try {
+    return fetch_pool_advice_until(slot.conn, config_.service, config_.advice_instances, until);
+  } catch (const std::exception& e) {  // typed errors whose messages say what to grant or install
+    why = e.what();
+    return std::nullopt;
+  }
 }
 
 }  // namespace usher::detail

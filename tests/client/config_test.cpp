@@ -45,6 +45,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"maintenance_interval", [](PoolConfig& c) { c.maintenance_interval = 0ms; }},
         BadSetting{"application_name", [](PoolConfig& c) { c.application_name = std::string(64, 'a'); }},
         BadSetting{"service", [](PoolConfig& c) { c.service = "a/b"; }},
+        BadSetting{"service", [](PoolConfig& c) { c.size_from_advice = true; }},
+        BadSetting{"size_from_advice", [](PoolConfig& c) {
+                     c.service = "orders";
+                     c.size_from_advice = true;
+                     c.use_extension = false;
+                   }},
+        BadSetting{"advice_instances", [](PoolConfig& c) { c.advice_instances = 0; }},
+        BadSetting{"advice_instances", [](PoolConfig& c) { c.advice_instances = 100001; }},
+        BadSetting{"advice_interval", [](PoolConfig& c) { c.advice_interval = -1ms; }},
         BadSetting{"conninfo", [](PoolConfig& c) { c.conninfo = "host='unterminated password=x"; }},
         BadSetting{"conninfo", [](PoolConfig& c) { c.conninfo = "nosuchoption=1"; }},
         BadSetting{"options", [](PoolConfig& c) { c.options = {{"sslmod", "require"}}; }}),
@@ -63,6 +72,9 @@ TEST(ConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(c.validation_timeout, 5s);
   EXPECT_EQ(c.validate_after_idle, 500ms);
   EXPECT_EQ(c.leak_detection_threshold, 0ms);
+  EXPECT_FALSE(c.size_from_advice);
+  EXPECT_EQ(c.advice_instances, 1);
+  EXPECT_EQ(c.advice_interval, 5min);
 }
 
 TEST(ConfigTest, ApplicationNameCarriesTheService) {

@@ -77,6 +77,25 @@ class QueryCanceled : public DatabaseError {
   using DatabaseError::DatabaseError;
 };
 
+// pg_usher, or the function asked for, cannot be used in this database: not installed
+// there (3F000, 42883), or installed without shared_preload_libraries (55000). The
+// message says which and what to do.
+class ExtensionUnavailable : public DatabaseError {
+ public:
+  using DatabaseError::DatabaseError;
+};
+
+// A service that is not an enabled service of pg_usher's published registry (22023 from
+// usher.pool_advice()). service() is the name asked for.
+class UnknownService : public DatabaseError {
+ public:
+  UnknownService(const std::string& message, std::string service, std::string sqlstate = "22023");
+  const std::string& service() const noexcept { return service_; }
+
+ private:
+  std::string service_;
+};
+
 // Reading a result: a NULL read into a non-optional type, or a type that does not fit.
 class ResultError : public Error {
  public:

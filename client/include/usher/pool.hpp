@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "usher/connection.hpp"
+#include "usher/pool_advice.hpp"
 #include "usher/pool_config.hpp"
 #include "usher/pool_events.hpp"
 #include "usher/pool_stats.hpp"
@@ -100,6 +101,11 @@ class Pool {
   std::string prometheus() const;
   // Whether connections found the pg_usher lease functions (nullopt: none seen yet).
   std::optional<bool> extension_detected() const;
+  // The usher.pool_advice() row the pool's sizes come from (size_from_advice), or
+  // nullopt when none was read. stats() has the max_size and min_idle in force.
+  std::optional<PoolAdvice> advice() const;
+  // The configuration as given (with size_from_advice, max_size and min_idle there are
+  // the ceiling, not necessarily the sizes in force).
   const PoolConfig& config() const noexcept;
 
  private:

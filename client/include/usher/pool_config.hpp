@@ -44,6 +44,19 @@ struct PoolConfig {
   // Use pg_usher's usher.checkout()/usher.checkin() where the extension is installed.
   bool use_extension = true;
 
+  // Size the pool from usher.pool_advice() for `service` (which must be set; needs
+  // use_extension). The first connection reads it; max_size and min_idle above are then
+  // the ceiling: the pool uses min(advised max_pool_size, max_size) and the advised
+  // min_idle below that. If the advice cannot be read (no extension, no privilege,
+  // unknown service) the pool keeps these sizes and logs one warning: it never fails
+  // to start because of the advice.
+  bool size_from_advice = false;
+  int advice_instances = 1;  // client processes (pools) of this service: 1 to 100000
+  // How often the advice is read again (by the maintenance thread, on an idle
+  // connection); 0: only once, at start. A smaller answer retires idle connections
+  // only; leased ones are never closed for it.
+  ms advice_interval = std::chrono::minutes(5);
+
   // Called (outside the pool's lock, on the thread that saw it) for every PoolEvent.
   EventCallback on_event;
   // Log lines of the pool. Default (empty): warnings and errors go to stderr.

@@ -27,10 +27,15 @@ enum class PoolEventType {
   validation_failure,  // a connection failed validation, keepalive or its reset; discarded
   leak,                // a lease exceeded leak_detection_threshold (reported once per lease)
   timeout,             // acquire() gave up with PoolTimeout
-  retire,              // a connection was closed: idle, lifetime, broken, dirty or close()
+  retire,              // a connection was closed: idle, lifetime, broken, dirty, above
+                       // max_size (after a smaller advice) or close()
+  advice,              // usher.pool_advice() was read; the reason says the sizes in force
+  advice_failure,      // it could not be read; the sizes stay as they were
 };
 
 std::string_view to_string(PoolEventType type) noexcept;
+
+struct PoolAdvice;  // usher/pool_advice.hpp
 
 struct PoolEvent {
   PoolEventType type;
@@ -38,6 +43,7 @@ struct PoolEvent {
   std::uint64_t connection_id = 0;  // 0 when no connection is concerned
   std::string reason;               // e.g. "idle", "lifetime", "broken", the error text
   const LeakInfo* leak = nullptr;   // set for PoolEventType::leak
+  const PoolAdvice* advice = nullptr;  // set for PoolEventType::advice
 };
 
 enum class LogLevel { debug, info, warning, error };

@@ -18,8 +18,10 @@ struct HistogramSnapshot {
 };
 
 struct PoolStats {
-  // Gauges. total == idle + in_use; pending are connections being opened.
+  // Gauges. total == idle + in_use; pending are connections being opened. max_size and
+  // min_idle are those in force: the configured ones, or those from usher.pool_advice().
   std::size_t total = 0, idle = 0, in_use = 0, waiting = 0, pending = 0, max_size = 0;
+  std::size_t min_idle = 0;
   std::size_t peak_total = 0;  // the most connections ever open + being opened at once
   // Totals since the pool started.
   std::uint64_t created = 0, destroyed = 0, acquired = 0, timeouts = 0;

@@ -3,6 +3,7 @@
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
 #include "usher/pool.hpp"
+#include "usher/pool_advice.hpp"
 #include "usher/pool_config.hpp"
 #include "usher/pool_events.hpp"
 #include "usher/pool_stats.hpp"

@@ -1,0 +1,137 @@
+// Reading usher.pool_advice() for one service: the statement, its parameters, the row,
+// and the server's errors turned into typed ones that say what to do.
+#include "usher/pool_advice.hpp"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <array>
+#include <stdexcept>
+
+#include "pool_advice_query.hpp"
+#include "usher/errors.hpp"
+#include "wait.hpp"
+
+namespace usher {
+namespace {
+
+// The instances argument is built by the server from two parameters, so neither the
+// service name nor the count is ever part of the SQL text. Only the asked-for row comes
+// back: the function computes every enabled service, which is cheap.
+constexpr const char* kQuery =
+    "SELECT service, client_instances, max_pool_size, min_idle, basis, rationale"
+    " FROM usher.pool_advice(jsonb_build_object($1::text, $2::int)) WHERE service = $1";
+
+std::array<Param, 2> advice_params(std::string_view service, int instances) {
+  if (service.empty()) throw std::invalid_argument("fetch_pool_advice: service must not be empty");
+  // pg_usher's own range; checked here so that 22023 from the server can only mean the
+  // service (see throw_advice_error).
+  if (instances < 1 || instances > 100000)
+    throw std::invalid_argument(
+        fmt::format("fetch_pool_advice: instances must be 1 to 100000 (got {})", instances));
+  return {Param{std::string(service), type_oids::text},
+          Param{std::to_string(instances), type_oids::int4}};
+}
+
+// Server messages span lines (ERROR / HINT / CONTEXT): one line reads better in a log.
+std::string one_line(std::string_view message) {
+  std::string out;
+  for (char c : message) {
+    bool space = c == '\n' || c == ' ' || c == '\t';
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out += space ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+std::string quoted_identifier(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+[[noreturn]] void throw_advice_error(const Connection& conn, std::string_view service,
+                                     const std::string& sqlstate, std::string_view message) {
+  PGconn* c = conn.native();
+  std::string db = c && PQdb(c) ? PQdb(c) : "";
+  std::string role = c && PQuser(c) ? PQuser(c) : "";
+  std::string server = one_line(message);
+  if (sqlstate == "3F000")
+    throw ExtensionUnavailable(
+        fmt::format("pg_usher is not installed in database \"{}\" (no schema usher): run CREATE "
+                    "EXTENSION pg_usher there to read usher.pool_advice() (server: {})", db, server),
+        sqlstate);
+  if (sqlstate == "42883")
+    throw ExtensionUnavailable(
+        fmt::format("usher.pool_advice(jsonb) does not exist in database \"{}\": pg_usher is not "
+                    "installed there, or is a version without it (server: {})", db, server),
+        sqlstate);
+  if (sqlstate == "55000")
+    throw ExtensionUnavailable(
+        fmt::format("usher.pool_advice() needs pg_usher in the server's shared_preload_libraries "
+                    "(server: {})", server),
+        sqlstate);
+  if (sqlstate == "42501")
+    // The function runs with the caller's rights and reads pg_usher's monitoring views and
+    // functions: EXECUTE on it alone is not enough; pg_monitor has all of it.
+    throw PermissionDenied(
+        fmt::format("role \"{}\" may not read usher.pool_advice(): GRANT pg_monitor TO {} (the "
+                    "function reads pg_usher's monitoring views; EXECUTE on it alone is not "
+                    "enough) (server: {})", role, quoted_identifier(role), server),
+        sqlstate);
+  if (sqlstate == "22023")
+    throw UnknownService(
+        fmt::format("service \"{}\" is not an enabled service of pg_usher's published registry "
+                    "(server: {})", service, server),
+        std::string(service), sqlstate);
+  throw_database_error(sqlstate, std::string(message));
+}
+
+PoolAdvice read_advice(const Result& r, std::string_view service) {
+  // pool_advice() raises 22023 for an unknown service; no row means it was disabled or
+  // dropped between the check and the row.
+  if (r.rows() == 0)
+    throw UnknownService(
+        fmt::format("service \"{}\": usher.pool_advice() returned no row for it", service),
+        std::string(service), "");
+  PoolAdvice a;
+  a.service = r.get<std::string>(0, "service");
+  a.client_instances = r.get<int>(0, "client_instances");
+  a.max_pool_size = r.get<int>(0, "max_pool_size");
+  a.min_idle = r.get<int>(0, "min_idle");
+  a.basis = r.get<std::string>(0, "basis");
+  a.rationale = r.get<std::string>(0, "rationale");
+  return a;
+}
+
+}  // namespace
+
+PoolAdvice fetch_pool_advice(Connection& conn, std::string_view service, int instances) {
+  auto params = advice_params(service, instances);
+  Result r;
+  try {
+    r = conn.exec_params(kQuery, params);
+  } catch (const DatabaseError& e) {  // ConnectionError is not one: it passes as it is
+    throw_advice_error(conn, service, e.sqlstate(), e.what());
+  }
+  return read_advice(r, service);
+}
+
+namespace detail {
+
+PoolAdvice fetch_pool_advice_until(Connection& conn, std::string_view service, int instances,
+                                   Clock::time_point deadline) {
+  auto params = advice_params(service, instances);
+  Outcome o = exec_until(conn.native(), kQuery, params, deadline);
+  if (!o.ok) {
+    // No SQLSTATE: libpq's own failure (connection lost) or the deadline passed.
+    if (o.sqlstate.empty())
+      throw ConnectionError(fmt::format("reading usher.pool_advice() failed: {}", o.error), "08006");
+    throw_advice_error(conn, service, o.sqlstate, o.error);
+  }
+  return read_advice(o.last, service);
+}
+
+}  // namespace detail
+}  // namespace usher
