@@ -68,7 +68,13 @@ SELECT is((SELECT threshold FROM usher.health() WHERE "check" = 'idle_in_transac
           'the threshold reported is the critical one crossed, in seconds');
 SELECT dblink_exec('idle', 'COMMIT');
 SELECT is(pg_temp.status_of('idle_in_transaction'), 'ok', 'idle in transaction: ok again after COMMIT');
-SELECT is(pg_temp.status_of('long_transactions'), 'ok', 'long transactions: ok again after COMMIT');
+-- Any other client backend's transaction older than 20 ms also counts (seen once in CI
+-- on a loaded machine), so what must hold is that the committed one no longer does.
+-- On failure "have" shows the check's detail.
+SELECT is(CASE WHEN pg_temp.status_of('long_transactions') = 'ok' OR
+                    pg_temp.detail_of('long_transactions') NOT LIKE format('pid %s %%', pg_temp.remote_pid('idle'))
+               THEN 'not counted' ELSE pg_temp.detail_of('long_transactions') END,
+          'not counted', 'long transactions: the committed one no longer counts');
 SELECT is(usher.ready(), true, 'ready() is true again');
 RESET usher.idle_in_transaction_warning;
 RESET usher.idle_in_transaction_critical;
