@@ -18,15 +18,7 @@ source "$REPO_ROOT/tests/harness/cluster.sh"
 source "$REPO_ROOT/bench/lib/pgbench.sh"
 
 RECORD=0 ROUNDS=3 SECS=20
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --record) RECORD=1 ;;
-    --rounds) ROUNDS=$2; shift ;;
-    --seconds) SECS=$2; shift ;;
-    *) echo "usage: $0 [--record] [--rounds N] [--seconds S]" >&2; exit 2 ;;
-  esac
-  shift
-done
+bench_options "$@"
 PGBENCH="$PG_BIN/pgbench"
 CORES=$(nproc)
 REPORTS_MAX=$((CORES / 2 > 1 ? CORES / 2 : 1))
