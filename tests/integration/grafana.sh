@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# The Grafana dashboard (deploy/grafana/pg_usher.json) against a real Prometheus: the
+# JSON is valid, every panel and target uses the ${datasource} variable, and every
+# metric name it uses is one a real server's usher.metrics() or a real libusher pool's
+# Pool::prometheus() exports. Then, with load on a real server (a queued statement, a
+# statement that timed out at the gate, a refused login, a streaming standby, a pool in
+# use) scraped every second by a real `prometheus`, every panel query, its template
+# variables filled in, must evaluate without error and return at least one series.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/../harness/cluster.sh"
+source "$HERE/../harness/assert.sh"
+
+DASH=$REPO_ROOT/deploy/grafana/pg_usher.json
+NAME=grafana STANDBY=grafana-standby
+OUT=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  cluster_destroy $STANDBY
+  cluster_destroy $NAME
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail_early() { echo "not ok - $1"; echo "0 1" >>"${USHER_COUNTS:-/dev/null}"; exit 1; }
+
+# --- The JSON itself.
+assert_cmd "the dashboard is valid JSON" jq empty "$DASH"
+assert_eq "$(jq -r '.schemaVersion' "$DASH")" "38" "schemaVersion 38"
+assert_eq "$(jq -c '.templating.list[] | select(.name == "datasource") | [.type, .query]' "$DASH")" \
+  '["datasource","prometheus"]' "a datasource variable of type prometheus"
+assert_match "$(jq -r '.templating.list[] | select(.name == "service") | .query.query' "$DASH")" \
+  '^label_values\(usher_[a-z_]+.*, service\)$' "a service variable from label_values of a pg_usher metric"
+assert_match "$(jq -r '.templating.list[] | select(.name == "instance") | .query.query' "$DASH")" \
+  '^label_values\(usher_[a-z_]+, instance\)$' "an instance variable"
+assert_eq "$(jq '[.panels[] | select(.type != "row") | select(.datasource.uid != "${datasource}" or .datasource.type != "prometheus")] | length' "$DASH")" \
+  "0" "every panel's datasource is \${datasource}"
+assert_eq "$(jq '[.panels[].targets[]? | select(.datasource.uid != "${datasource}")] | length' "$DASH")" \
+  "0" "every target's datasource is \${datasource}"
+assert_eq "$(jq '[.panels[].id] | length == (unique | length)' "$DASH")" "true" "panel ids are unique"
+assert_eq "$(jq '[.panels[] | select(.type != "row") | select((.targets // []) | length == 0)] | length' "$DASH")" \
+  "0" "every panel has a query"
+
+# --- A server with services and the libusher pool exporter.
+cluster_destroy $STANDBY
+cluster_destroy $NAME
+cluster_start $NAME usher.database=postgres || fail_early "cluster starts"
+eval "$(cluster_env $NAME)"
+SU=(psql -X -At -v ON_ERROR_STOP=1 -U postgres)
+"${SU[@]}" >/dev/null <<'SQL' || fail_early "services created"
+CREATE EXTENSION pg_usher;
+CREATE ROLE app LOGIN;
+SELECT usher.set_service('orders', max_connections => 20, reserved_connections => 2,
+                         max_active => 1, queue_timeout => '60s');
+SELECT usher.set_service('tight', max_active => 1, queue_timeout => '200ms');
+SELECT usher.set_service('reports', max_connections => 1);
+SQL
+
+# A streaming standby, so that the primary exports replication lag per standby.
+cluster_standby $STANDBY $NAME >/dev/null || fail_early "the standby starts"
+await 30 test "$("${SU[@]}" -c "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")" = 1 ||
+  fail_early "the standby streams"
+
+# A pool of the installed libusher (make build-all installs it) that holds one lease
+# and borrows another every 100 ms, writing Pool::prometheus() to a file each time.
+cat >"$OUT/pool_metrics.cpp" <<'CPP'
+#include <usher/usher.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  usher::PoolConfig c;
+  c.name = "grafana";
+  c.max_size = 3;
+  c.min_idle = 1;
+  usher::Pool pool(c);
+  auto held = pool.acquire();
+  std::string path = argv[1], tmp = path + ".tmp";
+  for (;;) {
+    pool.acquire()->exec("SELECT 1");
+    { std::ofstream(tmp) << pool.prometheus(); }
+    std::rename(tmp.c_str(), path.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+CPP
+if ! g++ -std=c++20 -O1 -o "$OUT/pool_metrics" "$OUT/pool_metrics.cpp" \
+    $(pkg-config --cflags --libs usher) -Wl,-rpath,"$(pkg-config --variable=libdir usher)" >"$OUT/cc.log" 2>&1; then
+  cat "$OUT/cc.log"; fail_early "the pool exporter builds against the installed libusher"
+fi
+
+WWW=$OUT/www
+mkdir -p "$WWW"
+PGAPPNAME=client/grafana "$OUT/pool_metrics" "$WWW/pool_metrics" 2>"$OUT/pool.log" &
+pids+=($!)
+# usher.metrics() refreshed into $WWW/metrics (renamed into place: never half a file).
+(
+  while :; do
+    PGAPPNAME=monitor "${SU[@]}" -c "SELECT usher.metrics()" >"$WWW/metrics.tmp" 2>>"$OUT/refresh.log" &&
+      mv "$WWW/metrics.tmp" "$WWW/metrics"
+    sleep 0.3
+  done
+) &
+pids+=($!)
+await 20 test -s "$WWW/metrics" || fail_early "usher.metrics() is written"
+await 20 test -s "$WWW/pool_metrics" || fail_early "the pool's metrics are written"
+
+HTTP_PORT=$(free_port) || fail_early "a free port"
+python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WWW" >"$OUT/http.log" 2>&1 &
+pids+=($!)
+await 20 curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" || fail_early "the metrics are served over HTTP"
+
+PROM_PORT=$(free_port) || fail_early "a free port"
+cat >"$OUT/prometheus.yml" <<YML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: usher
+    metrics_path: /metrics
+    static_configs: [{targets: ['127.0.0.1:$HTTP_PORT']}]
+  - job_name: usher_client
+    metrics_path: /pool_metrics
+    static_configs: [{targets: ['127.0.0.1:$HTTP_PORT']}]
+YML
+prometheus --config.file="$OUT/prometheus.yml" --storage.tsdb.path="$OUT/tsdb" \
+  --web.listen-address="127.0.0.1:$PROM_PORT" >"$OUT/prometheus.log" 2>&1 &
+pids+=($!)
+PROM=http://127.0.0.1:$PROM_PORT
+if ! await 60 curl -sf "$PROM/-/ready"; then
+  tail -n 20 "$OUT/prometheus.log"; fail_early "prometheus starts"
+fi
+
+query() { curl -s --get --data-urlencode "query=$1" "$PROM/api/v1/query"; }
+has_data() { [[ $(query "$1" | jq -r 'if .status == "success" then (.data.result | length) else 0 end') -gt 0 ]]; }
+assert_cmd "prometheus scrapes usher.metrics()" await 30 has_data 'up{job="usher"} == 1 and on() usher_ready'
+assert_cmd "prometheus scrapes the pool's metrics" await 30 has_data 'up{job="usher_client"} == 1 and on() usher_pool_acquires_total'
+
+# --- Load, after the first scrapes so that counters are seen to go up.
+bg() {  # application_name sql: a session of role app in the background
+  PGAPPNAME=$1 psql -X -At -U app -c "$2" >"$OUT/bg.${1////_}.log" 2>&1 &
+  pids+=($!)
+}
+gate_is() { test "$("${SU[@]}" -c "SELECT active || ' ' || queued FROM usher.service_status WHERE service = '$1'")" = "$2"; }
+# orders: a statement waits ~1 s for the slot and is admitted (the wait histogram), then
+# one statement holds the slot and another stays queued behind it.
+bg orders/first "SELECT pg_sleep(1)"
+await 10 gate_is orders "1 0"
+bg orders/waits "SELECT 1"
+assert_cmd "a statement queues in orders" await 10 gate_is orders "1 1"
+assert_cmd "and is admitted when the slot frees" await 20 gate_is orders "0 0"
+bg orders/holder "SELECT pg_sleep(600)"
+await 10 gate_is orders "1 0"
+bg orders/queued "SELECT 1"
+assert_cmd "a statement stays queued in orders" await 10 gate_is orders "1 1"
+# tight: a statement times out at the gate.
+bg tight/holder "SELECT pg_sleep(600)"
+await 10 gate_is tight "1 0"
+out=$(PGAPPNAME=tight/late psql -X -At -U app -c "SELECT 1" 2>&1)
+assert_match "$out" "statement queue timeout for service \"tight\"" "a statement times out at the gate of tight"
+# reports: its one connection is taken, so the next login is refused.
+bg reports/one "SELECT pg_sleep(600)"
+reports_current() { test "$("${SU[@]}" -c "SELECT current FROM usher.service_status WHERE service = 'reports'")" = 1; }
+assert_cmd "a session takes the one connection of reports" await 10 reports_current
+out=$(PGAPPNAME=reports/two psql -X -At -U app -c "SELECT 1" 2>&1)
+assert_match "$out" "too many connections for service \"reports\"" "a login to the full service reports is refused"
+
+# Prometheus has seen all of it.
+assert_cmd "prometheus sees the queued statement" await 30 has_data 'usher_service_queued_statements{service="orders"} == 1'
+assert_cmd "prometheus sees the gate wait" await 30 has_data 'increase(usher_gate_wait_seconds_count{service="orders"}[1m]) > 0'
+assert_cmd "prometheus sees the queue timeout" await 30 has_data 'increase(usher_service_queue_timeouts_total{service="tight"}[1m]) > 0'
+assert_cmd "prometheus sees the refused login" await 30 has_data 'increase(usher_service_rejected_total{service="reports",reason="quota"}[1m]) > 0'
+assert_cmd "prometheus sees the pool's acquires" await 30 has_data 'rate(usher_pool_acquires_total{pool="grafana"}[1m]) > 0'
+
+# --- Every metric the dashboard names is exported for real.
+SERVER_TEXT=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics")
+POOL_TEXT=$(curl -sf "http://127.0.0.1:$HTTP_PORT/pool_metrics")
+names=$(jq -r '[.panels[].targets[]?.expr, .templating.list[].query.query? // empty] | .[]' "$DASH" |
+  grep -o 'usher_[a-z_]*' | sort -u)
+n_names=0
+for m in $names; do
+  n_names=$((n_names + 1))
+  if [[ $m == usher_pool_* ]]; then text=$POOL_TEXT src="Pool::prometheus()"; else text=$SERVER_TEXT src="usher.metrics()"; fi
+  if grep -q "^$m[{ ]" <<<"$text"; then _assert_result 0 "metric $m is in $src"
+  else _assert_result 1 "metric $m is in $src" "no sample named $m"; fi
+done
+assert_cmd "the dashboard names metrics" test "$n_names" -ge 20
+
+# --- The template variables resolve (label_values(M, L) is Grafana's /api/v1/label/L/values?match[]=M).
+INSTANCE=127.0.0.1:$HTTP_PORT
+SERVICES='(orders|tight|reports)'
+POOLS=grafana
+subst() {
+  local e=$1
+  e=${e//\$__rate_interval/1m}; e=${e//\$__interval/15s}
+  e=${e//\$instance/$INSTANCE}; e=${e//\$service/$SERVICES}; e=${e//\$pool/$POOLS}
+  printf '%s' "$e"
+}
+while IFS=$'\t' read -r var q; do
+  [[ $q =~ ^label_values\((.*),\ *([a-z_]+)\)$ ]] || { _assert_result 1 "variable $var is a label_values query" "$q"; continue; }
+  match=$(subst "${BASH_REMATCH[1]}") label=${BASH_REMATCH[2]}
+  values=$(curl -s --get --data-urlencode "match[]=$match" "$PROM/api/v1/label/$label/values" | jq -r '.data[]?' | paste -sd ' ')
+  case $var in
+    instance) want=$INSTANCE ;;
+    service) want=orders ;;
+    pool) want=grafana ;;
+    *) want=? ;;
+  esac
+  assert_match " $values " " $want " "variable $var lists $want (got: $values)"
+done < <(jq -r '.templating.list[] | select(.type == "query") | [.name, .query.query] | @tsv' "$DASH")
+
+# --- Every panel query parses, evaluates and has series.
+n_exprs=0 n_data=0
+while IFS=$'\t' read -r title ref expr; do
+  n_exprs=$((n_exprs + 1))
+  e=$(subst "$expr")
+  if [[ $e == *'$'* ]]; then _assert_result 1 "$title/$ref: every variable substituted" "$e"; continue; fi
+  answer=$(query "$e")
+  status=$(jq -r '.status' <<<"$answer" 2>/dev/null)
+  if [[ $status != success ]]; then
+    _assert_result 1 "$title/$ref evaluates" "$e
+$answer"
+    continue
+  fi
+  count=$(jq '.data.result | length' <<<"$answer")
+  if [[ $count -gt 0 ]]; then
+    n_data=$((n_data + 1))
+    _assert_result 0 "$title/$ref evaluates to $count series"
+  else
+    _assert_result 1 "$title/$ref evaluates to series" "$e
+$answer"
+  fi
+done < <(jq -r '.panels[] | select(.type != "row") | .title as $t | .targets[] | [$t, .refId, .expr] | @tsv' "$DASH")
+assert_eq "$n_exprs" "$(jq '[.panels[].targets[]?] | length' "$DASH")" "every target was queried ($n_exprs, $n_data with series)"
+assert_done
