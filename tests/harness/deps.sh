@@ -11,6 +11,7 @@ packages=(
   libpq-dev libkrb5-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl
   pgbouncer prometheus jq
+  curl python3  # tests/integration/grafana.sh serves metrics over HTTP and queries Prometheus
 )
 
 missing=()
