@@ -5,6 +5,7 @@
 
 #include "guard.hpp"
 #include "prometheus_text.hpp"
+#include "semaphore_state.hpp"
 #include "shared_state.hpp"
 #include "spi.hpp"
 
@@ -156,12 +157,33 @@ void write_gate_wait_histogram(TextWriter& out) {
   }
 }
 
+// Application semaphores: the usher.semaphores view (defined ones, and dropped ones
+// still held or waited on). Only where pg_usher is preloaded.
+void write_semaphores(TextWriter& out) {
+  if (usher::sem::state() == nullptr) return;
+  Table t = usher::spi::query(
+      "SELECT name, capacity, held, waiters, holders, acquired_total, timeouts_total "
+      "FROM usher.semaphores ORDER BY 1");
+  const char* families[][3] = {
+      {"usher_semaphore_capacity", "gauge", "Permits the semaphore allows to be held at once."},
+      {"usher_semaphore_held", "gauge", "Permits of the semaphore held now."},
+      {"usher_semaphore_waiters", "gauge", "Sessions waiting in usher.acquire() for the semaphore now."},
+      {"usher_semaphore_holders", "gauge", "Sessions holding permits of the semaphore now."},
+      {"usher_semaphore_acquired_total", "counter", "Successful usher.acquire() calls since server start."},
+      {"usher_semaphore_timeouts_total", "counter", "usher.acquire() calls whose timeout passed (returned false)."}};
+  for (size_t column = 1; column <= 6; column++) {
+    out.family(families[column - 1][0], families[column - 1][1], families[column - 1][2]);
+    for (size_t r = 0; r < t.rows(); r++) out.sample({{"semaphore", cell_text(t, r, 0)}}, t.at(r, column));
+  }
+}
+
 Datum metrics() {
   TextWriter out;
   write_connections(out);
   write_capacity(out);
   write_services(out);
   write_gate_wait_histogram(out);
+  write_semaphores(out);
   write_health(out);
   std::string document = out.take();
   text* result = usher::pg::call(

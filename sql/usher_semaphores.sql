@@ -179,6 +179,23 @@ INSERT INTO usher.semaphore VALUES ('bad', -5);
 SELECT name, peak_held, acquired_total > 0 AS acquired, timeouts_total > 0 AS timed_out
   FROM usher.semaphores ORDER BY name;
 
+-- metrics(): each usher_semaphore_* family has one sample per semaphore, from the view;
+-- the name is escaped as a label value. (Waiters: tests/integration/semaphores.sh.)
+SELECT name, capacity FROM usher.set_semaphore(E'we"ird\\sem', 2);
+BEGIN;
+SELECT usher.acquire(E'we"ird\\sem');
+SELECT line FROM regexp_split_to_table(usher.metrics(), E'\n') AS line
+ WHERE line ~ '^(# (HELP|TYPE) )?usher_semaphore_';
+SELECT s.name, count(m.line) AS matching_counter_samples
+  FROM usher.semaphores s
+  LEFT JOIN regexp_split_to_table(usher.metrics(), E'\n') AS m(line)
+    ON m.line IN (format('usher_semaphore_acquired_total{semaphore="%s"} %s',
+                         replace(replace(s.name, '\', '\\'), '"', '\"'), s.acquired_total),
+                  format('usher_semaphore_timeouts_total{semaphore="%s"} %s',
+                         replace(replace(s.name, '\', '\\'), '"', '\"'), s.timeouts_total))
+ GROUP BY 1 ORDER BY 1;
+COMMIT;
+
 -- DROP EXTENSION unpublishes every semaphore.
 DROP EXTENSION pg_usher;
 CREATE EXTENSION pg_usher;

@@ -6,6 +6,7 @@
 # statement that timed out at the gate, a refused login, a streaming standby, a pool in
 # use) scraped every second by a real `prometheus`, every panel query, its template
 # variables filled in, must evaluate without error and return at least one series.
+# (Also a semaphore held, one waiting on it and one acquire that timed out.)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
@@ -58,6 +59,7 @@ SELECT usher.set_service('orders', max_connections => 20, reserved_connections =
                          max_active => 1, queue_timeout => '60s');
 SELECT usher.set_service('tight', max_active => 1, queue_timeout => '200ms');
 SELECT usher.set_service('reports', max_connections => 1);
+SELECT usher.set_semaphore('exports', 1);
 SQL
 
 # A streaming standby, so that the primary exports replication lag per standby.
@@ -172,11 +174,23 @@ assert_cmd "a session takes the one connection of reports" await 10 reports_curr
 out=$(PGAPPNAME=reports/two psql -X -At -U app -c "SELECT 1" 2>&1)
 assert_match "$out" "too many connections for service \"reports\"" "a login to the full service reports is refused"
 
+# exports: a session holds the semaphore's one permit, another waits for it, and an
+# acquire times out.
+sem_bg() { PGAPPNAME=$1 "${SU[@]}" -c "$2" >"$OUT/bg.${1////_}.log" 2>&1 & pids+=($!); }
+sem_is() { test "$("${SU[@]}" -c "SELECT held || ' ' || waiters FROM usher.semaphores WHERE name = 'exports'")" = "$1"; }
+sem_bg batch/holder "SELECT usher.acquire('exports', 1, '10s', 'session'), pg_sleep(600)"
+assert_cmd "a session holds the semaphore exports" await 10 sem_is "1 0"
+sem_bg batch/waiter "SELECT usher.acquire('exports', 1, '600s')"
+assert_cmd "and another waits for it" await 10 sem_is "1 1"
+assert_eq "$("${SU[@]}" -c "SELECT usher.acquire('exports', 1, '100ms')")" "f" "an acquire of exports times out"
+
 # Prometheus has seen all of it.
 assert_cmd "prometheus sees the queued statement" await 30 has_data 'usher_service_queued_statements{service="orders"} == 1'
 assert_cmd "prometheus sees the gate wait" await 30 has_data 'increase(usher_gate_wait_seconds_count{service="orders"}[1m]) > 0'
 assert_cmd "prometheus sees the queue timeout" await 30 has_data 'increase(usher_service_queue_timeouts_total{service="tight"}[1m]) > 0'
 assert_cmd "prometheus sees the refused login" await 30 has_data 'increase(usher_service_rejected_total{service="reports",reason="quota"}[1m]) > 0'
+assert_cmd "prometheus sees the semaphore waiter" await 30 has_data 'usher_semaphore_waiters{semaphore="exports"} == 1 and on() usher_semaphore_held{semaphore="exports"} == 1'
+assert_cmd "prometheus sees the semaphore timeout" await 30 has_data 'increase(usher_semaphore_timeouts_total{semaphore="exports"}[1m]) > 0'
 assert_cmd "prometheus sees the pool's acquires" await 30 has_data 'rate(usher_pool_acquires_total{pool="grafana"}[1m]) > 0'
 
 # --- Every metric the dashboard names is exported for real.
@@ -196,11 +210,12 @@ assert_cmd "the dashboard names metrics" test "$n_names" -ge 20
 # --- The template variables resolve (label_values(M, L) is Grafana's /api/v1/label/L/values?match[]=M).
 INSTANCE=127.0.0.1:$HTTP_PORT
 SERVICES='(orders|tight|reports)'
+SEMAPHORES=exports
 POOLS=grafana
 subst() {
   local e=$1
   e=${e//\$__rate_interval/1m}; e=${e//\$__interval/15s}
-  e=${e//\$instance/$INSTANCE}; e=${e//\$service/$SERVICES}; e=${e//\$pool/$POOLS}
+  e=${e//\$instance/$INSTANCE}; e=${e//\$service/$SERVICES}; e=${e//\$pool/$POOLS}; e=${e//\$semaphore/$SEMAPHORES}
   printf '%s' "$e"
 }
 while IFS=$'\t' read -r var q; do
@@ -211,6 +226,7 @@ while IFS=$'\t' read -r var q; do
     instance) want=$INSTANCE ;;
     service) want=orders ;;
     pool) want=grafana ;;
+    semaphore) want=exports ;;
     *) want=? ;;
   esac
   assert_match " $values " " $want " "variable $var lists $want (got: $values)"

@@ -4,7 +4,8 @@
 # independent log of holding intervals); strict FIFO order of waiters, a large request
 # not overtaken by small ones; cancel and statement_timeout during a wait; release on
 # session end, pg_terminate_backend, FATAL, a vanished client (idle and while waiting);
-# definitions persist across a restart; usher.max_semaphores; 55000 without preloading.
+# definitions persist across a restart; usher.max_semaphores; 55000 without preloading;
+# the usher_semaphore_* figures of usher.metrics() with a holder and a waiter (promtool).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
@@ -137,6 +138,15 @@ assert_eq "$(sem gate "waiters || ' ' || timeouts_total")" "0 1" "and leaves no 
 # --- a waiter terminated, or whose client vanished, leaves the queue
 bg doomed "SELECT usher.acquire('gate', 1, '60s')"
 await 10 is "SELECT waiters FROM usher.semaphores WHERE name = 'gate'" 1
+# usher.metrics() meanwhile: gate has 1 permit held by 1 session, 1 waiter, 1 timeout.
+metrics=$("${Q[@]}" -c "SELECT usher.metrics()")
+assert_cmd "usher.metrics() with semaphore figures passes promtool check metrics" promtool check metrics <<<"$metrics"
+assert_eq "$(grep '^usher_semaphore_[a-z_]*{semaphore="gate"} ' <<<"$metrics" | sed 's/{semaphore="gate"}//' | paste -sd ' ')" \
+  "usher_semaphore_capacity 1 usher_semaphore_held 1 usher_semaphore_waiters 1 usher_semaphore_holders 1 usher_semaphore_acquired_total 1 usher_semaphore_timeouts_total 1" \
+  "usher.metrics() shows gate's capacity, permit held, holder, waiter, acquire and timeout"
+assert_eq "$(grep -c '^# TYPE usher_semaphore_[a-z_]* \(gauge\|counter\)$' <<<"$metrics")" "6" \
+  "six usher_semaphore_* families, with TYPE lines"
+assert_eq "$(grep -c '^usher_semaphore_held{' <<<"$metrics")" "4" "one sample per semaphore (big, fifo, gate, hammer)"
 "${Q[@]}" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'doomed'" >/dev/null
 await 10 is "SELECT waiters FROM usher.semaphores WHERE name = 'gate'" 0
 assert_eq "$(sem gate "held || ' ' || waiters")" "1 0" "pg_terminate_backend of a waiter: it leaves the queue"
