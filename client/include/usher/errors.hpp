@@ -96,6 +96,14 @@ class UnknownService : public DatabaseError {
   std::string service_;
 };
 
+// Pool::transaction: the connection was lost while COMMIT was under way, so whether the
+// transaction committed is unknown. Never retried; the caller must find out (e.g. by
+// reading back what the transaction wrote). sqlstate() is that of the connection error.
+class CommitUnknown : public Error {
+ public:
+  using Error::Error;
+};
+
 // Reading a result: a NULL read into a non-optional type, or a type that does not fit.
 class ResultError : public Error {
  public:

@@ -15,6 +15,8 @@
 #include <optional>
 #include <source_location>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "usher/connection.hpp"
@@ -22,6 +24,7 @@
 #include "usher/pool_config.hpp"
 #include "usher/pool_events.hpp"
 #include "usher/pool_stats.hpp"
+#include "usher/transaction.hpp"
 
 namespace usher {
 
@@ -90,6 +93,18 @@ class Pool {
   // for a new connection (it may still validate the idle one).
   std::optional<Lease> try_acquire(std::source_location where = std::source_location::current());
 
+  // Runs fn(conn) (or fn(conn, attempt)) in a transaction on a borrowed connection:
+  // BEGIN with `opts`, fn, COMMIT; ROLLBACK and rethrow on any exception. Serialization
+  // failures, deadlocks and lock timeouts (40001, 40P01, 55P03), in fn or at COMMIT,
+  // retry the whole transaction on a fresh borrow, up to opts.max_attempts, with
+  // exponential backoff and full jitter: fn must be safe to run again (no effects outside
+  // the transaction, or idempotent ones). A connection lost during COMMIT throws
+  // usher::CommitUnknown and is never retried. Returns what fn returns.
+  template <class Fn>
+  detail::transaction_result_t<Fn> transaction(
+      Fn&& fn, TransactionOptions opts = {},
+      std::source_location where = std::source_location::current());
+
   // Stops lending, closes idle connections, waits up to `timeout` for the leases still
   // out and reports those it could not wait for. Leases returned later are closed.
   CloseReport close(std::chrono::milliseconds timeout = std::chrono::seconds(5));
@@ -109,7 +124,32 @@ class Pool {
   const PoolConfig& config() const noexcept;
 
  private:
+  void run_transaction(detail::TransactionBody body, const TransactionOptions& opts,
+                       std::source_location where);
+
   detail::PoolCore* core_;  // owned; outlives the Pool while leases are out
 };
+
+template <class Fn>
+detail::transaction_result_t<Fn> Pool::transaction(Fn&& fn, TransactionOptions opts,
+                                                   std::source_location where) {
+  using R = detail::transaction_result_t<Fn>;
+  static_assert(!std::is_reference_v<R>,
+                "Pool::transaction: return a value; a reference would outlive the transaction");
+  if constexpr (std::is_void_v<R>) {
+    auto body = [&fn](Connection& conn, int attempt) {
+      detail::invoke_transaction_body(fn, conn, attempt);
+    };
+    run_transaction(detail::erase_body(body), opts, where);
+  } else {
+    std::optional<R> out;
+    auto body = [&fn, &out](Connection& conn, int attempt) {
+      out.reset();
+      out.emplace(detail::invoke_transaction_body(fn, conn, attempt));
+    };
+    run_transaction(detail::erase_body(body), opts, where);
+    return std::move(*out);
+  }
+}
 
 }  // namespace usher

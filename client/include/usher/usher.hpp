@@ -9,4 +9,5 @@
 #include "usher/pool_stats.hpp"
 #include "usher/redact.hpp"
 #include "usher/result.hpp"
+#include "usher/transaction.hpp"
 #include "usher/value_traits.hpp"

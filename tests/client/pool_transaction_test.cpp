@@ -1,0 +1,256 @@
+// Pool::transaction: commit, rollback on exceptions, retries of serialization failures
+// (a real one, from a concurrent serializable transaction), which errors retry, the
+// isolation level sent, and a connection lost inside the function or during COMMIT.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "test_support.hpp"
+
+namespace usher::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A table of its own per test, made afresh (the suite runs again under sanitizers).
+void fresh_table(Admin& admin, const std::string& name) {
+  admin.conn().exec("DROP TABLE IF EXISTS " + name);
+  admin.conn().exec("CREATE TABLE " + name + " (k int PRIMARY KEY, v int NOT NULL)");
+}
+
+long count_rows(Admin& admin, const std::string& table) {
+  return admin.conn().exec("SELECT count(*) FROM " + table).scalar<long>();
+}
+
+TransactionOptions fast_retries(int max_attempts) {
+  TransactionOptions o;
+  o.max_attempts = max_attempts;
+  o.base_delay = 1ms;
+  o.max_delay = 5ms;
+  return o;
+}
+
+struct Boom {
+  int code;
+};
+
+TEST(PoolTransactionTest, CommitsAndReturnsWhatTheFunctionReturns) {
+  Admin admin;
+  fresh_table(admin, "txn_commit");
+  Pool pool(test_config("txn_commit"));
+  int attempts = 0;
+  long n = pool.transaction([&](Connection& c) {
+    ++attempts;
+    c.exec("INSERT INTO txn_commit VALUES ($1, $2)", 1, 10);
+    return c.exec("SELECT count(*) FROM txn_commit").scalar<long>();
+  });
+  EXPECT_EQ(n, 1);
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(count_rows(admin, "txn_commit"), 1);
+  // void functions too; the connection comes back idle, not in a transaction.
+  pool.transaction([](Connection& c) { c.exec("INSERT INTO txn_commit VALUES (2, 20)"); });
+  EXPECT_EQ(count_rows(admin, "txn_commit"), 2);
+  EXPECT_EQ(pool.stats().in_use, 0u);
+  auto lease = pool.acquire();
+  EXPECT_EQ(lease->transaction_status(), TransactionStatus::idle);
+}
+
+TEST(PoolTransactionTest, AnExceptionRollsBackAndIsRethrownAsIs) {
+  Admin admin;
+  fresh_table(admin, "txn_rollback");
+  Pool pool(test_config("txn_rollback"));
+  int attempts = 0;
+  try {
+    pool.transaction([&](Connection& c) {
+      ++attempts;
+      c.exec("INSERT INTO txn_rollback VALUES (1, 1)");
+      throw Boom{42};
+    });
+    FAIL() << "no exception";
+  } catch (const Boom& b) {
+    EXPECT_EQ(b.code, 42);
+  }
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(count_rows(admin, "txn_rollback"), 0);
+  EXPECT_EQ(pool.stats().in_use, 0u);
+}
+
+TEST(PoolTransactionTest, ASerializationFailureIsRetriedOnAFreshAttempt) {
+  Admin admin;
+  fresh_table(admin, "txn_serial");
+  admin.conn().exec("INSERT INTO txn_serial VALUES (1, 0)");
+  Pool pool(test_config("txn_serial"));
+  auto other = Connection::open("", 10s);
+  TransactionOptions opts = fast_retries(3);
+  opts.isolation = Isolation::serializable;
+  std::vector<std::string> failures_seen;
+  int final_attempt = pool.transaction(
+      [&](Connection& c, int attempt) {
+        int v = c.exec("SELECT v FROM txn_serial WHERE k = 1").scalar<int>();  // snapshot
+        if (attempt == 1) {
+          // A concurrent serializable transaction changes the row and commits first.
+          other.exec("BEGIN ISOLATION LEVEL SERIALIZABLE");
+          other.exec("UPDATE txn_serial SET v = v + 10 WHERE k = 1");
+          other.exec("COMMIT");
+        }
+        try {
+          c.exec("UPDATE txn_serial SET v = $1 WHERE k = 1", v + 1);
+        } catch (const TransientError& e) {
+          failures_seen.push_back(e.sqlstate());
+          throw;
+        }
+        return attempt;
+      },
+      opts);
+  EXPECT_EQ(final_attempt, 2);
+  EXPECT_EQ(failures_seen, std::vector<std::string>{"40001"});
+  // Attempt 2 read the other transaction's 10 and added 1: no lost update.
+  EXPECT_EQ(admin.conn().exec("SELECT v FROM txn_serial WHERE k = 1").scalar<int>(), 11);
+}
+
+// The server raises each SQLSTATE for real; retried ones run max_attempts times.
+TEST(PoolTransactionTest, RetriesSerializationDeadlockAndLockErrorsUpToMaxAttempts) {
+  Pool pool(test_config("txn_exhaust"));
+  struct Case {
+    const char* condition;
+    const char* sqlstate;
+    int expected_attempts;
+  };
+  for (const Case& k : {Case{"serialization_failure", "40001", 4},
+                        Case{"deadlock_detected", "40P01", 4},
+                        Case{"lock_not_available", "55P03", 4},
+                        Case{"disk_full", "53100", 1}}) {
+    SCOPED_TRACE(k.condition);
+    int attempts = 0;
+    try {
+      pool.transaction(
+          [&](Connection& c) {
+            ++attempts;
+            c.exec(std::string("DO $$BEGIN RAISE EXCEPTION 'provoked' USING ERRCODE = '") +
+                   k.condition + "'; END$$");
+          },
+          fast_retries(4));
+      ADD_FAILURE() << "no exception";
+    } catch (const TransientError& e) {
+      EXPECT_EQ(e.sqlstate(), k.sqlstate);
+    }
+    EXPECT_EQ(attempts, k.expected_attempts);
+  }
+  EXPECT_EQ(pool.stats().in_use, 0u);
+}
+
+TEST(PoolTransactionTest, ANonTransientErrorIsNotRetried) {
+  Admin admin;
+  fresh_table(admin, "txn_unique");
+  admin.conn().exec("INSERT INTO txn_unique VALUES (1, 1)");
+  Pool pool(test_config("txn_unique"));
+  int attempts = 0;
+  EXPECT_THROW(pool.transaction(
+                   [&](Connection& c) {
+                     ++attempts;
+                     c.exec("INSERT INTO txn_unique VALUES (2, 2)");
+                     c.exec("INSERT INTO txn_unique VALUES (1, 1)");
+                   },
+                   fast_retries(5)),
+               ConstraintViolation);
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(count_rows(admin, "txn_unique"), 1);  // row 2 rolled back
+}
+
+TEST(PoolTransactionTest, ACaughtStatementErrorIsNotCommitted) {
+  Admin admin;
+  fresh_table(admin, "txn_swallow");
+  Pool pool(test_config("txn_swallow"));
+  try {
+    pool.transaction([](Connection& c) {
+      c.exec("INSERT INTO txn_swallow VALUES (1, 1)");
+      try {
+        c.exec("SELECT 1/0");
+      } catch (const DatabaseError&) {
+      }
+    });
+    FAIL() << "no exception";
+  } catch (const DatabaseError& e) {
+    EXPECT_EQ(e.sqlstate(), "25P02");
+  }
+  EXPECT_EQ(count_rows(admin, "txn_swallow"), 0);
+}
+
+TEST(PoolTransactionTest, SetsTheIsolationLevelAndAccessMode) {
+  Pool pool(test_config("txn_isolation"));
+  auto show = [&](TransactionOptions o) {
+    return pool.transaction(
+        [](Connection& c) {
+          return c.exec("SHOW transaction_isolation").scalar<std::string>() + "/" +
+                 c.exec("SHOW transaction_read_only").scalar<std::string>() + "/" +
+                 c.exec("SHOW transaction_deferrable").scalar<std::string>();
+        },
+        o);
+  };
+  TransactionOptions o;
+  EXPECT_EQ(show(o), "read committed/off/off");
+  o.isolation = Isolation::repeatable_read;
+  EXPECT_EQ(show(o), "repeatable read/off/off");
+  o.isolation = Isolation::serializable;
+  EXPECT_EQ(show(o), "serializable/off/off");
+  o.read_only = true;
+  EXPECT_EQ(show(o), "serializable/on/off");
+  o.deferrable = true;
+  EXPECT_EQ(show(o), "serializable/on/on");
+  o.isolation = Isolation::read_committed;
+  EXPECT_THROW(show(o), std::invalid_argument);
+  o.deferrable = false;
+  EXPECT_EQ(show(o), "read committed/on/off");
+  o.max_attempts = 0;
+  EXPECT_THROW(show(o), std::invalid_argument);
+}
+
+TEST(PoolTransactionTest, ABackendKilledInsideTheFunctionIsAConnectionErrorNotRetried) {
+  Admin admin;
+  fresh_table(admin, "txn_killed");
+  Pool pool(test_config("txn_killed"));
+  int attempts = 0;
+  EXPECT_THROW(pool.transaction(
+                   [&](Connection& c) {
+                     ++attempts;
+                     c.exec("INSERT INTO txn_killed VALUES (1, 1)");
+                     admin.terminate(c.backend_pid());
+                     c.exec("INSERT INTO txn_killed VALUES (2, 2)");
+                   },
+                   fast_retries(3)),
+               ConnectionError);
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(count_rows(admin, "txn_killed"), 0);
+  // The broken connection was closed, not lent again: the next transaction works.
+  pool.transaction([](Connection& c) { c.exec("INSERT INTO txn_killed VALUES (3, 3)"); });
+  EXPECT_EQ(count_rows(admin, "txn_killed"), 1);
+  EXPECT_EQ(pool.stats().in_use, 0u);
+}
+
+TEST(PoolTransactionTest, AConnectionLostDuringCommitIsCommitUnknownNotRetried) {
+  Admin admin;
+  fresh_table(admin, "txn_commit_lost");
+  Pool pool(test_config("txn_commit_lost"));
+  int attempts = 0;
+  try {
+    pool.transaction(
+        [&](Connection& c) {
+          ++attempts;
+          c.exec("INSERT INTO txn_commit_lost VALUES (1, 1)");
+          admin.terminate(c.backend_pid());  // libpq finds out when COMMIT is sent
+        },
+        fast_retries(3));
+    FAIL() << "no exception";
+  } catch (const CommitUnknown& e) {
+    EXPECT_FALSE(e.is_transient());
+    EXPECT_THAT(e.what(), HasSubstr("outcome unknown"));
+  }
+  EXPECT_EQ(attempts, 1);
+  pool.transaction([](Connection& c) { c.exec("INSERT INTO txn_commit_lost VALUES (2, 2)"); });
+  EXPECT_EQ(count_rows(admin, "txn_commit_lost"), 1);
+  EXPECT_EQ(pool.stats().in_use, 0u);
+}
+
+}  // namespace
+}  // namespace usher::test
