@@ -43,7 +43,7 @@ std::string instances_expression(const std::optional<std::string>& spec, std::ve
       throw UsageError(fmt::format("--instances names service '{}' twice", service));
     params.push_back(usher::Param{service, usher::type_oids::text});
     params.push_back(usher::Param{item.substr(eq + 1), usher::type_oids::int4});
-    // Only placeholder numbers go into the text.
+    // Only the $1/$2 parameter markers go into the text, never the values.
     pairs.push_back(fmt::format("${}::text, ${}::int", params.size() - 1, params.size()));
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);

@@ -21,7 +21,7 @@ class UsageError : public std::runtime_error {
 struct OptionSpec {
   std::string name;       // long name, without "--"
   char short_name = 0;    // 0: none
-  std::string value;      // placeholder shown in help ("CONNINFO"); empty: a flag
+  std::string value;      // the value's name shown in help ("CONNINFO"); empty: a flag
   std::string help;
 };
 
