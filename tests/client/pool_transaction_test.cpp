@@ -13,10 +13,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A table of its own per test, made afresh (the suite runs again under sanitizers).
-void fresh_table(Admin& admin, const std::string& name) {
+// A table of its own per test, made afresh (the suite runs again under sanitizers), and
+// the configuration of a pool of the same name.
+PoolConfig fresh_table(Admin& admin, const std::string& name) {
   admin.conn().exec("DROP TABLE IF EXISTS " + name);
   admin.conn().exec("CREATE TABLE " + name + " (k int PRIMARY KEY, v int NOT NULL)");
+  return test_config(name);
 }
 
 long count_rows(Admin& admin, const std::string& table) {
@@ -37,8 +39,7 @@ struct Boom {
 
 TEST(PoolTransactionTest, CommitsAndReturnsWhatTheFunctionReturns) {
   Admin admin;
-  fresh_table(admin, "txn_commit");
-  Pool pool(test_config("txn_commit"));
+  Pool pool(fresh_table(admin, "txn_commit"));
   int attempts = 0;
   long n = pool.transaction([&](Connection& c) {
     ++attempts;
@@ -58,8 +59,7 @@ TEST(PoolTransactionTest, CommitsAndReturnsWhatTheFunctionReturns) {
 
 TEST(PoolTransactionTest, AnExceptionRollsBackAndIsRethrownAsIs) {
   Admin admin;
-  fresh_table(admin, "txn_rollback");
-  Pool pool(test_config("txn_rollback"));
+  Pool pool(fresh_table(admin, "txn_rollback"));
   int attempts = 0;
   try {
     pool.transaction([&](Connection& c) {
@@ -78,9 +78,8 @@ TEST(PoolTransactionTest, AnExceptionRollsBackAndIsRethrownAsIs) {
 
 TEST(PoolTransactionTest, ASerializationFailureIsRetriedOnAFreshAttempt) {
   Admin admin;
-  fresh_table(admin, "txn_serial");
+  Pool pool(fresh_table(admin, "txn_serial"));
   admin.conn().exec("INSERT INTO txn_serial VALUES (1, 0)");
-  Pool pool(test_config("txn_serial"));
   auto other = Connection::open("", 10s);
   TransactionOptions opts = fast_retries(3);
   opts.isolation = Isolation::serializable;
@@ -142,9 +141,8 @@ TEST(PoolTransactionTest, RetriesSerializationDeadlockAndLockErrorsUpToMaxAttemp
 
 TEST(PoolTransactionTest, ANonTransientErrorIsNotRetried) {
   Admin admin;
-  fresh_table(admin, "txn_unique");
+  Pool pool(fresh_table(admin, "txn_unique"));
   admin.conn().exec("INSERT INTO txn_unique VALUES (1, 1)");
-  Pool pool(test_config("txn_unique"));
   int attempts = 0;
   EXPECT_THROW(pool.transaction(
                    [&](Connection& c) {
@@ -160,8 +158,7 @@ TEST(PoolTransactionTest, ANonTransientErrorIsNotRetried) {
 
 TEST(PoolTransactionTest, ACaughtStatementErrorIsNotCommitted) {
   Admin admin;
-  fresh_table(admin, "txn_swallow");
-  Pool pool(test_config("txn_swallow"));
+  Pool pool(fresh_table(admin, "txn_swallow"));
   try {
     pool.transaction([](Connection& c) {
       c.exec("INSERT INTO txn_swallow VALUES (1, 1)");
@@ -208,8 +205,7 @@ TEST(PoolTransactionTest, SetsTheIsolationLevelAndAccessMode) {
 
 TEST(PoolTransactionTest, ABackendKilledInsideTheFunctionIsAConnectionErrorNotRetried) {
   Admin admin;
-  fresh_table(admin, "txn_killed");
-  Pool pool(test_config("txn_killed"));
+  Pool pool(fresh_table(admin, "txn_killed"));
   int attempts = 0;
   EXPECT_THROW(pool.transaction(
                    [&](Connection& c) {
@@ -230,8 +226,7 @@ TEST(PoolTransactionTest, ABackendKilledInsideTheFunctionIsAConnectionErrorNotRe
 
 TEST(PoolTransactionTest, AConnectionLostDuringCommitIsCommitUnknownNotRetried) {
   Admin admin;
-  fresh_table(admin, "txn_commit_lost");
-  Pool pool(test_config("txn_commit_lost"));
+  Pool pool(fresh_table(admin, "txn_commit_lost"));
   int attempts = 0;
   try {
     pool.transaction(
