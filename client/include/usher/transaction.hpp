@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <type_traits>
+#include <utility>
 
 namespace usher {
 
@@ -34,12 +35,9 @@ decltype(auto) invoke_transaction_body(Fn& fn, Connection& conn, int attempt) {
     return fn(conn);
 }
 
-template <class Fn, bool = std::is_invocable_v<Fn&, Connection&, int>>
-struct transaction_result : std::invoke_result<Fn&, Connection&, int> {};
 template <class Fn>
-struct transaction_result<Fn, false> : std::invoke_result<Fn&, Connection&> {};
-template <class Fn>
-using transaction_result_t = typename transaction_result<Fn>::type;
+using transaction_result_t =
+    decltype(invoke_transaction_body(std::declval<Fn&>(), std::declval<Connection&>(), 0));
 
 // A non-owning reference to the body of one attempt.
 struct TransactionBody {
