@@ -141,8 +141,15 @@ void write_gate_wait_histogram(TextWriter& out) {
              "Time statements waited at the service's gate before running.");
   for (int i = 0; i < s->service_capacity; i++) {
     usher::shm::Service& service = s->services[i];
-    if (!service.in_use || !service.listed) continue;
-    std::string name = service.name;
+    // A registry publication may reuse the entry and rewrite its name: copy it under
+    // the registry lock, as usher.service_status and the sampler do.
+    char listed_name[NAMEDATALEN];
+    LWLockAcquire(s->lock, LW_SHARED);
+    bool listed = service.in_use && service.listed;
+    if (listed) strlcpy(listed_name, service.name, NAMEDATALEN);
+    LWLockRelease(s->lock);
+    if (!listed) continue;
+    std::string name = listed_name;
     usher::shm::Gate& gate = service.gate;
     uint64 admitted = pg_atomic_read_u64(&gate.admitted_total);
     uint64 waited = pg_atomic_read_u64(&gate.waited_total);
