@@ -54,7 +54,8 @@ build() {
   fi
 }
 
-# run_gtest NAME BINARY [ARGS...]: runs it, prints failures, appends the counts.
+# run_gtest NAME BINARY [ARGS...]: runs it, prints failures, appends the counts. With
+# GTEST_NO_SKIPS=1 a skipped test counts as failed (where nothing may be missing).
 run_gtest() {
   local name=$1 bin=$2; shift 2
   local log=$LOGS/$name.log
@@ -65,6 +66,12 @@ run_gtest() {
   passed=$(grep -cE '^\[       OK \] ' "$log")
   failed=$(grep -cE '^\[  FAILED  \] .*\([0-9]+ ms\)$' "$log")
   if [[ $rc -ne 0 && $failed -eq 0 ]]; then failed=1; fi  # crashed or a sanitizer aborted
+  local skipped; skipped=$(grep -cE '^\[  SKIPPED \] .*\([0-9]+ ms\)$' "$log")
+  if [[ ${GTEST_NO_SKIPS:-0} -eq 1 && $skipped -gt 0 ]]; then
+    echo "    $name: $skipped test(s) skipped where every test must run; log: $log"
+    grep -E -B3 '^\[  SKIPPED \] .*\([0-9]+ ms\)$' "$log" | head -n 20
+    failed=$((failed + skipped)); status=1
+  fi
   grep -E '^\[==========\]|^\[  PASSED  \]|^\[  SKIPPED \]' "$log" | sed 's/^/    /'
   if [[ $rc -ne 0 ]]; then
     echo "    $name failed (rc=$rc); log: $log"
@@ -76,7 +83,8 @@ run_gtest() {
 
 # Tests that need a server of their own: the restart test stops and starts it; the
 # lease tests need CREATE EXTENSION pg_usher, which the shared test cluster does not have
-# (they skip, saying so, when the extension cannot be created).
+# (they skip, saying so, when the extension cannot be created — which here is a failure:
+# this cluster preloads pg_usher, so every one of them must run).
 OWN_SERVER_TESTS='PoolRestart*:PoolExtension*'
 run_own_server() {
   local name=$1 bin=$2
@@ -87,7 +95,7 @@ run_own_server() {
       echo "    (pg_usher not created: $(tail -n 1 "$LOGS/$name.extension.log"))"
     export USHER_TEST_SERVER_STOP="$HARNESS stop $RESTART_CLUSTER"
     export USHER_TEST_SERVER_START="$HARNESS restart $RESTART_CLUSTER"
-    run_gtest "$name" "$bin" --gtest_filter="$OWN_SERVER_TESTS"
+    GTEST_NO_SKIPS=1 run_gtest "$name" "$bin" --gtest_filter="$OWN_SERVER_TESTS"
     exit $status
   ) || status=1
 }
