@@ -10,6 +10,8 @@ EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" extension/pg_u
 # The install script is built from its parts, one concern each, in name order.
 SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
 DATA_built = build/pg_usher--$(EXTVERSION).sql
+# Earlier versions' install scripts, kept as shipped, and the upgrade scripts between them.
+DATA = $(wildcard extension/versions/*.sql)
 PGFILEDESC = "pg_usher - connection health and admission control"
 
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
