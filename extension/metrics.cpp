@@ -132,6 +132,20 @@ void write_services(TextWriter& out) {
   }
 }
 
+// Whether entry i is a listed service, and if so its name copied into `name`. Under the
+// registry lock: a registry publication may reuse the entry and rewrite its name
+// mid-read, as usher.service_status and the sampler guard against. Plain data only:
+// LWLockAcquire raises when a backend holds too many LWLocks, so the caller runs this
+// through pg::call while its C++ objects are alive.
+bool copy_listed_name(usher::shm::State* s, int i, char* name) {
+  const usher::shm::Service& service = s->services[i];
+  LWLockAcquire(s->lock, LW_SHARED);
+  bool listed = service.in_use && service.listed;
+  if (listed) strlcpy(name, service.name, NAMEDATALEN);
+  LWLockRelease(s->lock);
+  return listed;
+}
+
 // The gate's wait-time histogram per service, read from shared memory (atomics).
 // Statements admitted without waiting count in the first bucket.
 void write_gate_wait_histogram(TextWriter& out) {
@@ -141,14 +155,8 @@ void write_gate_wait_histogram(TextWriter& out) {
              "Time statements waited at the service's gate before running.");
   for (int i = 0; i < s->service_capacity; i++) {
     usher::shm::Service& service = s->services[i];
-    // A registry publication may reuse the entry and rewrite its name: copy it under
-    // the registry lock, as usher.service_status and the sampler do.
     char listed_name[NAMEDATALEN];
-    LWLockAcquire(s->lock, LW_SHARED);
-    bool listed = service.in_use && service.listed;
-    if (listed) strlcpy(listed_name, service.name, NAMEDATALEN);
-    LWLockRelease(s->lock);
-    if (!listed) continue;
+    if (!usher::pg::call([&] { return copy_listed_name(s, i, listed_name); })) continue;
     std::string name = listed_name;
     usher::shm::Gate& gate = service.gate;
     uint64 admitted = pg_atomic_read_u64(&gate.admitted_total);

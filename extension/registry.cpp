@@ -7,6 +7,7 @@
 #include "publish_on_commit.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
+#include "spi.hpp"
 
 extern "C" {
 #include "catalog/objectaccess.h"
@@ -25,7 +26,7 @@ namespace {
 
 constexpr const char* services_sql =
     "SELECT name, max_connections, reserved_connections, max_active, "
-    "(extract(epoch FROM queue_timeout) * 1000)::int4, priority, enabled "
+    "(extract(epoch FROM queue_timeout) * 1000::numeric)::int4, priority, enabled "
     "FROM usher.service ORDER BY name";
 constexpr const char* roles_sql = "SELECT role_name::text, service FROM usher.role_service ORDER BY 1";
 
@@ -50,10 +51,19 @@ void text_column(char* to, HeapTuple tuple, TupleDesc desc, int column) {
 
 object_access_hook_type previous_object_access_hook = nullptr;
 
+// The scratch buffer publish() counts sessions into, allocated with the registry (before
+// commit) because publish() runs at commit, where no allocation may fail.
+int32* counts_buffer() {
+  shm::State* s = shm::state();
+  return static_cast<int32*>(
+      MemoryContextAllocZero(TopMemoryContext, sizeof(int32) * (s != nullptr ? s->service_capacity : 1)));
+}
+
 Registry* empty_registry() {
   auto* registry = static_cast<Registry*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Registry)));
   registry->services = static_cast<ServiceRow*>(MemoryContextAllocZero(TopMemoryContext, sizeof(ServiceRow)));
   registry->roles = static_cast<RoleRow*>(MemoryContextAllocZero(TopMemoryContext, sizeof(RoleRow)));
+  registry->counts = counts_buffer();
   return registry;
 }
 
@@ -71,8 +81,12 @@ int allocate_service(shm::State* s, const int32* counts) {
 
 Registry* read(::Snapshot snapshot) {
   MemoryContext caller = CurrentMemoryContext;
+  // As the registry's owner, whoever committed (a role granted EXECUTE on set_service
+  // has no rights on the tables), with search_path pinned (spi.hpp).
+  spi::InternalScope scope = spi::enter_internal(spi::owner_of_usher_table("service"));
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
   auto* registry = static_cast<Registry*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Registry)));
+  registry->counts = counts_buffer();
 
   run(services_sql, snapshot);
   registry->service_count = static_cast<int>(SPI_processed);
@@ -101,6 +115,7 @@ Registry* read(::Snapshot snapshot) {
     text_column(registry->roles[r].service, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
   }
   SPI_finish();
+  spi::leave_internal(scope);
   MemoryContextSwitchTo(caller);
   return registry;
 }
@@ -108,11 +123,9 @@ Registry* read(::Snapshot snapshot) {
 int publish(const Registry* registry) {
   shm::State* s = shm::state();
   if (s == nullptr) return 0;
-  // Counts are needed to know which retired entries may be reused; a fixed buffer
-  // because this runs at commit, where nothing may fail.
-  static int32* counts = nullptr;
-  if (counts == nullptr)
-    counts = static_cast<int32*>(MemoryContextAllocZero(TopMemoryContext, sizeof(int32) * s->service_capacity));
+  // Counts are needed to know which retired entries may be reused: a buffer allocated
+  // with the registry, before commit (this runs at commit, where nothing may fail).
+  int32* counts = registry->counts;
   int skipped = 0;
 
   LWLockAcquire(s->lock, LW_EXCLUSIVE);
@@ -167,6 +180,7 @@ void free_registry(Registry* registry) {
   if (registry == nullptr) return;
   pfree(registry->services);
   pfree(registry->roles);
+  pfree(registry->counts);
   pfree(registry);
 }
 

@@ -28,6 +28,9 @@ struct Registry {
   ServiceRow* services;
   int role_count;
   RoleRow* roles;
+  // Scratch for publish(), one per entry of shared memory: allocated here, before
+  // commit, because publish() runs at commit where nothing may fail.
+  int32* counts;
 };
 
 // Reads both tables through SPI with `snapshot` (inside a transaction).

@@ -9,6 +9,7 @@
 #include "semaphore_state.hpp"
 #include "semaphores.hpp"
 #include "settings.hpp"
+#include "spi.hpp"
 
 extern "C" {
 #include "catalog/objectaccess.h"
@@ -54,6 +55,8 @@ void free_definitions(Definitions* d) {
 // are PostgreSQL errors.
 Definitions* read(::Snapshot snapshot) {
   MemoryContext caller = CurrentMemoryContext;
+  // As the table's owner, whoever committed, with search_path pinned (spi.hpp).
+  spi::InternalScope scope = spi::enter_internal(spi::owner_of_usher_table("semaphore"));
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
   SPIPlanPtr plan = SPI_prepare("SELECT name, capacity FROM usher.semaphore ORDER BY name", 0, nullptr);
   if (plan == nullptr ||
@@ -72,6 +75,7 @@ Definitions* read(::Snapshot snapshot) {
     d->items[r].capacity = isnull ? 0 : DatumGetInt32(capacity);
   }
   SPI_finish();
+  spi::leave_internal(scope);
   MemoryContextSwitchTo(caller);
   return d;
 }

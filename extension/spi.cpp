@@ -5,10 +5,41 @@
 #include "guard.hpp"
 
 extern "C" {
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "executor/spi.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 }
 
 namespace usher::spi {
+
+InternalScope enter_internal(Oid run_as) {
+  InternalScope scope{};
+  GetUserIdAndSecContext(&scope.saved_user, &scope.saved_context);
+  scope.guc_nest_level = NewGUCNestLevel();
+  if (OidIsValid(run_as))
+    SetUserIdAndSecContext(run_as,
+                           scope.saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+  (void)set_config_option("search_path", safe_search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                          false);
+  return scope;
+}
+
+void leave_internal(const InternalScope& scope) {
+  AtEOXact_GUC(true, scope.guc_nest_level);
+  SetUserIdAndSecContext(scope.saved_user, scope.saved_context);
+}
+
+Oid owner_of_usher_table(const char* relname) {
+  Oid relid = get_relname_relid(relname, get_namespace_oid("usher", false));
+  if (!OidIsValid(relid)) elog(ERROR, "pg_usher: table usher.%s does not exist", relname);
+  HeapTuple tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+  if (!HeapTupleIsValid(tuple)) elog(ERROR, "pg_usher: cache lookup failed for relation %u", relid);
+  Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tuple))->relowner;
+  ReleaseSysCache(tuple);
+  return owner;
+}
 
 namespace {
 
@@ -47,6 +78,9 @@ std::unordered_map<const char*, SPIPlanPtr> kept_plans;
 }  // namespace
 
 Table query(const char* sql) {
+  // Its callers are pg_usher functions whose search_path is pinned already; pinned here
+  // too, because a kept plan must never be made under another path.
+  InternalScope scope = pg::call([] { return enter_internal(InvalidOid); });
   pg::call([] {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
   });
@@ -61,7 +95,10 @@ Table query(const char* sql) {
   cells.reserve(raw.rows * raw.columns);
   for (uint64 i = 0; i < raw.rows * raw.columns; i++)
     cells.emplace_back(raw.cells[i] ? std::optional<std::string>(raw.cells[i]) : std::nullopt);
-  pg::call([] { SPI_finish(); });
+  pg::call([&] {
+    SPI_finish();
+    leave_internal(scope);
+  });
   return Table(static_cast<size_t>(raw.columns), std::move(cells));
 }
 

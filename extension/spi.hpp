@@ -8,7 +8,34 @@
 #include <string_view>
 #include <vector>
 
+#include "pg_includes.hpp"
+
 namespace usher::spi {
+
+// The search_path every internal SQL text of pg_usher runs with, and the one pinned on
+// every function of schema usher (SET search_path = ...).
+constexpr const char* safe_search_path = "pg_catalog, pg_temp";
+
+// Internal SQL that runs outside any pg_usher SQL function (the publication at COMMIT,
+// the publisher worker) must not depend on the session: it runs between enter_internal()
+// and leave_internal(), with search_path pinned to safe_search_path in a GUC nest level
+// of its own and, when run_as is a valid role, as that role in a security-restricted
+// operation (SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION, as
+// fmgr_security_definer and VACUUM do). Plain data, PostgreSQL calls only: call them
+// directly from plain frames or inside pg::call. On the success path leave_internal()
+// restores both; if anything in between raises, the (sub)transaction abort restores the
+// user, security context and GUC nest level, as it does for a SECURITY DEFINER function.
+struct InternalScope {
+  Oid saved_user;
+  int saved_context;
+  int guc_nest_level;
+};
+InternalScope enter_internal(Oid run_as);
+void leave_internal(const InternalScope& scope);
+
+// The owner of table usher.<relname> (ERROR if it does not exist): the role whose
+// rights a publication reads that table with, whoever committed the change.
+Oid owner_of_usher_table(const char* relname);
 
 class Table {
  public:

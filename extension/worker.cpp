@@ -7,6 +7,7 @@
 #include "sampler.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
+#include "spi.hpp"
 
 extern "C" {
 #include "executor/spi.h"
@@ -49,9 +50,12 @@ void publish() {
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
   PushActiveSnapshot(GetTransactionSnapshot());
+  // The database's (or the bootstrap superuser's) search_path is not ours: pinned.
+  spi::InternalScope scope = spi::enter_internal(InvalidOid);
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher publisher: SPI_connect failed");
   bool installed = extension_installed();
   SPI_finish();
+  spi::leave_internal(scope);
   if (installed) {
     registry::Registry* published = registry::read(GetActiveSnapshot());
     int skipped = registry::publish(published);

@@ -24,6 +24,7 @@ CREATE FUNCTION usher.backends_internal(
     OUT queued_since timestamptz)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'usher_backends';
 
 COMMENT ON FUNCTION usher.backends_internal() IS
@@ -79,8 +80,8 @@ CREATE VIEW usher.capacity AS
   SELECT scope, name, max_connections, reserved, used,
          coalesce(free, greatest(max_connections - used, 0)) AS free,
          CASE WHEN max_connections - reserved > 0
-              THEN round(100.0 * coalesce(free, greatest(max_connections - used, 0))
-                         / (max_connections - reserved), 1)
+              THEN round(100.0 * coalesce(free, greatest(max_connections - used, 0))::numeric
+                         / (max_connections - reserved)::numeric, 1)
               ELSE 0 END AS headroom_percent
     FROM limits;
 

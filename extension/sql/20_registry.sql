@@ -37,7 +37,9 @@ SELECT pg_catalog.pg_extension_config_dump('usher.role_service', '');
 -- Any change to the registry is published to shared memory when its transaction
 -- commits (never on rollback).
 CREATE FUNCTION usher._registry_changed() RETURNS trigger
-LANGUAGE C AS 'MODULE_PATHNAME', 'usher_registry_changed';
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_registry_changed';
 CREATE TRIGGER publish_on_commit AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usher.service
   FOR EACH STATEMENT EXECUTE FUNCTION usher._registry_changed();
 CREATE TRIGGER publish_on_commit AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usher.role_service
@@ -46,7 +48,9 @@ CREATE TRIGGER publish_on_commit AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON
 -- ERROR 55000 unless pg_usher is preloaded and this is the database named by
 -- usher.database: a registry anywhere else would never be enforced.
 CREATE FUNCTION usher._check_registry_writable() RETURNS void
-LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_check_registry_writable';
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_check_registry_writable';
 
 CREATE FUNCTION usher.set_service(
     name text,
@@ -243,6 +247,7 @@ CREATE FUNCTION usher.published_services_internal(
     OUT published_at timestamptz)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'usher_published_services';
 CREATE VIEW usher.published_services AS SELECT * FROM usher.published_services_internal();
 COMMENT ON VIEW usher.published_services IS
@@ -275,6 +280,7 @@ CREATE FUNCTION usher.service_status_internal(
     OUT busy_seconds_sum double precision)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'usher_service_status';
 CREATE VIEW usher.service_status AS SELECT * FROM usher.service_status_internal();
 COMMENT ON VIEW usher.service_status IS

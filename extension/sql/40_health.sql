@@ -7,6 +7,7 @@ CREATE FUNCTION usher.health_thresholds(
     OUT critical double precision)
 RETURNS SETOF record
 LANGUAGE C STRICT STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'usher_health_thresholds';
 
 COMMENT ON FUNCTION usher.health_thresholds() IS
@@ -16,7 +17,7 @@ CREATE VIEW usher.leases AS
   SELECT b.pid, b.service, b.lease_holder AS holder, b.lease_age, b.state, b.state_age,
          b.application_name, b.role, b.database,
          (b.state LIKE 'idle%' AND t.warning IS NOT NULL
-          AND extract(epoch FROM b.lease_age) >= t.warning) AS suspect
+          AND extract(epoch FROM b.lease_age)::double precision >= t.warning) AS suspect
     FROM usher.backends b
    CROSS JOIN (SELECT warning FROM usher.health_thresholds() WHERE "check" = 'leases') t
    WHERE b.lease_holder IS NOT NULL;
@@ -37,6 +38,7 @@ CREATE FUNCTION usher.health(
     OUT detail text)
 RETURNS SETOF record
 LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -61,7 +63,7 @@ lock_waits AS (
 ),
 measures AS (
   SELECT 1 AS ord, 'connection_saturation' AS "check",
-         100.0 * n / s.max_connections AS value,
+         100.0 * n::numeric / s.max_connections::numeric AS value,
          pg_catalog.format('%s of %s connections in use (%s reserved for superusers)',
                            n, s.max_connections, s.reserved) AS detail
     FROM (SELECT count(*) + 1 AS n FROM b) c,
@@ -167,8 +169,8 @@ measures AS (
 ),
 graded AS (
   SELECT m.ord, m."check", m.value::double precision AS value, m.detail,
-         CASE WHEN t.critical IS NOT NULL AND m.value >= t.critical THEN 'critical'
-              WHEN t.warning IS NOT NULL AND m.value >= t.warning THEN 'warning'
+         CASE WHEN t.critical IS NOT NULL AND m.value::double precision >= t.critical THEN 'critical'
+              WHEN t.warning IS NOT NULL AND m.value::double precision >= t.warning THEN 'warning'
               ELSE 'ok' END AS status,
          t.warning, t.critical
     FROM measures m JOIN usher.health_thresholds() t USING ("check")
@@ -187,6 +189,7 @@ COMMENT ON FUNCTION usher.health() IS
 CREATE FUNCTION usher.ready()
 RETURNS boolean
 LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT NOT EXISTS (SELECT 1 FROM usher.health() WHERE status = 'critical')
 $$;
@@ -197,6 +200,7 @@ COMMENT ON FUNCTION usher.ready() IS
 CREATE FUNCTION usher.metrics()
 RETURNS text
 LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'usher_metrics';
 
 COMMENT ON FUNCTION usher.metrics() IS

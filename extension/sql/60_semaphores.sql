@@ -15,7 +15,9 @@ COMMENT ON TABLE usher.semaphore IS
 SELECT pg_catalog.pg_extension_config_dump('usher.semaphore', '');
 
 CREATE FUNCTION usher._semaphores_changed() RETURNS trigger
-LANGUAGE C AS 'MODULE_PATHNAME', 'usher_semaphores_changed';
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_semaphores_changed';
 CREATE TRIGGER publish_on_commit AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON usher.semaphore
   FOR EACH STATEMENT EXECUTE FUNCTION usher._semaphores_changed();
 -- Publish "no semaphores" when this CREATE EXTENSION commits: a database dropped with
@@ -23,7 +25,9 @@ CREATE TRIGGER publish_on_commit AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON
 TRUNCATE usher.semaphore;
 
 CREATE FUNCTION usher._check_semaphores_writable() RETURNS void
-LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_check_semaphores_writable';
+LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_check_semaphores_writable';
 
 CREATE FUNCTION usher.set_semaphore(name text, capacity integer, comment text DEFAULT NULL)
 RETURNS usher.semaphore
@@ -98,13 +102,17 @@ COMMENT ON FUNCTION usher.drop_semaphore(text) IS
 CREATE FUNCTION usher.acquire(name text, permits integer DEFAULT 1, timeout interval DEFAULT '5s',
                               scope text DEFAULT 'transaction')
 RETURNS boolean
-LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'usher_acquire';
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_acquire';
 COMMENT ON FUNCTION usher.acquire(text, integer, interval, text) IS
   'Takes permits of a semaphore, waiting in FIFO order up to timeout (false when it passes); scope transaction or session';
 
 CREATE FUNCTION usher.release(name text, permits integer DEFAULT 1)
 RETURNS void
-LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'usher_release';
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_release';
 COMMENT ON FUNCTION usher.release(text, integer) IS
   'Gives back permits this session holds (the most recently acquired first)';
 
@@ -122,6 +130,7 @@ CREATE FUNCTION usher.semaphores_internal(
     OUT defined boolean)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'usher_semaphores';
 CREATE VIEW usher.semaphores AS SELECT * FROM usher.semaphores_internal();
 COMMENT ON VIEW usher.semaphores IS

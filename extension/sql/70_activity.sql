@@ -13,6 +13,7 @@ CREATE FUNCTION usher.activity_history_internal(
     OUT busy_seconds double precision)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'usher_activity_history';
 CREATE VIEW usher.activity_history AS SELECT * FROM usher.activity_history_internal();
 COMMENT ON VIEW usher.activity_history IS
@@ -32,10 +33,11 @@ SELECT h.service,
        max(h.queued) AS peak_queued,
        coalesce(sum(h.statements), 0)::bigint AS statements,
        CASE WHEN max(h.sampled_at) > min(h.sampled_at)
-            THEN coalesce(sum(h.statements), 0)
+            THEN coalesce(sum(h.statements), 0)::double precision
                  / extract(epoch FROM max(h.sampled_at) - min(h.sampled_at))::double precision
        END AS statements_per_second,
-       CASE WHEN sum(h.statements) > 0 THEN sum(h.busy_seconds) / sum(h.statements) END AS mean_busy_seconds,
+       CASE WHEN sum(h.statements) > 0::numeric
+            THEN sum(h.busy_seconds) / sum(h.statements)::double precision END AS mean_busy_seconds,
        CASE WHEN max(h.sampled_at) > min(h.sampled_at)
             THEN coalesce(sum(h.busy_seconds), 0)
                  / extract(epoch FROM max(h.sampled_at) - min(h.sampled_at))::double precision
@@ -47,6 +49,7 @@ COMMENT ON VIEW usher.activity_summary IS
 
 CREATE FUNCTION usher.cpu_cores_internal(OUT cores integer, OUT source text)
 LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'usher_cpu_cores';
 
 -- The formula is documented step by step in docs/pool-advice.md; keep the two in step.

@@ -4,7 +4,7 @@
 -- session of the viewer role must see the extension and the role, so they are
 -- committed here and dropped at the end.
 CREATE EXTENSION pg_usher;
-SELECT plan(25);
+SELECT plan(26);
 \ir lib/helpers.psql
 
 CREATE ROLE usher_tap_plain;
@@ -71,6 +71,12 @@ SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
 SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'usher'::regnamespace AND prosecdef
               AND NOT coalesce(proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp']), 0::bigint,
           'every SECURITY DEFINER function pins search_path');
+-- Every function, whatever its language (docs/security.md): none resolves a name under
+-- the caller's search_path, now or after a change adds SQL to it.
+SELECT is((SELECT array_agg(oid::regprocedure::text ORDER BY 1) FROM pg_proc
+            WHERE pronamespace = 'usher'::regnamespace
+              AND NOT coalesce(proconfig, '{}') @> ARRAY['search_path=pg_catalog, pg_temp']), NULL,
+          'every function of schema usher pins search_path');
 SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
             WHERE p.pronamespace = 'usher'::regnamespace AND a.grantee = 0), 0::bigint, 'nothing executable by PUBLIC');
 
