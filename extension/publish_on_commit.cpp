@@ -24,7 +24,12 @@ void on_transaction_event(XactEvent event, PublishOnCommit* p) {
   switch (event) {
     case XACT_EVENT_PRE_COMMIT:
     case XACT_EVENT_PARALLEL_PRE_COMMIT:
-      if (p->attached() && in_registry_database()) p->pending = p->dropped ? p->empty() : p->read(GetLatestSnapshot());
+      // Still inside the transaction: an error here aborts it, and reaches PostgreSQL
+      // through pg::call and the guard, not by a longjmp across the guard's try.
+      p->pending = pg::call([&]() -> void* {
+        if (!p->attached() || !in_registry_database()) return nullptr;
+        return p->dropped ? p->empty() : p->read(GetLatestSnapshot());
+      });
       break;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT: {
@@ -46,8 +51,9 @@ void on_transaction_event(XactEvent event, PublishOnCommit* p) {
 }  // namespace
 
 bool in_registry_database() {
-  return settings::database != nullptr && MyDatabaseId != InvalidOid &&
-         strcmp(get_database_name(MyDatabaseId), settings::database) == 0;
+  if (settings::database == nullptr || MyDatabaseId == InvalidOid) return false;
+  const char* here = get_database_name(MyDatabaseId);  // NULL if it is being dropped
+  return here != nullptr && strcmp(here, settings::database) == 0;
 }
 
 void PublishOnCommit::watch() {

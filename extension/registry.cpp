@@ -253,6 +253,7 @@ Datum usher_check_registry_writable(PG_FUNCTION_ARGS) {
     usher::shm::require("changing the service registry");
     const char* registry_database = usher::settings::database ? usher::settings::database : "";
     const char* here = get_database_name(MyDatabaseId);
+    if (here == nullptr) here = "";  // being dropped
     if (strcmp(here, registry_database) != 0)
       throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                          std::string("the service registry is enforced from database \"") + registry_database +

@@ -190,6 +190,7 @@ Datum usher_check_semaphores_writable(PG_FUNCTION_ARGS) {
     usher::sem::require("usher.set_semaphore");
     const char* registry_database = usher::settings::database ? usher::settings::database : "";
     const char* here = get_database_name(MyDatabaseId);
+    if (here == nullptr) here = "";  // being dropped
     if (strcmp(here, registry_database) != 0)
       throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                          std::string("semaphores are defined in database \"") + registry_database + "\", not \"" +
