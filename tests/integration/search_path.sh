@@ -18,8 +18,9 @@
 # function of schema usher (read from the catalog; one not driven here fails the test)
 # and every view, as the superuser and as a pg_monitor role; commits of every registry
 # and semaphore change (also by direct DML); a server restart (the publisher worker);
-# the sampler; and CREATE EXTENSION in a database where the traps exist beforehand and
-# the extension's target schema is mallory's (what a view binds at creation).
+# the sampler; CREATE EXTENSION in a database where the traps exist beforehand and
+# the extension's target schema is mallory's (what a view binds at creation); and 1.0.0
+# installed that way, then ALTER EXTENSION pg_usher UPDATE.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
@@ -47,9 +48,12 @@ GRANT CREATE ON SCHEMA public TO mallory;
 CREATE SCHEMA usher_public AUTHORIZATION mallory;
 GRANT USAGE ON SCHEMA usher_public TO PUBLIC;
 CREATE DATABASE sp_fresh;
+CREATE DATABASE sp_upgrade;
 SQL
-"${SAFE[@]}" -d sp_fresh -c "GRANT CREATE ON SCHEMA public TO mallory" \
-  -c "CREATE SCHEMA usher_public AUTHORIZATION mallory" -c "GRANT USAGE ON SCHEMA usher_public TO PUBLIC" >/dev/null || exit 1
+for db in sp_fresh sp_upgrade; do
+  "${SAFE[@]}" -d $db -c "GRANT CREATE ON SCHEMA public TO mallory" \
+    -c "CREATE SCHEMA usher_public AUTHORIZATION mallory" -c "GRANT USAGE ON SCHEMA usher_public TO PUBLIC" >/dev/null || exit 1
+done
 
 # The names of the functions pg_usher's SQL and SPI texts call.
 NAMES=$(cat "$HERE"/../../extension/sql/*.sql "$HERE"/../../extension/*.cpp |
@@ -136,6 +140,7 @@ SQL
 }
 plant postgres || { echo "could not plant the traps"; exit 1; }
 plant sp_fresh || { echo "could not plant the traps in sp_fresh"; exit 1; }
+plant sp_upgrade || { echo "could not plant the traps in sp_upgrade"; exit 1; }
 pwned() { "${SAFE[@]}" -d "${1:-postgres}" -c "SELECT count(*) FROM public.pwned"; }
 reset_pwned() { "${SAFE[@]}" -d "${1:-postgres}" -c "TRUNCATE public.pwned" >/dev/null; }
 
@@ -161,6 +166,23 @@ SQL
 ) || fresh_out="FAILED: $fresh_out"
 assert_eq "$(echo "$fresh_out" | grep -v PWNED | sort -u)" t "the views of the fresh database work"
 assert_eq "$(pwned sp_fresh)" 0 "views created while the traps existed do not run them" "$fresh_out"
+
+# An installation of 1.0.0 made while the traps existed (its views bound mallory's
+# operators), updated to 1.1.0 the same way: the update recreates what 1.0.0 bound.
+"${SAFE[@]}" -d sp_upgrade -c "SET search_path = $HOSTILE_PATH" -c "CREATE EXTENSION pg_usher VERSION '1.0.0'" \
+  -c "ALTER EXTENSION pg_usher UPDATE" >/dev/null 2>&1
+reset_pwned sp_upgrade
+upgraded_out=$("${AS_SUPER[@]}" -d sp_upgrade 2>&1 <<'SQL'
+SELECT count(*) >= 0 FROM usher.capacity;
+SELECT count(*) >= 0 FROM usher.leases;
+SELECT count(*) >= 0 FROM usher.activity_summary;
+SELECT count(*) >= 0 FROM usher.health();
+SELECT usher.ready() IS NOT NULL;
+SELECT length(usher.metrics()) > 0;
+SQL
+) || upgraded_out="FAILED: $upgraded_out"
+assert_eq "$(echo "$upgraded_out" | grep -v PWNED | sort -u)" t "the views and functions of the updated database work"
+assert_eq "$(pwned sp_upgrade)" 0 "after ALTER EXTENSION UPDATE nothing runs mallory's objects" "$upgraded_out"
 
 # Every function of schema usher, with arguments where it takes some. A function that
 # is not listed here fails the test: add it.
