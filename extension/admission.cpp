@@ -184,6 +184,10 @@ Decision admit(shm::State* s, shm::BackendSlot* slot, const Port* port, bool sup
 // must be able to log in to fix what blocks the publisher); they are admitted at once
 // and counted under their real service by the first publication (settle_provisional).
 void wait_for_registry(shm::State* s) {
+  // Once published, always published (until shared memory is reset with every
+  // backend): a login after the first publication reads the flag without the lock. A
+  // stale false only sends it the long way, under the lock.
+  if (*static_cast<volatile bool*>(&s->published)) return;
   LWLockAcquire(s->lock, LW_SHARED);
   bool settled = registry_settled(s);
   LWLockRelease(s->lock);

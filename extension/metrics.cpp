@@ -99,10 +99,13 @@ void write_health(TextWriter& out) {
 // Per-service admission figures: only where pg_usher is preloaded.
 void write_services(TextWriter& out) {
   if (usher::shm::state() == nullptr) return;
+  // rejected_full_total (1.1.0) is read by name from the row, NULL (no sample) where the
+  // view is still 1.0.0's: a server running this module before ALTER EXTENSION UPDATE.
   Table t = usher::spi::query(
       "SELECT service, current, max_connections, reserved_connections, peak, active, queued, max_active, "
       "admitted_total, rejected_quota_total, rejected_reservation_total, statements_admitted_total, "
-      "queue_timeouts_total, queue_cancels_total, rejected_full_total FROM usher.service_status ORDER BY 1");
+      "queue_timeouts_total, queue_cancels_total, pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) "
+      "'rejected_full_total' FROM usher.service_status s ORDER BY 1");
   const char* gauges[][2] = {
       {"usher_service_connections", "Sessions admitted under the service and still connected."},
       {"usher_service_max_connections", "The service's connection quota (0: unlimited)."},
