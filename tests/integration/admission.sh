@@ -164,6 +164,28 @@ assert_eq "$(status_of orders "current || ' ' || current_superusers || ' ' || re
 exec {early_fd}>&- {dba_fd}>&-
 wait "$early_pid" "$dba_pid" 2>/dev/null
 
+# --- a publisher run that fails after connecting is retried; logins wait meanwhile.
+# (The registry table renamed away makes the read fail until it is renamed back.)
+"${SU[@]}" -c "ALTER SYSTEM SET usher.registry_wait = '60s'" >/dev/null
+"${SU[@]}" -c "ALTER TABLE usher.service RENAME TO service_away" >/dev/null
+log_lines=$(wc -l <"$LOG")
+cluster_restart $NAME
+since_restart() { tail -n +"$((log_lines + 1))" "$LOG" | grep -q "$1"; }
+await 60 since_restart "registry publisher ended without publishing; retrying in"
+assert_cmd "a publisher run that fails is retried (server log)" since_restart "registry publisher ended without publishing; retrying in"
+"$TOOLS/hold_sessions" orders/api 1 <"$TMP/early.fifo" >"$TMP/retry.out" &
+retry_pid=$!
+exec {early_fd}>"$TMP/early.fifo"
+await 30 bash -c "test -s '$TMP/retry.out' || { tail -n +$((log_lines + 1)) '$LOG' | grep -q 'logins of ordinary roles wait until the service registry'; }"
+assert_eq "$(cat "$TMP/retry.out")" "" "meanwhile an ordinary login waits"
+"${SU[@]}" -c "ALTER TABLE usher.service_away RENAME TO service" >/dev/null
+await 60 test -s "$TMP/retry.out"
+assert_match "$(cat "$TMP/retry.out")" '^held=1 error=$' "a later run publishes the registry and the login is admitted"
+assert_eq "$("${SU[@]}" -c "SELECT service_enforced FROM usher.backends WHERE application_name = 'orders/api'")" "orders" \
+  "under its service"
+exec {early_fd}>&-
+wait "$retry_pid" 2>/dev/null
+
 # --- no registry to wait for: usher.database without pg_usher, or missing, never
 # locks ordinary roles out (they are 'default', which is all there is).
 "${SU[@]}" -c "ALTER SYSTEM SET usher.registry_wait = '60s'" >/dev/null
