@@ -99,10 +99,13 @@ void write_health(TextWriter& out) {
 // Per-service admission figures: only where pg_usher is preloaded.
 void write_services(TextWriter& out) {
   if (usher::shm::state() == nullptr) return;
+  // rejected_full_total (1.1.0) is read by name from the row, NULL (no sample) where the
+  // view is still 1.0.0's: a server running this module before ALTER EXTENSION UPDATE.
   Table t = usher::spi::query(
       "SELECT service, current, max_connections, reserved_connections, peak, active, queued, max_active, "
       "admitted_total, rejected_quota_total, rejected_reservation_total, statements_admitted_total, "
-      "queue_timeouts_total, queue_cancels_total FROM usher.service_status ORDER BY 1");
+      "queue_timeouts_total, queue_cancels_total, pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) "
+      "'rejected_full_total' FROM usher.service_status s ORDER BY 1");
   const char* gauges[][2] = {
       {"usher_service_connections", "Sessions admitted under the service and still connected."},
       {"usher_service_max_connections", "The service's connection quota (0: unlimited)."},
@@ -117,10 +120,13 @@ void write_services(TextWriter& out) {
   }
   out.family("usher_service_admitted_total", "counter", "Logins pg_usher admitted for the service.");
   for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, 8));
-  out.family("usher_service_rejected_total", "counter", "Logins pg_usher refused, by reason.");
+  out.family("usher_service_rejected_total", "counter",
+             "Logins pg_usher refused, by reason: quota (the service's max_connections), reservation (the free "
+             "slots are reserved for other services), full (no slot left for ordinary roles).");
   for (size_t r = 0; r < t.rows(); r++) {
     out.sample({{"service", cell_text(t, r, 0)}, {"reason", "quota"}}, t.at(r, 9));
     out.sample({{"service", cell_text(t, r, 0)}, {"reason", "reservation"}}, t.at(r, 10));
+    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "full"}}, t.at(r, 14));
   }
   const char* counters[][2] = {
       {"usher_service_statements_total", "Statements the gate admitted for the service."},

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "admission.hpp"
 #include "gate.hpp"
 #include "guard.hpp"
 #include "publish_on_commit.hpp"
@@ -166,6 +167,7 @@ int publish(const Registry* registry) {
     strlcpy(mapping->role, registry->roles[r].role, NAMEDATALEN);
     mapping->service = index;
   }
+  admission::settle_provisional(s);
   s->published = true;
   s->published_at = GetCurrentTimestamp();
   s->publications++;

@@ -125,7 +125,7 @@ void serve_queue(State* s, int index) {
       outcome = WaitState::refused_dropped;
     } else if (semaphore->capacity > 0 && waiter->wait_permits > semaphore->capacity) {
       outcome = WaitState::refused_capacity;
-    } else if (semaphore->held + waiter->wait_permits <= semaphore->capacity) {
+    } else if (fits(semaphore->held, waiter->wait_permits, semaphore->capacity)) {
       outcome = WaitState::granted;
     } else {
       break;  // strict FIFO: nobody overtakes the head

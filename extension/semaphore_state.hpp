@@ -86,6 +86,15 @@ State* require(const char* feature);
 // This backend's PGPROC index, or none.
 int my_index();
 
+// Whether `permits` more fit beside the `held` ones within `capacity`. Computed in 64
+// bits: held + permits can pass INT32_MAX (two requests of 1.5 billion against a
+// capacity of 2 billion), and a wrapped sum would grant what does not fit. Every grant
+// goes through here, so held never exceeds the capacity it was granted under, and a
+// holding, the local log and held itself all stay within int4.
+inline bool fits(int32 held, int32 permits, int32 capacity) {
+  return static_cast<int64>(held) + static_cast<int64>(permits) <= static_cast<int64>(capacity);
+}
+
 // Under the lock (exclusive unless stated):
 // A listed semaphore by name, or none. (`include_unlisted`: also dropped entries still
 // in use.)

@@ -1,6 +1,8 @@
 // usher.semaphores: one row per semaphore in shared memory (the defined ones, and
 // dropped ones still held or waited on), with its holders. Copied under the shared lock
-// into palloc'd memory, turned into rows after the lock is released.
+// into palloc'd memory, turned into rows after the lock is released. Plain C frames:
+// only the check that pg_usher is preloaded runs in C++ (inside the guard), so no
+// PostgreSQL error can unwind through a C++ frame.
 #include "guard.hpp"
 #include "semaphore_state.hpp"
 
@@ -18,8 +20,7 @@ struct HolderRow {
   int32 pid;
 };
 
-Datum semaphores_view(FunctionCallInfo fcinfo) {
-  State* s = require("usher.semaphores");
+Datum semaphores_view(FunctionCallInfo fcinfo, State* s) {
   ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
   auto* copy = static_cast<Semaphore*>(palloc(sizeof(Semaphore) * s->capacity));
   auto* holders = static_cast<HolderRow*>(palloc(sizeof(HolderRow) * s->slot_count * holdings_per_backend));
@@ -70,6 +71,7 @@ Datum semaphores_view(FunctionCallInfo fcinfo) {
 extern "C" {
 PG_FUNCTION_INFO_V1(usher_semaphores);
 Datum usher_semaphores(PG_FUNCTION_ARGS) {
-  return usher::guard([&] { return semaphores_view(fcinfo); });
+  State* s = usher::guard([] { return require("usher.semaphores"); });
+  return semaphores_view(fcinfo, s);
 }
 }

@@ -11,6 +11,13 @@
 // in a backend-local log of acquisitions with their scope and subtransaction level (to
 // know what transaction end and subtransaction abort release). Both change together,
 // with nothing that can raise in between.
+//
+// Error boundary (docs/cpp-in-the-backend.md): every frame that calls PostgreSQL --
+// the entry points, the callbacks, the shared-memory work and the wait -- is a plain C
+// frame with no C++ object alive and no C++ try around it, so a PostgreSQL error
+// (cancel, statement_timeout, out of memory) unwinds only C frames. C++ runs in two
+// places only, each inside usher::guard and calling no PostgreSQL function that can
+// raise: checking the arguments, and building an error's message (raise_error() below).
 #include <string>
 
 #include "guard.hpp"
@@ -97,7 +104,7 @@ bool any_at_level(int min_level) {
 }
 
 // Transaction end and subtransaction abort. Never raises, except to refuse PREPARE.
-void on_transaction_event(XactEvent event) {
+void on_transaction_event(XactEvent event, void*) {
   State* s = state();
   int index = my_index();
   if (s == nullptr || index == none) return;
@@ -114,16 +121,17 @@ void on_transaction_event(XactEvent event) {
       break;
     case XACT_EVENT_PRE_PREPARE:
       if (any_at_level(1))
-        throw usher::Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                           "cannot PREPARE a transaction that holds transaction-scoped semaphore permits",
-                           {}, "Release them with usher.release before PREPARE TRANSACTION, or acquire with scope 'session'.");
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("cannot PREPARE a transaction that holds transaction-scoped semaphore permits"),
+                        errhint("Release them with usher.release before PREPARE TRANSACTION, or acquire with "
+                                "scope 'session'.")));
       break;
     default:
       break;
   }
 }
 
-void on_subtransaction_event(SubXactEvent event) {
+void on_subtransaction_event(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   State* s = state();
   int index = my_index();
   if (s == nullptr || index == none) return;
@@ -169,21 +177,26 @@ void on_exit(int, Datum) {
   acquisition_count = 0;
 }
 
+// The callbacks are plain C: they throw nothing, and hold no C++ object.
 void register_callbacks() {
   if (!exit_callback_registered) {
-    before_shmem_exit([](int code, Datum arg) { usher::guard([&] { on_exit(code, arg); }); }, 0);
+    before_shmem_exit(on_exit, 0);
     exit_callback_registered = true;
   }
   if (!xact_callbacks_registered) {
-    RegisterXactCallback([](XactEvent event, void*) { usher::guard([&] { on_transaction_event(event); }); },
-                         nullptr);
-    RegisterSubXactCallback(
-        [](SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-          usher::guard([&] { on_subtransaction_event(event); });
-        },
-        nullptr);
+    RegisterXactCallback(on_transaction_event, nullptr);
+    RegisterSubXactCallback(on_subtransaction_event, nullptr);
     xact_callbacks_registered = true;
   }
+}
+
+// Raises, from a plain C frame, the usher::Error that `error` throws: its message is
+// built in C++ inside the guard and reported once those frames are gone.
+template <typename Throw>
+[[noreturn]] void raise_error(Throw&& error) {
+  usher::guard([&] { error(); });
+  elog(ERROR, "pg_usher: no error was raised");  // not reached: `error` always throws
+  pg_unreachable();
 }
 
 // ---------------------------------------------------------------------------------
@@ -279,42 +292,75 @@ Outcome wait_for_permits(State* s, int index, int semaphore, int permits, Timest
 // Why a request could not even queue, found under the lock and raised after it.
 enum class Refusal { none, unknown, too_many_permits, too_many_holdings };
 
-bool acquire(const char* name, int32 permits, bool wait_forever, int64 timeout_us, bool session_scope) {
-  State* s = require("usher.acquire");
+// A checked request of usher.acquire.
+struct Request {
+  const char* name;
+  int32 permits;
+  bool wait_forever;
+  int64 timeout_us;
+  bool session_scope;
+};
+
+// C++ only, inside the guard: checks the arguments and throws usher::Error for a bad one.
+Request check_request(const char* name, bool permits_null, int32 permits, const Interval* timeout,
+                      const char* scope) {
+  check_name(name);
+  check_permits(name, permits_null, permits);
+  int64 timeout_us = 0;
+  if (timeout != nullptr) {
+    // Months count as 30 days, as interval comparison does.
+    __int128 total = static_cast<__int128>(timeout->month) * DAYS_PER_MONTH * USECS_PER_DAY +
+                     static_cast<__int128>(timeout->day) * USECS_PER_DAY + timeout->time;
+    if (total < 0)
+      throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE, "timeout must not be negative",
+                         {}, "Use 0 to try once without waiting, or NULL to wait without a limit.");
+    // Capped so that now + timeout cannot overflow a timestamp.
+    timeout_us = total > PG_INT64_MAX / 2 ? PG_INT64_MAX / 2 : static_cast<int64>(total);
+  }
+  if (scope == nullptr) null_argument("scope");
+  bool session_scope = strcmp(scope, "session") == 0;
+  if (!session_scope && strcmp(scope, "transaction") != 0)
+    throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string("unknown semaphore scope \"") + scope + "\"",
+                       {}, "The scope is 'transaction' (released at transaction end) or 'session' (released by usher.release or at session end).");
+  return {name, permits, timeout == nullptr, timeout_us, session_scope};
+}
+
+// Plain C frame from here on (see the top of this file).
+bool acquire(State* s, const Request& r) {
   int index = my_index();
-  if (index == none) throw usher::Error(ERRCODE_INTERNAL_ERROR, "usher.acquire: this process has no PGPROC slot");
+  if (index == none) elog(ERROR, "usher.acquire: this process has no PGPROC slot");
   register_callbacks();
   ensure_log_space();
-  int level = session_scope ? session_level : GetCurrentTransactionNestLevel();
+  int level = r.session_scope ? session_level : GetCurrentTransactionNestLevel();
   Slot* slot = &s->slots[index];
 
   Refusal refusal = Refusal::none;
   int32 capacity = 0;
   bool granted = false, queued = false;
   LWLockAcquire(s->lock, LW_EXCLUSIVE);
-  int semaphore = find(s, name, false);
+  int semaphore = find(s, r.name, false);
   Semaphore* entry = semaphore == none ? nullptr : &s->semaphores[semaphore];
   Holding* holding = nullptr;
   if (entry == nullptr) {
     refusal = Refusal::unknown;
-  } else if (entry->capacity > 0 && permits > entry->capacity) {
+  } else if (entry->capacity > 0 && r.permits > entry->capacity) {
     refusal = Refusal::too_many_permits;
     capacity = entry->capacity;
   } else if ((holding = holding_of(slot, semaphore, true)) == nullptr) {
     refusal = Refusal::too_many_holdings;
-  } else if (entry->queue_head == none && entry->held + permits <= entry->capacity) {
-    holding->permits += permits;
-    entry->held += permits;
+  } else if (entry->queue_head == none && fits(entry->held, r.permits, entry->capacity)) {
+    holding->permits += r.permits;
+    entry->held += r.permits;
     entry->peak_held = Max(entry->peak_held, entry->held);
     entry->acquired_total++;
     granted = true;
-  } else if (!wait_forever && timeout_us <= 0) {
+  } else if (!r.wait_forever && r.timeout_us <= 0) {
     entry->timeouts_total++;
     tidy_holding(slot, holding);
   } else {
     slot->wait_state = WaitState::waiting;
     slot->wait_semaphore = semaphore;
-    slot->wait_permits = permits;
+    slot->wait_permits = r.permits;
     slot->wait_next = none;
     if (entry->queue_tail == none)
       entry->queue_head = index;
@@ -326,24 +372,31 @@ bool acquire(const char* name, int32 permits, bool wait_forever, int64 timeout_u
   }
   LWLockRelease(s->lock);
 
+  const char* name = r.name;
+  int32 permits = r.permits;
   switch (refusal) {
     case Refusal::unknown:
-      unknown_semaphore(name);
+      raise_error([&] { unknown_semaphore(name); });
     case Refusal::too_many_permits:
-      throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE,
-                         "cannot acquire " + std::to_string(permits) + " permits of semaphore \"" + name +
-                             "\": its capacity is " + std::to_string(capacity),
-                         {}, "Ask for at most the capacity, or raise it with usher.set_semaphore.");
+      raise_error([&] {
+        throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                           "cannot acquire " + std::to_string(permits) + " permits of semaphore \"" + name +
+                               "\": its capacity is " + std::to_string(capacity),
+                           {}, "Ask for at most the capacity, or raise it with usher.set_semaphore.");
+      });
     case Refusal::too_many_holdings:
-      throw usher::Error(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                         "cannot acquire semaphore \"" + std::string(name) + "\": this session already holds permits of " +
-                             std::to_string(holdings_per_backend) + " semaphores",
-                         {}, "Release permits of other semaphores first.");
+      raise_error([&] {
+        throw usher::Error(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                           "cannot acquire semaphore \"" + std::string(name) +
+                               "\": this session already holds permits of " + std::to_string(holdings_per_backend) +
+                               " semaphores",
+                           {}, "Release permits of other semaphores first.");
+      });
     case Refusal::none:
       break;
   }
   if (queued) {
-    TimestampTz deadline = wait_forever ? 0 : GetCurrentTimestamp() + timeout_us;  // 0: no limit
+    TimestampTz deadline = r.wait_forever ? 0 : GetCurrentTimestamp() + r.timeout_us;  // 0: no limit
     switch (wait_for_permits(s, index, semaphore, permits, deadline)) {
       case Outcome::granted:
         granted = true;
@@ -351,13 +404,17 @@ bool acquire(const char* name, int32 permits, bool wait_forever, int64 timeout_u
       case Outcome::timed_out:
         break;
       case Outcome::refused_dropped:
-        throw usher::Error(ERRCODE_UNDEFINED_OBJECT,
-                           std::string("semaphore \"") + name + "\" was dropped while this session waited for it");
+        raise_error([&] {
+          throw usher::Error(ERRCODE_UNDEFINED_OBJECT,
+                             std::string("semaphore \"") + name + "\" was dropped while this session waited for it");
+        });
       case Outcome::refused_capacity:
-        throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE,
-                           "cannot acquire " + std::to_string(permits) + " permits of semaphore \"" + name +
-                               "\": its capacity was lowered below that while this session waited",
-                           {}, "Ask for at most the capacity (usher.semaphores), or raise it with usher.set_semaphore.");
+        raise_error([&] {
+          throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                             "cannot acquire " + std::to_string(permits) + " permits of semaphore \"" + name +
+                                 "\": its capacity was lowered below that while this session waited",
+                             {}, "Ask for at most the capacity (usher.semaphores), or raise it with usher.set_semaphore.");
+        });
     }
   }
   if (granted) add_acquisition(semaphore, permits, level);
@@ -365,12 +422,11 @@ bool acquire(const char* name, int32 permits, bool wait_forever, int64 timeout_u
 }
 
 // ---------------------------------------------------------------------------------
-// release
+// release (plain C frame)
 
-void release(const char* name, int32 permits) {
-  State* s = require("usher.release");
+void release(State* s, const char* name, int32 permits) {
   int index = my_index();
-  if (index == none) throw usher::Error(ERRCODE_INTERNAL_ERROR, "usher.release: this process has no PGPROC slot");
+  if (index == none) elog(ERROR, "usher.release: this process has no PGPROC slot");
   Slot* slot = &s->slots[index];
   bool known = false;
   int32 held = 0;
@@ -395,46 +451,32 @@ void release(const char* name, int32 permits) {
     }
   }
   LWLockRelease(s->lock);
-  if (!known) unknown_semaphore(name);
+  if (!known) raise_error([&] { unknown_semaphore(name); });
   if (held < permits)
-    throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                       "cannot release " + std::to_string(permits) + " permit(s) of semaphore \"" + name +
-                           "\": this session holds " + std::to_string(held),
-                       {}, "A session releases only permits it acquired; usher.semaphores shows the holders.");
+    raise_error([&] {
+      throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                         "cannot release " + std::to_string(permits) + " permit(s) of semaphore \"" + name +
+                             "\": this session holds " + std::to_string(held),
+                         {}, "A session releases only permits it acquired; usher.semaphores shows the holders.");
+    });
 }
 
 }  // namespace
 
 extern "C" {
 
+// Plain C frames: arguments are read, checked (C++, in the guard), and the request runs
+// with no C++ frame below it.
 PG_FUNCTION_INFO_V1(usher_acquire);
 Datum usher_acquire(PG_FUNCTION_ARGS) {
   const char* name = PG_ARGISNULL(0) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(0));
   bool permits_null = PG_ARGISNULL(1);
   int32 permits = permits_null ? 0 : PG_GETARG_INT32(1);
-  bool wait_forever = PG_ARGISNULL(2);
-  Interval* timeout = wait_forever ? nullptr : PG_GETARG_INTERVAL_P(2);
+  const Interval* timeout = PG_ARGISNULL(2) ? nullptr : PG_GETARG_INTERVAL_P(2);
   const char* scope = PG_ARGISNULL(3) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(3));
-  return usher::guard([&] {
-    check_name(name);
-    check_permits(name, permits_null, permits);
-    int64 timeout_us = 0;
-    if (timeout != nullptr) {
-      // Months count as 30 days, as interval comparison does.
-      __int128 total = static_cast<__int128>(timeout->month) * DAYS_PER_MONTH * USECS_PER_DAY +
-                       static_cast<__int128>(timeout->day) * USECS_PER_DAY + timeout->time;
-      if (total < 0)
-        throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE, "timeout must not be negative",
-                           {}, "Use 0 to try once without waiting, or NULL to wait without a limit.");
-      timeout_us = total > PG_INT64_MAX / 2 ? PG_INT64_MAX / 2 : static_cast<int64>(total);
-    }
-    if (scope == nullptr) null_argument("scope");
-    bool session_scope = strcmp(scope, "session") == 0;
-    if (!session_scope && strcmp(scope, "transaction") != 0)
-      throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string("unknown semaphore scope \"") + scope + "\"",
-                         {}, "The scope is 'transaction' (released at transaction end) or 'session' (released by usher.release or at session end).");
-    return BoolGetDatum(acquire(name, permits, wait_forever, timeout_us, session_scope));
-  });
+  Request request = usher::guard([&] { return check_request(name, permits_null, permits, timeout, scope); });
+  State* s = usher::guard([] { return require("usher.acquire"); });
+  PG_RETURN_BOOL(acquire(s, request));
 }
 
 PG_FUNCTION_INFO_V1(usher_release);
@@ -442,11 +484,12 @@ Datum usher_release(PG_FUNCTION_ARGS) {
   const char* name = PG_ARGISNULL(0) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(0));
   bool permits_null = PG_ARGISNULL(1);
   int32 permits = permits_null ? 0 : PG_GETARG_INT32(1);
-  return usher::guard([&] {
+  usher::guard([&] {
     check_name(name);
     check_permits(name, permits_null, permits);
-    release(name, permits);
-    return (Datum)0;
   });
+  State* s = usher::guard([] { return require("usher.release"); });
+  release(s, name, permits);
+  PG_RETURN_VOID();
 }
 }

@@ -58,8 +58,11 @@ Datum service_status(FunctionCallInfo fcinfo) {
     const Service& sv = c.services[i];
     // Retired entries stay while sessions still count under them.
     if (!sv.in_use || (!sv.listed && c.sessions[i] == 0)) continue;
-    Datum values[24];
-    bool nulls[24] = {};
+    // Columns are appended over versions: a server running this module before ALTER
+    // EXTENSION pg_usher UPDATE declares fewer, and tuplestore_putvalues reads only
+    // the declared ones (setDesc).
+    Datum values[25];
+    bool nulls[25] = {};
     values[0] = CStringGetTextDatum(sv.name);
     values[1] = BoolGetDatum(sv.listed);
     values[2] = BoolGetDatum(sv.enabled);
@@ -73,7 +76,8 @@ Datum service_status(FunctionCallInfo fcinfo) {
     values[10] = Int64GetDatum(static_cast<int64>(sv.admitted_total));
     values[11] = Int64GetDatum(static_cast<int64>(sv.rejected_quota_total));
     values[12] = Int64GetDatum(static_cast<int64>(sv.rejected_reservation_total));
-    values[13] = Int64GetDatum(static_cast<int64>(sv.rejected_quota_total + sv.rejected_reservation_total));
+    values[13] = Int64GetDatum(
+        static_cast<int64>(sv.rejected_quota_total + sv.rejected_reservation_total + sv.rejected_full_total));
     // The statement gate.
     usher::shm::Gate& g = c.services[i].gate;
     auto count = [](pg_atomic_uint64& v) { return Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&v))); };
@@ -88,6 +92,7 @@ Datum service_status(FunctionCallInfo fcinfo) {
     values[21] = seconds(g.wait_us_sum);
     values[22] = seconds(g.wait_us_max);
     values[23] = seconds(g.busy_us_sum);
+    values[24] = Int64GetDatum(static_cast<int64>(sv.rejected_full_total));
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }
   return (Datum)0;

@@ -62,6 +62,7 @@ struct Service {
   uint64 admitted_total;
   uint64 rejected_quota_total;
   uint64 rejected_reservation_total;
+  uint64 rejected_full_total;  // refused because every slot for ordinary roles was in use
   Gate gate;
 };
 
@@ -98,6 +99,12 @@ struct BackendSlot {
   slock_t lease_mutex;
   char lease_holder[holder_bytes + 1];  // empty: no lease
   TimestampTz lease_start;
+  // A superuser admitted before the registry's first publication (ordinary logins wait
+  // for it; superusers do not): what it logged in as, so that the first publication
+  // counts it under its real service (admission::settle_provisional).
+  bool provisional;
+  char login_role[NAMEDATALEN];
+  char login_service[NAMEDATALEN];  // application_name up to the first '/'
 };
 
 struct State {
@@ -107,6 +114,14 @@ struct State {
   bool published;  // a registry has been published since shared memory was set up
   TimestampTz published_at;
   uint64 publications;
+  // Until the first publication, logins of ordinary roles wait (admission.cpp). The
+  // publisher (worker.cpp) reports how its runs end: no registry to publish (the
+  // database does not exist, or pg_usher is not installed there) lets them in as
+  // 'default'; a run that failed is retried.
+  bool registry_absent;
+  bool publisher_connected;   // the current publisher run connected to usher.database
+  int32 publisher_failures;   // publisher runs that ended without publishing
+  bool registry_wait_logged;  // the first waiting login has said so in the server log
   int32 service_capacity;
   int32 role_mapping_capacity;
   int32 role_mapping_count;

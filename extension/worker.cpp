@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include "admission.hpp"
 #include "gate.hpp"
 #include "guard.hpp"
 #include "registry.hpp"
@@ -47,6 +48,7 @@ bool extension_installed() {
 void publish() {
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnection(settings::database, nullptr, 0);
+  admission::note_publisher_connected();
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
   PushActiveSnapshot(GetTransactionSnapshot());
@@ -71,13 +73,14 @@ void publish() {
                          settings::database),
                   errhint("Run CREATE EXTENSION pg_usher in database \"%s\", or set usher.database.",
                           settings::database)));
+    admission::note_no_registry();
   }
   PopActiveSnapshot();
   CommitTransactionCommand();
 }
 
-// Starts the publisher and waits for it to finish.
-void launch_publisher() {
+// Starts the publisher and waits for it to finish; false if it could not be started.
+bool launch_publisher() {
   BackgroundWorker worker{};
   worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
   worker.bgw_start_time = BgWorkerStart_ConsistentState;
@@ -88,10 +91,29 @@ void launch_publisher() {
   if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
     ereport(WARNING, (errmsg("pg_usher: could not start the registry publisher"),
                       errhint("Raise max_worker_processes; the registry is published at the next change.")));
-    return;
+    return false;
   }
   if (WaitForBackgroundWorkerShutdown(handle) != BGWH_STOPPED)
     ereport(WARNING, (errmsg("pg_usher: the registry publisher did not finish")));
+  return true;
+}
+
+// Logins of ordinary roles wait for the first publication (admission.cpp), so a run
+// that ends without publishing -- it could not start, or failed after connecting -- is
+// retried, 1 s later, then 2, 4, ... up to a minute, until the registry is published
+// or the publisher finds there is none.
+void publish_at_start() {
+  for (int attempt = 0; !ShutdownRequestPending; attempt++) {
+    admission::note_publisher_starting();
+    bool started = launch_publisher();
+    if (admission::note_publisher_ended(started)) return;
+    long retry_ms = Min(1000L << Min(attempt, 6), 60000L);
+    ereport(WARNING, (errmsg("pg_usher: the registry publisher ended without publishing; retrying in %ld ms", retry_ms),
+                      errhint("Logins of ordinary roles wait for the registry (usher.registry_wait); see the "
+                              "publisher's error above.")));
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, retry_ms, PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+  }
 }
 
 // After the publisher has run, the launcher samples per-service activity every
@@ -106,7 +128,7 @@ void launcher() {
   // wait for the publisher never ends and no sample is ever taken.
   pqsignal(SIGUSR1, procsignal_sigusr1_handler);
   BackgroundWorkerUnblockSignals();
-  launch_publisher();
+  publish_at_start();
   TimestampTz due = GetCurrentTimestamp();
   while (!ShutdownRequestPending) {
     TimestampTz now = GetCurrentTimestamp();
@@ -148,5 +170,7 @@ void register_worker() {
 
 }  // namespace usher::worker
 
-void usher_launcher_main(Datum) { usher::guard(usher::worker::launcher); }
-void usher_publisher_main(Datum) { usher::guard(usher::worker::publish); }
+// Plain C frames: both workers call PostgreSQL throughout and throw no C++ exception,
+// so a PostgreSQL error never unwinds through a C++ try (docs/cpp-in-the-backend.md).
+void usher_launcher_main(Datum) { usher::worker::launcher(); }
+void usher_publisher_main(Datum) { usher::worker::publish(); }

@@ -127,6 +127,23 @@ SELECT capacity FROM usher.set_semaphore('exports', 0);
 SELECT usher.acquire('exports', 5, timeout => '10ms');
 SELECT capacity FROM usher.set_semaphore('exports', 3);
 
+-- Capacities near the int4 limit: a request that would take held past the capacity
+-- (held + permits overflowing int4) is not granted, and held never goes negative.
+SELECT capacity FROM usher.set_semaphore('huge', 2000000000);
+SELECT usher.acquire('huge', 1500000000, '0', 'session') AS first_granted;
+SELECT usher.acquire('huge', 1500000000, '0', 'session') AS second_granted;
+SELECT usher.acquire('huge', 2000000000, '0', 'session') AS whole_capacity_granted;
+SELECT usher.acquire('huge', 500000000, '0', 'session') AS the_rest_granted;
+SELECT usher.acquire('huge', 1, '0', 'session') AS one_more_granted;
+SELECT capacity, held, available, waiters FROM pg_temp.sem('huge');
+SELECT usher.release('huge', 2000000000);
+SELECT capacity FROM usher.set_semaphore('huge', 2147483647);
+SELECT usher.acquire('huge', 2147483647, '0', 'session') AS max_granted;
+SELECT usher.acquire('huge', 2147483647, '0', 'session') AS max_again_granted;
+SELECT capacity, held, available FROM pg_temp.sem('huge');
+SELECT usher.release('huge', 2147483647);
+SELECT usher.drop_semaphore('huge');
+
 -- Dropping a semaphore while it is held: the holder keeps its permits and can release
 -- them; new requests find no semaphore; the entry disappears when nothing holds it.
 SELECT usher.acquire('reindex', scope => 'session');

@@ -277,7 +277,8 @@ CREATE FUNCTION usher.service_status_internal(
     OUT queue_cancels_total bigint,
     OUT wait_seconds_sum double precision,
     OUT wait_seconds_max double precision,
-    OUT busy_seconds_sum double precision)
+    OUT busy_seconds_sum double precision,
+    OUT rejected_full_total bigint)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp

@@ -4,7 +4,7 @@
 -- Not one transaction: the other sessions must see the extension, so it is committed
 -- here and dropped at the end.
 CREATE EXTENSION pg_usher;
-SELECT plan(27);
+SELECT plan(35);
 \ir lib/helpers.psql
 
 SELECT FROM usher.set_semaphore('reports', 2);
@@ -50,6 +50,38 @@ SELECT throws_ok($$SELECT dblink_exec('other', 'SELECT 1/0')$$, NULL, NULL, 'the
 SELECT dblink_exec('other', 'ROLLBACK');
 SELECT is(pg_temp.held('reports'), 0, 'released when the failed transaction is rolled back');
 SELECT dblink_disconnect('other');
+
+-- Capacities near the int4 limit, with a waiter: neither a release nor a raised
+-- capacity grants a request that would take held past the capacity (held + permits
+-- overflowing int4); the waiter is served once it really fits.
+SELECT FROM usher.set_semaphore('wide', 2000000000);
+SELECT is(usher.acquire('wide', 1500000000, '0', 'session'), true, 'this session takes 1500000000 of 2000000000');
+SELECT dblink_connect('other', pg_temp.here('wide/worker'));
+SELECT dblink_send_query('other', $$SELECT usher.acquire('wide', 1500000000, '60s', 'session')$$);
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN (SELECT waiters FROM usher.semaphores WHERE name = 'wide') = 1;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT is((SELECT waiters FROM usher.semaphores WHERE name = 'wide'), 1, 'another session asking for 1500000000 waits');
+SELECT usher.release('wide', 1);
+SELECT is((SELECT held || ' ' || waiters FROM usher.semaphores WHERE name = 'wide'), '1499999999 1',
+          'a release that leaves 500000001 free does not grant it: held stays 1499999999, the waiter waits');
+SELECT FROM usher.set_semaphore('wide', 2147483647);
+SELECT is((SELECT held || ' ' || waiters FROM usher.semaphores WHERE name = 'wide'), '1499999999 1',
+          'nor does raising the capacity to 2147483647');
+SELECT usher.release('wide', 1499999999);
+SELECT is((SELECT held || ' ' || waiters FROM usher.semaphores WHERE name = 'wide'), '1500000000 0',
+          'once this session releases everything, the waiter gets its 1500000000');
+SELECT is((SELECT ok FROM dblink_get_result('other') AS t(ok boolean)), true, 'and its acquire returns true');
+SELECT FROM dblink_get_result('other') AS t(ok boolean);
+SELECT is(pg_temp.remote('other', $$SELECT usher.acquire('wide', 1000000000, '0', 'session')::text$$), 'false',
+          'a second request of 1000000000 does not fit beside it');
+SELECT is((SELECT held FROM usher.semaphores WHERE name = 'wide'), 1500000000, 'held is never more than the capacity');
+SELECT dblink_disconnect('other');
+SELECT FROM usher.drop_semaphore('wide');
 
 -- Privileges.
 CREATE ROLE usher_sem_plain;

@@ -27,7 +27,8 @@ PGconn* connect_verbose(const char* application_name) {
   PostgresPollingStatusType status = PGRES_POLLING_WRITING;
   while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED) {
     pollfd fd{PQsocket(conn), static_cast<short>(status == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
-    if (poll(&fd, 1, 10000) <= 0) break;
+    // Long enough for a login held while the registry is unpublished (admission.sh).
+    if (poll(&fd, 1, 60000) <= 0) break;
     status = PQconnectPoll(conn);
   }
   return conn;

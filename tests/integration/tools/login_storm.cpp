@@ -2,7 +2,7 @@
 // open connections for several services, as fast as the server takes them, and end
 // each session a different way -- a normal close, a client that vanishes without the
 // Terminate message, a backend killed with pg_terminate_backend, or a session kept open
-// for a while. Some logins are refused by quotas and reservations.
+// for a while. Some logins are refused by quotas, reservations or a full server.
 //
 //   login_storm ATTEMPTS THREADS SERVICE...   (connection settings from PG* variables;
 //                                              PGUSER must not be a superuser)
@@ -26,7 +26,7 @@
 namespace {
 
 struct Totals {
-  std::atomic<long> attempts{0}, admitted{0}, refused_quota{0}, refused_reservation{0};
+  std::atomic<long> attempts{0}, admitted{0}, refused_quota{0}, refused_reservation{0}, refused_full{0};
   // PostgreSQL's own limits: "too many clients" comes before pg_usher's login hook,
   // superuser-reserved slots and a pg_terminate_backend during startup come after it.
   std::atomic<long> server_full{0}, server_reserved{0}, killed_in_startup{0};
@@ -58,6 +58,9 @@ void record_refusal(PGconn* conn) {
   std::string message = PQerrorMessage(conn);
   if (message.find("too many connections for service") != std::string::npos) {
     totals.refused_quota++;
+  } else if (message.find("no connection slot for service") != std::string::npos &&
+             message.find("the server is full") != std::string::npos) {
+    totals.refused_full++;
   } else if (message.find("no connection slot for service") != std::string::npos) {
     totals.refused_reservation++;
   } else if (message.find("sorry, too many clients already") != std::string::npos) {
@@ -173,11 +176,12 @@ int main(int argc, char** argv) {
 
   // Sessions still kept stay open until told (so the caller can compare counts while
   // they are live), then close.
-  std::printf("attempts=%ld admitted=%ld refused_quota=%ld refused_reservation=%ld server_full=%ld "
-              "server_reserved=%ld killed_in_startup=%ld closed=%ld vanished=%ld kept=%ld terminated=%ld "
-              "unexpected=%ld still_open=%zu\n",
+  std::printf("attempts=%ld admitted=%ld refused_quota=%ld refused_reservation=%ld refused_full=%ld "
+              "server_full=%ld server_reserved=%ld killed_in_startup=%ld closed=%ld vanished=%ld kept=%ld "
+              "terminated=%ld unexpected=%ld still_open=%zu\n",
               totals.attempts.load(), totals.admitted.load(), totals.refused_quota.load(),
-              totals.refused_reservation.load(), totals.server_full.load(), totals.server_reserved.load(),
+              totals.refused_reservation.load(), totals.refused_full.load(), totals.server_full.load(),
+              totals.server_reserved.load(),
               totals.killed_in_startup.load(), totals.closed.load(), totals.vanished.load(),
               totals.kept.load(), totals.terminated.load(), totals.unexpected.load(), kept_sessions.size());
   std::fflush(stdout);
