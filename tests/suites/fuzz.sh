@@ -21,23 +21,45 @@ source "$REPO_ROOT/tests/harness/sessions.sh"
 FUZZ_SEED=${USHER_FUZZ_SEED:-20261201}
 FUZZ_RANDOM=${USHER_FUZZ_RANDOM_CALLS:-24}        # random argument combinations per function
 SMITH_SEED=${USHER_SQLSMITH_SEED:-9001}
-SMITH_QUERIES=${USHER_SQLSMITH_QUERIES:-4000}     # per sqlsmith process (two run)
-SMITH_SECONDS=${USHER_SQLSMITH_SECONDS:-75}       # hard bound per process
+SMITH_QUERIES=${USHER_SQLSMITH_QUERIES:-3000}     # per sqlsmith process (two run)
+SMITH_SECONDS=${USHER_SQLSMITH_SECONDS:-60}       # hard bound per process
 echo "# fuzz seed $FUZZ_SEED ($FUZZ_RANDOM random calls per function); sqlsmith seeds $SMITH_SEED and $((SMITH_SEED + 1)), $SMITH_QUERIES queries each"
 
 NAME=fuzz
 OUT=$(mktemp -d)
-cleanup() { release_all; cluster_destroy $NAME; rm -rf "$OUT"; }
+cleanup() { release_all; cluster_destroy $NAME; cluster_destroy fuzz_pristine; rm -rf "$OUT"; }
 trap cleanup EXIT
 cluster_destroy $NAME
-# %e puts every message's SQLSTATE in the server log: that is where errors are classified.
+# Every message goes to a JSON log too (one object a line, SQLSTATE and statement as
+# fields, the source file with log_error_verbosity = verbose): that is where errors
+# are classified. %e in the text log's prefix is for people reading it.
 cluster_start $NAME usher.database=fuzz max_connections=40 max_prepared_transactions=10 \
+  logging_collector=on "log_destination=stderr,jsonlog" log_directory=log log_filename=postgresql.log \
+  log_rotation_age=0 log_rotation_size=0 log_error_verbosity=verbose \
   "log_line_prefix=%m [%p] %e %q%a " log_min_messages=warning log_min_error_statement=error || exit 1
 eval "$(cluster_env $NAME)"
-LOG=$(cluster_dir $NAME)/server.log
+LOGDIR=$(cluster_dir $NAME)/data/log
+JSONLOG=$LOGDIR/postgresql.json
 export PGDATABASE=fuzz
 SU=(psql -X -At -v ON_ERROR_STOP=1 -U postgres)
 "${SU[@]}" -d postgres -c "CREATE DATABASE fuzz" >/dev/null || exit 1
+
+# sqlsmith's role and its own tables, so its queries have data of the types usher's
+# functions take (also made on the server without pg_usher that XX errors are replayed on).
+SMITH_SETUP=$(cat <<'SQL'
+CREATE ROLE fuzz_smith LOGIN;
+CREATE SCHEMA smith AUTHORIZATION fuzz_smith;
+SET ROLE fuzz_smith;
+CREATE TABLE smith.t (i integer, b bigint, s text, n name, d interval, j jsonb, f boolean, a text[]);
+INSERT INTO smith.t VALUES
+  (1, 1, 'fuzzsem', 'fuzz_smith', '100ms', '{"smith": 2}', true, '{a,NULL}'),
+  (-1, -9223372036854775808, '', '', '-1s', '[]', false, '{}'),
+  (2147483647, 9223372036854775807, repeat('x', 10000), repeat('n', 64), '1000 years', '{"default": 1}', NULL, NULL),
+  (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+RESET ROLE;
+SQL
+)
+"${SU[@]}" >/dev/null <<<"$SMITH_SETUP" || exit 1
 
 # Roles. fuzz_plain: nothing granted. fuzz_app: what an application role is granted
 # (semaphores, leases). fuzz_monitor: pg_monitor. fuzz_operator: the registry and
@@ -49,7 +71,6 @@ CREATE ROLE fuzz_plain LOGIN;
 CREATE ROLE fuzz_app LOGIN;
 CREATE ROLE fuzz_monitor LOGIN IN ROLE pg_monitor;
 CREATE ROLE fuzz_operator LOGIN;
-CREATE ROLE fuzz_smith LOGIN;
 GRANT USAGE ON SCHEMA usher TO fuzz_app, fuzz_operator, fuzz_smith;
 SELECT format('GRANT EXECUTE ON FUNCTION %s TO %s', p.oid::regprocedure, r)
   FROM pg_proc p, (VALUES ('fuzz_app'), ('fuzz_smith')) g(r)
@@ -60,16 +81,6 @@ SELECT format('GRANT EXECUTE ON FUNCTION %s TO fuzz_operator', p.oid::regprocedu
  WHERE p.pronamespace = 'usher'::regnamespace
    AND p.proname IN ('set_service', 'drop_service', 'set_role_service', 'set_semaphore', 'drop_semaphore')
 \gexec
--- sqlsmith's own tables, so its queries have data of the types usher's functions take.
-CREATE SCHEMA smith AUTHORIZATION fuzz_smith;
-SET ROLE fuzz_smith;
-CREATE TABLE smith.t (i integer, b bigint, s text, n name, d interval, j jsonb, f boolean, a text[]);
-INSERT INTO smith.t VALUES
-  (1, 1, 'fuzzsem', 'fuzz_smith', '100ms', '{"smith": 2}', true, '{a,NULL}'),
-  (-1, -9223372036854775808, '', '', '-1s', '[]', false, '{}'),
-  (2147483647, 9223372036854775807, repeat('x', 10000), repeat('n', 64), '1000 years', '{"default": 1}', NULL, NULL),
-  (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-RESET ROLE;
 SQL
 # The baseline registry: the fuzzed sessions' service fuzzgate, sqlsmith's smith (one
 # slot, so its two clients queue for it), the semaphore fuzzsem.
@@ -89,10 +100,54 @@ SQL
 baseline || exit 1
 
 # --- Invariants, checked after every phase
-# The server log since the suite began: crashes, assertion failures, internal errors.
+# What the server logged since the last look (both logs are read from the line after the
+# last one seen): crashes, assertion failures (TRAP, written to stderr), PANICs, and
+# errors of class XX (internal) that are pg_usher's -- those that do not happen the same
+# way on a server without pg_usher (pristine_xx, below). Appended to $FINDINGS too.
+FINDINGS=$OUT/findings
+SEEN_TEXT=0 SEEN_JSON=0
+new_lines() {  # FILE SEEN: the complete lines after the first SEEN
+  head -n "$(wc -l <"$1")" "$1" | tail -n +$(($2 + 1))
+}
 log_findings() {
-  grep -E 'terminated by signal|was terminated by exception|TRAP:|PANIC|server process .* exited with exit code [^01]|all server processes terminated' "$LOG"
-  grep -E '^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] XX[0-9A-Z]{3} |fuzz caught XX' "$LOG"
+  local text json
+  text=$(wc -l <"$LOGDIR/postgresql.log"); json=$(wc -l <"$JSONLOG")
+  new_lines "$JSONLOG" "$SEEN_JSON" >"$OUT/new.json"
+  {
+    new_lines "$LOGDIR/postgresql.log" "$SEEN_TEXT" | grep -E 'TRAP:|terminated by signal|was terminated by exception'
+    # A background worker that exits with 1 ended on an ERROR or FATAL, logged with its
+    # own SQLSTATE; other codes and signals are crashes.
+    jq -r 'select(.error_severity == "PANIC"
+                  or (.message | test("terminated by signal|was terminated by exception|exited with exit code ([02-9]|1[0-9])|all server processes terminated")))
+           | "\(.error_severity): \(.message)"' "$OUT/new.json"
+    internal_errors "$OUT/new.json" | while IFS= read -r e; do
+      pristine_xx "$(jq -r .statement <<<"$e")" ||
+        jq -r '"\(.state_code) \(.message) (\(.file_name // "?"):\(.file_line_num // "?")) in: \(.statement // "" | .[0:300])"' <<<"$e"
+    done
+  } | tee -a "$FINDINGS"
+  SEEN_TEXT=$text SEEN_JSON=$json
+}
+# Errors of class XX, one JSON object a line, one per distinct message and statement;
+# and the ones caught by a PL/pgSQL exception block ("fuzz caught XX...").
+internal_errors() {
+  jq -c 'select((.error_severity | IN("ERROR", "FATAL", "PANIC")) and (.state_code // "" | startswith("XX"))
+                or (.message | startswith("fuzz caught XX")))' "$1" | jq -sc 'unique_by([.message, .statement]) | .[]'
+}
+# Whether STATEMENT raises an XX error on a server without pg_usher too (as the role
+# fuzz_smith, with sqlsmith's tables): then it is PostgreSQL's own, not pg_usher's.
+PRISTINE=fuzz_pristine
+pristine_xx() {
+  [[ -n $1 && $1 != null ]] || return 1
+  if [[ ! -f $(cluster_dir $PRISTINE)/port ]]; then
+    USHER_PRELOAD= cluster_start $PRISTINE >/dev/null || return 1
+    ( eval "$(cluster_env $PRISTINE)"; "${SU[@]}" -d postgres >/dev/null <<<"CREATE DATABASE fuzz;
+\\c fuzz
+$SMITH_SETUP" ) || return 1
+  fi
+  local out  # (not piped into grep -q: under pipefail psql's SIGPIPE would be the status)
+  out=$(eval "$(cluster_env $PRISTINE)"
+        PGOPTIONS="-c statement_timeout=5s" psql -X -v VERBOSITY=verbose -U fuzz_smith -d fuzz -c "$1" 2>&1)
+  grep -qE '^(ERROR|FATAL|PANIC):  XX' <<<"$out"
 }
 gate_busy() {  # services whose gate is not idle
   "${SU[@]}" -c "SELECT string_agg(service || ' active=' || active || ' queued=' || queued, ', ')
@@ -122,7 +177,8 @@ prepared() { "${SU[@]}" -c "SELECT string_agg(gid || ' of ' || owner, ', ') FROM
 settled() { [[ -z $(gate_busy) && -z $(count_drift) && -z $(permits_held) && -z $(prepared) ]]; }
 check_invariants() {  # PHASE
   await 20 settled
-  assert_eq "$(log_findings | head -20)" "" "$1: no crash, assertion failure, PANIC or XX000 in the server log"
+  log_findings >"$OUT/phase_findings"
+  assert_eq "$(head -20 "$OUT/phase_findings")" "" "$1: no crash, assertion failure, PANIC or pg_usher XX000 in the server log"
   assert_eq "$(gate_busy)" "" "$1: afterwards every gate is idle (active 0, queued 0)"
   assert_eq "$(count_drift)" "" "$1: service_status.current equals the real backends of every service"
   assert_eq "$(permits_held)" "" "$1: no semaphore permit held or waited for"
@@ -132,6 +188,20 @@ sqlstates() {  # FILE: "count SQLSTATE" of the errors psql reported, caught ones
   grep -oE '(ERROR|FATAL|PANIC):  [0-9A-Z]{5}|fuzz caught [0-9A-Z]{5}' "$1" | grep -oE '[0-9A-Z]{5}$' |
     sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "} END {print ""}'
 }
+
+# --- 0. The detector itself: an XX000 raised inside a pg_usher module (pg_usher_test's
+# escaped C++ exception) is a finding; PostgreSQL's own XX000 (intervaltypmodout(80),
+# the same on a server without pg_usher) is not.
+"${SU[@]}" -c "CREATE EXTENSION pg_usher_test" >/dev/null || exit 1
+"${SU[@]}" -c "SELECT usher_test.throw_cpp_exception('fuzz detector control')" >/dev/null 2>&1
+PGUSER=fuzz_smith psql -X -c "SELECT pg_catalog.intervaltypmodout(80)" >/dev/null 2>&1
+log_findings >"$OUT/phase_findings"
+assert_match "$(cat "$OUT/phase_findings")" "^XX000 fuzz detector control " \
+  "the detector reports an XX000 raised in pg_usher's code"
+assert_eq "$(grep -c intervaltypmodout "$OUT/phase_findings")" "0" \
+  "and not PostgreSQL's own XX000, which a server without pg_usher raises too"
+"${SU[@]}" -c "DROP EXTENSION pg_usher_test" >/dev/null
+: >"$FINDINGS"
 
 # --- 1. The catalog-driven call fuzzer, as each role. Every call is bounded by
 # statement_timeout and lock_timeout (acquire with a NULL timeout waits for ever).
@@ -145,10 +215,11 @@ assert_match "$functions" '^[1-9][0-9]+$' "the generator found the functions of 
 # The superuser goes last: its registry changes (a disabled default, dropped services)
 # would change who the other roles' sessions count against.
 for role in fuzz_plain fuzz_monitor fuzz_app fuzz_operator postgres; do
+  started=$SECONDS
   PGUSER=$role PGAPPNAME=fuzzgate/$role PGOPTIONS="-c statement_timeout=2s -c lock_timeout=1s" \
     timeout 300 psql -X -v VERBOSITY=verbose -f "$OUT/script.sql" >"$OUT/$role.out" 2>&1
   rc=$?
-  echo "# $role: $(sqlstates "$OUT/$role.out")"
+  echo "# $role ($((SECONDS - started)) s): $(sqlstates "$OUT/$role.out")"
   assert_eq "$rc" "0" "fuzz as $role: psql ran the whole script without losing its connection (exit $rc)"
   assert_eq "$(grep -cE 'server closed the connection|connection to server was lost|terminated abnormally' "$OUT/$role.out")" "0" \
     "fuzz as $role: no connection lost"
@@ -210,6 +281,7 @@ check_invariants "direct DML"
 # and a 1 s statement_timeout; the role's settings bound lock waits too.
 "${SU[@]}" -c "ALTER ROLE fuzz_smith SET statement_timeout = '2s'" -c "ALTER ROLE fuzz_smith SET lock_timeout = '1s'" >/dev/null
 smith_pids=()
+started=$SECONDS
 for i in 0 1; do
   (cd "$OUT" && exec timeout -k 5 "$SMITH_SECONDS" sqlsmith \
       --target="host=$PGHOST port=$PGPORT dbname=fuzz user=fuzz_smith" \
@@ -224,13 +296,14 @@ for i in 0 1; do
   assert_eq "$(grep -ciE 'connection to server was lost|server closed the connection|terminating connection because of crash' "$OUT/sqlsmith$i.out")" "0" \
     "sqlsmith seed $((SMITH_SEED + i)): the server never closed its connection"
 done
+echo "# sqlsmith: $((SECONDS - started)) s"
 "${SU[@]}" -c "SELECT '# smith: statements admitted ' || statements_admitted_total || ', waited ' || statements_waited_total
                       || ', queue timeouts ' || queue_timeouts_total || ', peak_active ' || peak_active
                  FROM usher.service_status WHERE service = 'smith'"
 assert_match "$("${SU[@]}" -c "SELECT statements_admitted_total FROM usher.service_status WHERE service = 'smith'")" '^[1-9][0-9]*$' \
   "sqlsmith's statements passed the gate of service smith"
-echo "# server log, by SQLSTATE: $(grep -oE '^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] [0-9A-Z]{5} [^ ]* ?(ERROR|FATAL|PANIC)' "$LOG" |
-  awk '{print $5}' | sort | uniq -c | sort -rn | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "} END {print ""}')"
+echo "# server log, errors by SQLSTATE: $(jq -r 'select(.error_severity | IN("ERROR", "FATAL", "PANIC")) | .state_code' "$JSONLOG" |
+  sort | uniq -c | sort -rn | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "} END {print ""}')"
 check_invariants "sqlsmith"
 
 # --- 4. Counts with sessions open: held sessions of each kind, then gone again.
@@ -243,4 +316,5 @@ assert_eq "$HELD $HELD_ERROR" "2 " "2 sessions held open in service default"
 assert_eq "$(count_drift)" "" "with sessions open, service_status.current equals the real backends of every service"
 release_all
 check_invariants "the end"
+assert_eq "$(sort -u "$FINDINGS" | head -20)" "" "in the whole run: no crash, assertion failure, PANIC or pg_usher XX000"
 assert_done
