@@ -27,7 +27,16 @@ echo "# fuzz seed $FUZZ_SEED ($FUZZ_RANDOM random calls per function); sqlsmith 
 
 NAME=fuzz
 OUT=$(mktemp -d)
-cleanup() { release_all; cluster_destroy $NAME; cluster_destroy fuzz_pristine; rm -rf "$OUT"; }
+# What a finding needs to be reproduced stays in $USHER_RESULTS/fuzz: the generated
+# script, psql's and sqlsmith's output per role, the server logs (gzipped).
+keep() {
+  [[ -n ${USHER_RESULTS:-} ]] || return 0
+  local dir=$USHER_RESULTS/fuzz
+  mkdir -p "$dir" && cp "$OUT"/*.out "$OUT"/script.sql "$dir"/ 2>/dev/null
+  [[ -d ${LOGDIR:-} ]] && for f in "$LOGDIR"/postgresql.*; do gzip -c "$f" >"$dir/server-$(basename "$f").gz"; done
+  return 0
+}
+cleanup() { release_all; keep; cluster_destroy $NAME; cluster_destroy fuzz_pristine; rm -rf "$OUT"; }
 trap cleanup EXIT
 cluster_destroy $NAME
 # Every message goes to a JSON log too (one object a line, SQLSTATE and statement as
@@ -112,7 +121,9 @@ new_lines() {  # FILE SEEN: the complete lines after the first SEEN
 log_findings() {
   local text json
   text=$(wc -l <"$LOGDIR/postgresql.log"); json=$(wc -l <"$JSONLOG")
-  new_lines "$JSONLOG" "$SEEN_JSON" >"$OUT/new.json"
+  # Only lines that can be findings go to jq (the log holds tens of thousands of errors).
+  new_lines "$JSONLOG" "$SEEN_JSON" |
+    grep -E '"state_code":"XX|fuzz caught XX|"PANIC"|terminated by signal|terminated by exception|exited with exit code|all server processes terminated' >"$OUT/new.json"
   {
     new_lines "$LOGDIR/postgresql.log" "$SEEN_TEXT" | grep -E 'TRAP:|terminated by signal|was terminated by exception'
     # A background worker that exits with 1 ended on an ERROR or FATAL, logged with its
@@ -149,40 +160,49 @@ $SMITH_SETUP" ) || return 1
         PGOPTIONS="-c statement_timeout=5s" psql -X -v VERBOSITY=verbose -U fuzz_smith -d fuzz -c "$1" 2>&1)
   grep -qE '^(ERROR|FATAL|PANIC):  XX' <<<"$out"
 }
-gate_busy() {  # services whose gate is not idle
-  "${SU[@]}" -c "SELECT string_agg(service || ' active=' || active || ' queued=' || queued, ', ')
-                   FROM usher.service_status WHERE active <> 0 OR queued <> 0"
+# The state after a phase, in one query: four lines "gate|...", "counts|...",
+# "permits|...", "prepared|...", each empty after the "|" when all is well.
+# gate: services whose gate is not idle. counts: usher's count of each service against
+# the backends PostgreSQL lists, each assigned to its service as docs/admission.md says
+# (role mapping, else application_name up to the first "/" if an enabled service, else
+# default). permits: semaphores with permits held, holders or waiters. prepared:
+# prepared transactions left.
+state() {
+  "${SU[@]}" <<'SQL'
+WITH real AS (
+  SELECT coalesce(rs.service, sv.name, 'default') AS service, count(*) AS n
+    FROM pg_stat_activity a
+    LEFT JOIN usher.role_service rs ON rs.role_name = a.usename
+    LEFT JOIN usher.service sv ON sv.enabled AND sv.name = split_part(a.application_name, '/', 1)
+   WHERE a.backend_type = 'client backend'
+   GROUP BY 1)
+SELECT 'gate|' || coalesce((SELECT string_agg(service || ' active=' || active || ' queued=' || queued, ', ')
+                              FROM usher.service_status WHERE active <> 0 OR queued <> 0), '')
+UNION ALL
+SELECT 'counts|' || coalesce((SELECT string_agg(coalesce(s.service, r.service) || ' current=' || coalesce(s.current, 0)
+                                                || ' real=' || coalesce(r.n, 0), ', ')
+                                FROM usher.service_status s FULL JOIN real r USING (service)
+                               WHERE coalesce(s.current, 0) <> coalesce(r.n, 0)), '')
+UNION ALL
+SELECT 'permits|' || coalesce((SELECT string_agg(name || ' held=' || held || ' holders=' || holders || ' waiters=' || waiters, ', ')
+                                 FROM usher.semaphores WHERE held <> 0 OR holders <> 0 OR waiters <> 0), '')
+UNION ALL
+SELECT 'prepared|' || coalesce((SELECT string_agg(gid || ' of ' || owner, ', ') FROM pg_prepared_xacts), '');
+SQL
 }
-# usher's count of each service against the backends PostgreSQL lists, each assigned
-# to its service as docs/admission.md says (role mapping, else application_name up to
-# the first "/" if an enabled service, else default).
-count_drift() {
-  "${SU[@]}" -c "
-    WITH real AS (
-      SELECT coalesce(rs.service, sv.name, 'default') AS service, count(*) AS n
-        FROM pg_stat_activity a
-        LEFT JOIN usher.role_service rs ON rs.role_name = a.usename
-        LEFT JOIN usher.service sv ON sv.enabled AND sv.name = split_part(a.application_name, '/', 1)
-       WHERE a.backend_type = 'client backend'
-       GROUP BY 1)
-    SELECT string_agg(s.service || ' current=' || s.current || ' real=' || coalesce(r.n, 0), ', ')
-      FROM usher.service_status s FULL JOIN real r USING (service)
-     WHERE coalesce(s.current, -1) <> coalesce(r.n, 0)"
-}
-permits_held() {
-  "${SU[@]}" -c "SELECT string_agg(name || ' held=' || held || ' holders=' || holders || ' waiters=' || waiters, ', ')
-                   FROM usher.semaphores WHERE held <> 0 OR holders <> 0 OR waiters <> 0"
-}
-prepared() { "${SU[@]}" -c "SELECT string_agg(gid || ' of ' || owner, ', ') FROM pg_prepared_xacts"; }
-settled() { [[ -z $(gate_busy) && -z $(count_drift) && -z $(permits_held) && -z $(prepared) ]]; }
+state_of() { sed -n "s/^$1|//p" <<<"$2"; }  # KIND STATE
+count_drift() { state_of counts "$(state)"; }
+settled() { local now; now=$(state) && [[ $(grep -c '|$' <<<"$now") == 4 ]]; }
 check_invariants() {  # PHASE
   await 20 settled
+  local now; now=$(state)
   log_findings >"$OUT/phase_findings"
+  echo "# $1: checked at $SECONDS s"
   assert_eq "$(head -20 "$OUT/phase_findings")" "" "$1: no crash, assertion failure, PANIC or pg_usher XX000 in the server log"
-  assert_eq "$(gate_busy)" "" "$1: afterwards every gate is idle (active 0, queued 0)"
-  assert_eq "$(count_drift)" "" "$1: service_status.current equals the real backends of every service"
-  assert_eq "$(permits_held)" "" "$1: no semaphore permit held or waited for"
-  assert_eq "$(prepared)" "" "$1: no prepared transaction left"
+  assert_eq "$(state_of gate "$now")" "" "$1: afterwards every gate is idle (active 0, queued 0)"
+  assert_eq "$(state_of counts "$now")" "" "$1: service_status.current equals the real backends of every service"
+  assert_eq "$(state_of permits "$now")" "" "$1: no semaphore permit held or waited for"
+  assert_eq "$(state_of prepared "$now")" "" "$1: no prepared transaction left"
 }
 sqlstates() {  # FILE: "count SQLSTATE" of the errors psql reported, caught ones included
   grep -oE '(ERROR|FATAL|PANIC):  [0-9A-Z]{5}|fuzz caught [0-9A-Z]{5}' "$1" | grep -oE '[0-9A-Z]{5}$' |
@@ -283,7 +303,7 @@ check_invariants "direct DML"
 smith_pids=()
 started=$SECONDS
 for i in 0 1; do
-  (cd "$OUT" && exec timeout -k 5 "$SMITH_SECONDS" sqlsmith \
+  (cd "$OUT" && exec timeout -s INT -k 5 "$SMITH_SECONDS" sqlsmith \
       --target="host=$PGHOST port=$PGPORT dbname=fuzz user=fuzz_smith" \
       --seed=$((SMITH_SEED + i)) --max-queries="$SMITH_QUERIES" --verbose) >"$OUT/sqlsmith$i.out" 2>&1 &
   smith_pids+=($!)
