@@ -322,6 +322,10 @@ echo "# sqlsmith: $((SECONDS - started)) s"
                  FROM usher.service_status WHERE service = 'smith'"
 assert_match "$("${SU[@]}" -c "SELECT statements_admitted_total FROM usher.service_status WHERE service = 'smith'")" '^[1-9][0-9]*$' \
   "sqlsmith's statements passed the gate of service smith"
+# sqlsmith sends BEGIN; <one query>; ROLLBACK: every query is its transaction's first
+# statement, so none may run past the limit (docs/admission.md).
+assert_eq "$("${SU[@]}" -c "SELECT peak_active <= max_active FROM usher.service_status WHERE service = 'smith'")" "t" \
+  "the gate held: never more than max_active statements of service smith at once (peak_active)"
 echo "# server log, errors by SQLSTATE: $(jq -r 'select(.error_severity | IN("ERROR", "FATAL", "PANIC")) | .state_code' "$JSONLOG" |
   sort | uniq -c | sort -rn | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "} END {print ""}')"
 check_invariants "sqlsmith"
