@@ -92,10 +92,11 @@ DECLARE
   i integer;
   k integer;
   args text[];
+  bases text[];
   v text;
-  pool text[][];
+  candidate text;
+  works boolean;
 BEGIN
-  PERFORM setseed(seed);
   FOR f IN SELECT p.oid, p.oid::regprocedure AS sig, quote_ident(n.nspname) || '.' || quote_ident(p.proname) AS qname,
                   p.pronargs, p.pronargdefaults, p.proargtypes::regtype[] AS argtypes
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -104,9 +105,36 @@ BEGIN
     types := ARRAY(SELECT unnest(f.argtypes));  -- oidvector counts from 0
     n := f.pronargs;
     fn := f.sig;
+    -- The harmless value of each argument: its default, else its type's base value;
+    -- the first text argument without a default gets the first of the suite's names
+    -- for which the call with every argument harmless succeeds (tried in a
+    -- subtransaction that is rolled back), so that varying one argument reaches past
+    -- the name lookup: acquire('fuzzsem', 1, '5s', 'transaction').
+    bases := ARRAY(SELECT coalesce(nullif(pg_get_function_arg_default(f.oid, j), 'NULL::' || format_type(types[j], NULL)),
+                                   fuzz.base_for(types[j]))
+                     FROM generate_series(1, n) j ORDER BY j);
+    i := array_position(ARRAY(SELECT types[j] = 'text'::regtype AND pg_get_function_arg_default(f.oid, j) IS NULL
+                                FROM generate_series(1, n) j ORDER BY j), true);
+    IF i IS NOT NULL THEN
+      works := false;
+      FOREACH candidate IN ARRAY ARRAY['''fuzzgate''', '''fuzzsem''', '''fuzz_plain'''] LOOP
+        bases[i] := candidate;
+        BEGIN
+          SET LOCAL statement_timeout = '2s';
+          EXECUTE format('SELECT %s(%s)', f.qname,
+                         (SELECT string_agg(fuzz.arg(bases[j], types[j]), ', ' ORDER BY j) FROM generate_series(1, n) j));
+          RAISE EXCEPTION USING ERRCODE = 'FZ002';
+        EXCEPTION WHEN SQLSTATE 'FZ002' THEN works := true;
+                  WHEN OTHERS THEN works := false;
+        END;
+        EXIT WHEN works;
+      END LOOP;
+      IF NOT works THEN bases[i] := fuzz.base_for('text'); END IF;
+    END IF;
+    PERFORM setseed(seed);
     -- no arguments or only the required ones (the others at their defaults)
     IF n - f.pronargdefaults >= 0 THEN
-      SELECT coalesce(string_agg(fuzz.arg(fuzz.base_for(types[j]), types[j]), ', ' ORDER BY j), '')
+      SELECT coalesce(string_agg(fuzz.arg(bases[j], types[j]), ', ' ORDER BY j), '')
         INTO v FROM generate_series(1, n - f.pronargdefaults) j;
       call := f.qname || '(' || v || ')';
       RETURN NEXT;
@@ -119,7 +147,7 @@ BEGIN
     -- each value of each argument, the others at their base value
     FOR i IN 1 .. n LOOP
       FOR v IN SELECT x FROM fuzz.values_for(types[i]) x WHERE x <> 'NULL' LOOP
-        SELECT string_agg(fuzz.arg(CASE WHEN j = i THEN v ELSE fuzz.base_for(types[j]) END, types[j]), ', ' ORDER BY j)
+        SELECT string_agg(fuzz.arg(CASE WHEN j = i THEN v ELSE bases[j] END, types[j]), ', ' ORDER BY j)
           INTO call FROM generate_series(1, n) j;
         call := f.qname || '(' || call || ')';
         RETURN NEXT;

@@ -232,21 +232,45 @@ contexts=$("${SU[@]}" -c "SELECT count(*) FROM fuzz.contexts")
 echo "# $functions functions of schema usher, $calls calls, each in $contexts contexts"
 assert_match "$functions" '^[1-9][0-9]+$' "the generator found the functions of schema usher in pg_proc"
 
+# fuzz_run LABEL ROLE SCRIPT STATEMENT_TIMEOUT: runs SCRIPT as ROLE in service fuzzgate;
+# psql's output goes to $OUT/LABEL.out, its exit status to $OUT/LABEL.rc.
+# fuzz_check LABEL: checks what psql saw.
+fuzz_run() {
+  local label=$1 role=$2 script=$3 timeout=$4 started=$SECONDS
+  PGUSER=$role PGAPPNAME=fuzzgate/$label PGOPTIONS="-c statement_timeout=$timeout -c lock_timeout=1s" \
+    timeout 300 psql -X -v VERBOSITY=verbose -f "$script" >"$OUT/$label.out" 2>&1
+  echo $? >"$OUT/$label.rc"
+  echo "# $label ($((SECONDS - started)) s): $(sqlstates "$OUT/$label.out")"
+}
+fuzz_check() {
+  local label=$1 rc; rc=$(cat "$OUT/$label.rc")
+  assert_eq "$rc" "0" "fuzz as $label: psql ran the whole script without losing its connection (exit $rc)"
+  assert_eq "$(grep -cE 'server closed the connection|connection to server was lost|terminated abnormally' "$OUT/$label.out")" "0" \
+    "fuzz as $label: no connection lost"
+  assert_eq "$(grep -cE '(ERROR|FATAL|PANIC):  XX|fuzz caught XX' "$OUT/$label.out")" "0" \
+    "fuzz as $label: every error a clean ERROR, none XX000 $(grep -m1 -B3 -E '(ERROR|FATAL|PANIC):  XX|fuzz caught XX' "$OUT/$label.out" | tr '\n' ' ')"
+}
 # The superuser goes last: its registry changes (a disabled default, dropped services)
 # would change who the other roles' sessions count against.
 for role in fuzz_plain fuzz_monitor fuzz_app fuzz_operator postgres; do
-  started=$SECONDS
-  PGUSER=$role PGAPPNAME=fuzzgate/$role PGOPTIONS="-c statement_timeout=2s -c lock_timeout=1s" \
-    timeout 300 psql -X -v VERBOSITY=verbose -f "$OUT/script.sql" >"$OUT/$role.out" 2>&1
-  rc=$?
-  echo "# $role ($((SECONDS - started)) s): $(sqlstates "$OUT/$role.out")"
-  assert_eq "$rc" "0" "fuzz as $role: psql ran the whole script without losing its connection (exit $rc)"
-  assert_eq "$(grep -cE 'server closed the connection|connection to server was lost|terminated abnormally' "$OUT/$role.out")" "0" \
-    "fuzz as $role: no connection lost"
-  assert_eq "$(grep -cE '(ERROR|FATAL|PANIC):  XX|fuzz caught XX' "$OUT/$role.out")" "0" \
-    "fuzz as $role: every error a clean ERROR, none XX000 $(grep -m1 -B3 -E '(ERROR|FATAL|PANIC):  XX|fuzz caught XX' "$OUT/$role.out" | tr '\n' ' ')"
+  fuzz_run $role $role "$OUT/script.sql" 500ms
+  fuzz_check $role
   check_invariants "fuzz as $role"
 done
+
+# Two application sessions at once, each with its own random combinations, through a
+# one-slot gate and the two-permit semaphore fuzzsem: they queue for the slot and for
+# permits the other holds (session-scope permits are kept until the session ends), and
+# a short statement_timeout and queue_timeout end many of those waits.
+baseline
+"${SU[@]}" -c "SELECT usher.set_service('fuzzgate', max_active => 1, queue_timeout => '150ms')" >/dev/null
+"${SU[@]}" -c "SELECT s FROM fuzz.script($FUZZ_RANDOM, ($FUZZ_SEED + 1) / 2147483648.0) s" >"$OUT/script2.sql" || exit 1
+fuzz_run fuzz_app_a fuzz_app "$OUT/script.sql" 200ms &
+fuzz_run fuzz_app_b fuzz_app "$OUT/script2.sql" 200ms
+wait
+fuzz_check fuzz_app_a
+fuzz_check fuzz_app_b
+check_invariants "two application sessions at once"
 
 # --- 2. Drift between the tables and what is published: every committed change to
 # usher.service, usher.role_service and usher.semaphore is in shared memory, whether it
