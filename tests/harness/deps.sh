@@ -12,6 +12,7 @@ packages=(
   "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl
   pgbouncer prometheus jq
   curl python3  # tests/integration/grafana.sh serves metrics over HTTP and queries Prometheus
+  sqlsmith      # tests/suites/fuzz.sh: random queries against a server with the gate on
 )
 
 missing=()
