@@ -28,6 +28,11 @@ void on_transaction_event(XactEvent event, PublishOnCommit* p) {
       // through pg::call and the guard, not by a longjmp across the guard's try.
       p->pending = pg::call([&]() -> void* {
         if (!p->attached() || !in_registry_database()) return nullptr;
+        // The last command's own changes are visible only after a command counter
+        // increment: direct DML (INSERT ... INTO usher.service, a pg_restore's COPY)
+        // commits right after its statement, unlike the writer functions, whose
+        // statements end before COMMIT.
+        CommandCounterIncrement();
         return p->dropped ? p->empty() : p->read(GetLatestSnapshot());
       });
       break;
