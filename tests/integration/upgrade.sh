@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Upgrades: a database created at every earlier version kept in extension/versions/,
+# with registry rows, semaphores and grants in it, and brought to the current version
+# with ALTER EXTENSION pg_usher UPDATE, equals a fresh install of the current version
+# given the same rows and grants:
+#   - the catalog description of the extension's objects (upgrade/describe.sql: every
+#     member's definition, security and search_path settings, privileges, initial
+#     privileges, comments, columns, constraints, triggers, configuration tables) is
+#     the same in both databases; a difference is printed as a unified diff;
+#   - the registry and the semaphore definitions are kept by the update, equal the fresh
+#     database's, and are published (the commit of a change after the update, and the
+#     worker at the next server start), and a quota set after the update is enforced;
+#   - the roles given access keep it;
+#   - before the update, the new pg_usher.so serves the old SQL declarations: every
+#     function and view is called once, and each call succeeds or fails with a clean
+#     ERROR (no crash, no XX000).
+# The registry is writable only in the database named by usher.database, so one server
+# is restarted with usher.database pointing at each database in turn. See
+# docs/upgrading.md.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+source "$HERE/../harness/cluster.sh"
+source "$HERE/../harness/assert.sh"
+
+NAME=upgrade
+FRESH=usher_fresh
+WORK=$(mktemp -d)
+BG_PIDS=()
+cleanup() {
+  local pid
+  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  cluster_destroy $NAME
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+Q=(psql -X -At -v ON_ERROR_STOP=1)
+
+CURRENT=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$ROOT/extension/pg_usher.control")
+# Every earlier version whose install script is kept: pg_usher--X.sql (not X--Y).
+OLD_VERSIONS=()
+for f in "$ROOT"/extension/versions/pg_usher--*.sql; do
+  v=$(basename "$f" .sql); v=${v#pg_usher--}
+  [[ $v == *--* || $v == "$CURRENT" ]] || OLD_VERSIONS+=("$v")
+done
+assert_cmd "extension/versions/ keeps at least one earlier version's install script" test ${#OLD_VERSIONS[@]} -gt 0
+
+# The server must run what this checkout builds: the installed scripts are this tree's.
+SHAREDIR=$("$PG_CONFIG" --sharedir)/extension
+installed_ok=0
+for f in "$ROOT"/extension/versions/*.sql "$ROOT"/extension/pg_usher.control "$ROOT/build/pg_usher--$CURRENT.sql"; do
+  cmp -s "$f" "$SHAREDIR/$(basename "$f")" || { echo "# not installed as in this checkout: $(basename "$f")"; installed_ok=1; }
+done
+assert_eq "$installed_ok" "0" "the installed control file and scripts are this checkout's (run make install)"
+
+# in DB SQL... / in_db_file DB FILE
+in_db() { local db=$1; shift; local args=(); for s in "$@"; do args+=(-c "$s"); done; "${Q[@]}" -d "$db" "${args[@]}"; }
+# in_db_checked DB SQL...: as in_db, but a failure shows in the output (compared by the caller)
+in_db_checked() { in_db "$@" 2>&1 || echo "(the query failed)"; }
+describe() { "${Q[@]}" -d "$1" -f "$HERE/upgrade/describe.sql" 2>&1 || echo "(the description failed)"; }
+populate() { "${Q[@]}" -q -d "$1" -f "$HERE/upgrade/populate.sql" >/dev/null; }
+# The registry as the old version defined it (columns a later version may add are left out).
+registry_as_set() {
+  in_db_checked "$1" "SELECT format('service %s: max_connections %s, reserved %s, max_active %s, queue_timeout %s, priority %s, enabled %s, comment %s',
+                            name, max_connections, reserved_connections, max_active, queue_timeout, priority, enabled, comment)
+                FROM usher.service ORDER BY name" \
+             "SELECT format('role %s: service %s', role_name, service) FROM usher.role_service ORDER BY role_name" \
+             "SELECT format('semaphore %s: capacity %s, comment %s', name, capacity, comment) FROM usher.semaphore ORDER BY name"
+}
+# Whole rows, whatever the columns.
+registry_rows() {
+  in_db_checked "$1" "SELECT 'service ' || s::text FROM usher.service s ORDER BY name" \
+             "SELECT 'role ' || r::text FROM usher.role_service r ORDER BY role_name" \
+             "SELECT 'semaphore ' || s::text FROM usher.semaphore s ORDER BY name"
+}
+# What shared memory holds, as the registry tables would give it: prints the rows that
+# differ (none when the publication is the registry).
+publication_mismatch() {
+  in_db_checked "$1" "WITH registry AS (
+                SELECT s.name, s.max_connections, s.reserved_connections, s.max_active, s.queue_timeout, s.priority, s.enabled,
+                       coalesce((SELECT array_agg(r.role_name::text ORDER BY r.role_name) FROM usher.role_service r WHERE r.service = s.name), '{}') AS roles
+                  FROM usher.service s),
+              published AS (
+                SELECT p.name, p.max_connections, p.reserved_connections, p.max_active, p.queue_timeout, p.priority, p.enabled,
+                       coalesce((SELECT array_agg(x ORDER BY x) FROM unnest(p.roles) x), '{}') AS roles
+                  FROM usher.published_services p)
+              (SELECT 'only in usher.service: ' || r::text FROM (TABLE registry EXCEPT TABLE published) r)
+              UNION ALL
+              (SELECT 'only published: ' || p::text FROM (TABLE published EXCEPT TABLE registry) p)" \
+             "(SELECT 'semaphore only in usher.semaphore: ' || name || ' ' || capacity FROM usher.semaphore
+                EXCEPT SELECT 'semaphore only in usher.semaphore: ' || name || ' ' || capacity FROM usher.semaphores WHERE defined)
+              UNION ALL
+              (SELECT 'semaphore only in shared memory: ' || name || ' ' || capacity FROM usher.semaphores WHERE defined
+                EXCEPT SELECT 'semaphore only in shared memory: ' || name || ' ' || capacity FROM usher.semaphore)"
+}
+published_as_registry() { local out; out=$(publication_mismatch "$1") && [[ -z $out ]]; }
+# use_registry_in DB: restart the server with usher.database = DB.
+use_registry_in() {
+  cluster_apply_settings "$(cluster_dir $NAME)" "usher.database=$1" && cluster_restart $NAME
+}
+crashes() {  # backends that died of a signal, as the server log reports them
+  grep -c "terminated by signal\|was terminated by exception" "$(cluster_dir $NAME)/server.log"
+}
+
+cluster_destroy $NAME
+cluster_start $NAME "usher.database=$FRESH" || exit 1
+eval "$(cluster_env $NAME)"
+in_db postgres "CREATE ROLE usher_operator LOGIN" "CREATE ROLE usher_app LOGIN" "CREATE ROLE usher_reader LOGIN" \
+               "CREATE ROLE usher_batch LOGIN" "CREATE ROLE usher_monitor LOGIN" "GRANT pg_monitor TO usher_monitor" >/dev/null
+
+# --- the reference: a fresh install of the current version
+createdb $FRESH
+in_db $FRESH "CREATE EXTENSION pg_usher" >/dev/null
+assert_eq "$(in_db $FRESH "SELECT extversion FROM pg_extension WHERE extname = 'pg_usher'")" "$CURRENT" \
+  "CREATE EXTENSION pg_usher installs the control file's default_version $CURRENT"
+assert_cmd "the registry, semaphores and grants are set up in the fresh database" populate $FRESH
+describe $FRESH >"$WORK/fresh.describe"
+registry_rows $FRESH >"$WORK/fresh.rows"
+assert_match "$(wc -l <"$WORK/fresh.describe")" '^[0-9]{3,}$' "the catalog description of the fresh install is not empty"
+
+# A call for each function: arguments that reach the C code (a STRICT function given
+# NULL would not); calls that change the registry run in a transaction rolled back.
+declare -A CALL=(
+  ['usher._check_registry_writable()']="SELECT usher._check_registry_writable()"
+  ['usher._check_semaphores_writable()']="SELECT usher._check_semaphores_writable()"
+  ['usher.acquire(text,integer,interval,text)']="SELECT usher.acquire('exports', 1, '0', 'transaction')"
+  ['usher.release(text,integer)']="SELECT usher.release('exports', 1)"
+  ['usher.activity_history_internal()']="SELECT * FROM usher.activity_history_internal()"
+  ['usher.backends_internal()']="SELECT * FROM usher.backends_internal()"
+  ['usher.checkout(text)']="SELECT usher.checkout('upgrade-check')"
+  ['usher.checkin()']="SELECT usher.checkin()"
+  ['usher.cpu_cores_internal()']="SELECT * FROM usher.cpu_cores_internal()"
+  ['usher.drop_semaphore(text)']="SELECT usher.drop_semaphore('no-such-semaphore')"
+  ['usher.drop_service(text)']="SELECT usher.drop_service('no-such-service')"
+  ['usher.health()']="SELECT * FROM usher.health()"
+  ['usher.health_thresholds()']="SELECT * FROM usher.health_thresholds()"
+  ['usher.metrics()']="SELECT usher.metrics()"
+  ['usher.pool_advice(jsonb)']="SELECT * FROM usher.pool_advice('{}')"
+  ['usher.published_services_internal()']="SELECT * FROM usher.published_services_internal()"
+  ['usher.ready()']="SELECT usher.ready()"
+  ['usher.semaphores_internal()']="SELECT * FROM usher.semaphores_internal()"
+  ['usher.service_status_internal()']="SELECT * FROM usher.service_status_internal()"
+  ['usher.set_role_service(name,text)']="SELECT usher.set_role_service('usher_batch', 'default')"
+  ['usher.set_semaphore(text,integer,text)']="SELECT usher.set_semaphore('upgrade-check', 2)"
+  ['usher.set_service(text,integer,integer,integer,interval,integer,boolean,text)']="SELECT usher.set_service('upgrade_check', max_connections => 2)"
+)
+
+for OLD in "${OLD_VERSIONS[@]}"; do
+  DB=usher_from_${OLD//./_}
+  use_registry_in "$DB" || exit 1
+  createdb "$DB"
+  assert_cmd "CREATE EXTENSION pg_usher VERSION '$OLD' works with the new module" in_db "$DB" "CREATE EXTENSION pg_usher VERSION '$OLD'"
+  assert_eq "$(in_db "$DB" "SELECT extversion FROM pg_extension WHERE extname = 'pg_usher'")" "$OLD" "the database is at $OLD"
+  path=$(in_db "$DB" "SELECT path FROM pg_extension_update_paths('pg_usher') WHERE source = '$OLD' AND target = '$CURRENT'")
+  assert_match "$path" "^$OLD--(.*--)?$CURRENT\$" "an update path leads from $OLD to $CURRENT"
+
+  # --- what a DBA has set up (the new module under the old SQL declarations)
+  assert_cmd "the registry, semaphores and grants are set up at $OLD" populate "$DB"
+
+  # --- the new module under the old SQL declarations: every function and view once
+  started=$(in_db "$DB" "SELECT pg_postmaster_start_time()")
+  crashes_before=$(crashes)
+  in_db "$DB" "SELECT p.oid::regprocedure FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+               WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND p.prorettype <> 'trigger'::regtype
+                 AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_usher') ORDER BY 1" >"$WORK/functions"
+  in_db "$DB" "SELECT c.oid::regclass FROM pg_depend d JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+               WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+                 AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_usher') ORDER BY 1" >"$WORK/relations"
+  missing=$(while read -r f; do [[ -n ${CALL[$f]:-} ]] || echo "$f"; done <"$WORK/functions")
+  assert_eq "$missing" "" "this test has a call for every function of $OLD (add the ones listed)"
+  unclean=""
+  while read -r f; do
+    [[ -n ${CALL[$f]:-} ]] || continue
+    out=$("${Q[@]}" -d "$DB" -v VERBOSITY=verbose -c "BEGIN" -c "${CALL[$f]}" -c "ROLLBACK" 2>&1 >/dev/null)
+    [[ -z $out || $out =~ ERROR:\ \ ([0-9A-Z]{5}): && ${BASH_REMATCH[1]} != XX000 ]] || unclean+="$f: $out"$'\n'
+    [[ -z $out ]] || echo "# $f: $(head -1 <<<"$out")"
+  done <"$WORK/functions"
+  while read -r r; do
+    [[ $(in_db "$DB" "SELECT relkind FROM pg_class WHERE oid = '$r'::regclass") == v ]] || continue
+    out=$("${Q[@]}" -d "$DB" -v VERBOSITY=verbose -c "SELECT * FROM $r" 2>&1 >/dev/null)
+    [[ -z $out || $out =~ ERROR:\ \ ([0-9A-Z]{5}): && ${BASH_REMATCH[1]} != XX000 ]] || unclean+="$r: $out"$'\n'
+  done <"$WORK/relations"
+  assert_eq "$unclean" "" "under $OLD's SQL the new module answers every function and view, or fails with a clean ERROR"
+  assert_eq "$(in_db "$DB" "SELECT pg_postmaster_start_time()")|$(crashes)" "$started|$crashes_before" \
+    "no backend crashed and the server did not restart"
+
+  # --- then the update
+  registry_as_set "$DB" >"$WORK/old.registry"
+  assert_eq "$(publication_mismatch "$DB")" "" "at $OLD the registry and semaphores are published"
+  assert_cmd "ALTER EXTENSION pg_usher UPDATE from $OLD" in_db "$DB" "ALTER EXTENSION pg_usher UPDATE"
+  assert_eq "$(in_db "$DB" "SELECT extversion FROM pg_extension WHERE extname = 'pg_usher'")" "$CURRENT" "the database is at $CURRENT"
+
+  # --- equal to the fresh install
+  describe "$DB" >"$WORK/updated.describe"
+  assert_cmd "updated from $OLD, the extension's objects equal a fresh install of $CURRENT (diff: updated, fresh)" \
+    diff -u --label "updated from $OLD" --label "fresh $CURRENT" "$WORK/updated.describe" "$WORK/fresh.describe"
+  assert_cmd "the registry and semaphores as set at $OLD are kept" \
+    diff -u --label "at $OLD" --label "after the update" "$WORK/old.registry" <(registry_as_set "$DB")
+  assert_cmd "the registry and semaphore rows equal the fresh install's" \
+    diff -u --label "updated from $OLD" --label "fresh $CURRENT" <(registry_rows "$DB") "$WORK/fresh.rows"
+
+  # --- publication and enforcement after the update
+  assert_eq "$(publication_mismatch "$DB")" "" "after the update shared memory still holds the registry and semaphores"
+  assert_cmd "a service set after the update is committed" in_db "$DB" "SELECT usher.set_service('after_update', max_connections => 1)"
+  assert_eq "$(publication_mismatch "$DB")" "" "and published at commit"
+  # (usher_reader: a role not mapped to a service, so its application_name decides)
+  PGAPPNAME=after_update/holder psql -X -At -U usher_reader -d "$DB" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+  BG_PIDS+=($!)
+  await 30 bash -c "[[ \$(${Q[*]} -d $DB -c \"SELECT count(*) FROM usher.backends WHERE service_enforced = 'after_update'\") == 1 ]]"
+  assert_match "$(PGAPPNAME=after_update/second psql -X -At -U usher_reader -d "$DB" -c "SELECT 1" 2>&1)" \
+    'too many connections for service "after_update": 1 of 1' "the quota of a service set after the update is enforced at login"
+  kill "${BG_PIDS[-1]}" 2>/dev/null; wait "${BG_PIDS[-1]}" 2>/dev/null
+  assert_eq "$(in_db "$DB" "SELECT usher.acquire('exports', 3, '0') || ' ' || usher.acquire('exports', 1, '0')")" \
+    "true false" "a semaphore defined at $OLD grants its capacity and no more after the update"
+
+  # --- the roles keep their access
+  for r in $(in_db "$DB" "SELECT c.oid::regclass FROM pg_class c WHERE c.relnamespace = 'usher'::regnamespace AND c.relkind IN ('v', 'r') ORDER BY 1"); do
+    assert_cmd "pg_monitor reads $r after the update" psql -X -At -v ON_ERROR_STOP=1 -U usher_monitor -d "$DB" -c "SELECT count(*) FROM $r"
+  done
+  assert_cmd "pg_monitor calls health(), ready() and metrics() after the update" \
+    psql -X -At -v ON_ERROR_STOP=1 -U usher_monitor -d "$DB" -c "SELECT count(*) FROM usher.health()" -c "SELECT usher.ready()" -c "SELECT usher.metrics()"
+  assert_cmd "a role granted SELECT on usher.backends still reads it" \
+    psql -X -At -v ON_ERROR_STOP=1 -U usher_reader -d "$DB" -c "SELECT count(*) FROM usher.backends" -c "SELECT name, max_connections FROM usher.service"
+  assert_cmd "an application role still takes leases" \
+    psql -X -At -v ON_ERROR_STOP=1 -U usher_app -d "$DB" -c "SELECT usher.checkout('upgrade'), usher.checkin()"
+  assert_eq "$(in_db "$DB" "SELECT bool_and(has_function_privilege('usher_operator', p.oid, 'EXECUTE'))
+                            FROM pg_proc p WHERE p.pronamespace = 'usher'::regnamespace
+                             AND p.proname IN ('set_service', 'drop_service', 'set_role_service', 'set_semaphore', 'drop_semaphore')")" \
+    "t" "the operator keeps EXECUTE on the registry and semaphore functions"
+
+  # --- the worker publishes the updated registry at the next start
+  cluster_restart $NAME
+  await 30 published_as_registry "$DB"
+  assert_eq "$(publication_mismatch "$DB")" "" "after a restart the worker publishes the updated registry and semaphores"
+done
+
+assert_done
