@@ -53,7 +53,7 @@ for f in "$ROOT"/extension/versions/*.sql "$ROOT"/extension/pg_usher.control "$R
 done
 assert_eq "$installed_ok" "0" "the installed control file and scripts are this checkout's (run make install)"
 
-# in DB SQL... / in_db_file DB FILE
+# in_db DB SQL...: runs each statement in DB, prints the rows
 in_db() { local db=$1; shift; local args=(); for s in "$@"; do args+=(-c "$s"); done; "${Q[@]}" -d "$db" "${args[@]}"; }
 # in_db_checked DB SQL...: as in_db, but a failure shows in the output (compared by the caller)
 in_db_checked() { in_db "$@" 2>&1 || echo "(the query failed)"; }
@@ -93,7 +93,12 @@ publication_mismatch() {
               (SELECT 'semaphore only in shared memory: ' || name || ' ' || capacity FROM usher.semaphores WHERE defined
                 EXCEPT SELECT 'semaphore only in shared memory: ' || name || ' ' || capacity FROM usher.semaphore)"
 }
+holding_after_update() {
+  [[ $(in_db "$1" "SELECT count(*) FROM usher.backends WHERE service_enforced = 'after_update'") == 1 ]]
+}
 published_as_registry() { local out; out=$(publication_mismatch "$1") && [[ -z $out ]]; }
+# pg_dump's script, less its random \restrict key
+dump() { { pg_dump -d "$1" 2>&1 || echo "(pg_dump failed)"; } | grep -v '^\\\(un\)\?restrict '; }
 # use_registry_in DB: restart the server with usher.database = DB.
 use_registry_in() {
   cluster_apply_settings "$(cluster_dir $NAME)" "usher.database=$1" && cluster_restart $NAME
@@ -194,6 +199,34 @@ for OLD in "${OLD_VERSIONS[@]}"; do
   describe "$DB" >"$WORK/updated.describe"
   assert_cmd "updated from $OLD, the extension's objects equal a fresh install of $CURRENT (diff: updated, fresh)" \
     diff -u --label "updated from $OLD" --label "fresh $CURRENT" "$WORK/updated.describe" "$WORK/fresh.describe"
+  # The comparison is not blind: each kind of step an upgrade script can miss, made
+  # here in a transaction rolled back, shows as a difference.
+  changes=(
+    "a changed comment|COMMENT ON VIEW usher.backends IS 'changed'"
+    "a function's search_path set|ALTER FUNCTION usher.ready SET search_path = public"
+    "a function made SECURITY DEFINER|ALTER FUNCTION usher.ready SECURITY DEFINER"
+    "a changed function body|DO \$\$ BEGIN EXECUTE regexp_replace(pg_get_functiondef('usher.health'::regproc), '[\$]function[\$]', '\$function\$ '); END \$\$"
+    "a changed view query|DO \$\$ BEGIN EXECUTE format('CREATE OR REPLACE VIEW usher.connections AS SELECT * FROM (%s) c', rtrim(pg_get_viewdef('usher.connections'), ';')); END \$\$"
+    "an added grant|GRANT SELECT ON usher.semaphore TO usher_app"
+    "a revoked grant|REVOKE SELECT ON usher.semaphores FROM pg_monitor"
+    "a changed column default|ALTER TABLE usher.service ALTER COLUMN priority SET DEFAULT 1"
+    "an added constraint|ALTER TABLE usher.semaphore ADD CHECK (capacity < 1000000)"
+    "a dropped trigger|DROP TRIGGER publish_on_commit ON usher.semaphore"
+    "an object in schema usher outside the extension|CREATE FUNCTION usher.stray() RETURNS integer LANGUAGE sql AS 'SELECT 1'"
+    "an object no longer a member|ALTER EXTENSION pg_usher DROP VIEW usher.capacity"
+  )
+  for entry in "${changes[@]}"; do
+    if out=$("${Q[@]}" -q -d "$DB" -c "BEGIN" -c "${entry#*|}" -f "$HERE/upgrade/describe.sql" -c "ROLLBACK" 2>&1); then
+      changed=$(diff <(echo "$out") "$WORK/fresh.describe" | grep -c '^[<>]')
+    else
+      changed="the change failed: $out"
+    fi
+    assert_match "$changed" '^[1-9][0-9]*$' "the comparison sees ${entry%%|*} (${entry#*|})"
+  done
+
+  # pg_dump writes GRANTs for what differs from pg_init_privs, and the registry rows
+  assert_cmd "pg_dump of the updated database equals pg_dump of the fresh one (what a restore recreates)" \
+    diff -u --label "updated from $OLD" --label "fresh $CURRENT" <(dump "$DB") <(dump $FRESH)
   assert_cmd "the registry and semaphores as set at $OLD are kept" \
     diff -u --label "at $OLD" --label "after the update" "$WORK/old.registry" <(registry_as_set "$DB")
   assert_cmd "the registry and semaphore rows equal the fresh install's" \
@@ -206,7 +239,7 @@ for OLD in "${OLD_VERSIONS[@]}"; do
   # (usher_reader: a role not mapped to a service, so its application_name decides)
   PGAPPNAME=after_update/holder psql -X -At -U usher_reader -d "$DB" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
   BG_PIDS+=($!)
-  await 30 bash -c "[[ \$(${Q[*]} -d $DB -c \"SELECT count(*) FROM usher.backends WHERE service_enforced = 'after_update'\") == 1 ]]"
+  await 30 holding_after_update "$DB"
   assert_match "$(PGAPPNAME=after_update/second psql -X -At -U usher_reader -d "$DB" -c "SELECT 1" 2>&1)" \
     'too many connections for service "after_update": 1 of 1' "the quota of a service set after the update is enforced at login"
   kill "${BG_PIDS[-1]}" 2>/dev/null; wait "${BG_PIDS[-1]}" 2>/dev/null

@@ -48,3 +48,6 @@ GRANT EXECUTE ON FUNCTION usher.backends_internal TO usher_reader;
 GRANT SELECT (name, max_connections, enabled) ON usher.service TO usher_reader;
 GRANT SELECT ON usher.service_status TO usher_reader WITH GRANT OPTION;
 GRANT EXECUTE ON FUNCTION usher.service_status_internal TO usher_reader;
+SET ROLE usher_reader;
+GRANT SELECT ON usher.service_status TO usher_app;
+RESET ROLE;
