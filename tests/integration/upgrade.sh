@@ -26,10 +26,7 @@ source "$HERE/../harness/assert.sh"
 NAME=upgrade
 FRESH=usher_fresh
 WORK=$(mktemp -d)
-BG_PIDS=()
 cleanup() {
-  local pid
-  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   cluster_destroy $NAME
   rm -rf "$WORK"
 }
@@ -93,8 +90,19 @@ publication_mismatch() {
               (SELECT 'semaphore only in shared memory: ' || name || ' ' || capacity FROM usher.semaphores WHERE defined
                 EXCEPT SELECT 'semaphore only in shared memory: ' || name || ' ' || capacity FROM usher.semaphore)"
 }
-holding_after_update() {
-  [[ $(in_db "$1" "SELECT count(*) FROM usher.backends WHERE service_enforced = 'after_update'") == 1 ]]
+# quota_enforced DB SERVICE: SERVICE set to max_connections 1 now is published at commit,
+# admits one login (a role mapped to no service) and refuses the second.
+holding() { [[ $(in_db "$1" "SELECT count(*) FROM usher.backends WHERE service_enforced = '$2'") == 1 ]]; }
+quota_enforced() {
+  local db=$1 svc=$2 holder out
+  in_db "$db" "SELECT usher.set_service('$svc', max_connections => 1)" >/dev/null || return 1
+  out=$(publication_mismatch "$db"); [[ -z $out ]] || { echo "not published at commit: $out"; return 1; }
+  PGAPPNAME=$svc/holder psql -X -At -U usher_reader -d "$db" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+  holder=$!
+  await 30 holding "$db" "$svc" || { kill $holder; echo "the first session of $svc never counted"; return 1; }
+  out=$(PGAPPNAME=$svc/second psql -X -At -U usher_reader -d "$db" -c "SELECT 1" 2>&1)
+  kill $holder; wait $holder 2>/dev/null
+  [[ $out == *"too many connections for service \"$svc\": 1 of 1"* ]] || { echo "the second login got: $out"; return 1; }
 }
 published_as_registry() { local out; out=$(publication_mismatch "$1") && [[ -z $out ]]; }
 # pg_dump's script, less its random \restrict key
@@ -189,9 +197,16 @@ for OLD in "${OLD_VERSIONS[@]}"; do
   assert_eq "$(in_db "$DB" "SELECT pg_postmaster_start_time()")|$(crashes)" "$started|$crashes_before" \
     "no backend crashed and the server did not restart"
 
+  # the new module's commit-time publication, worker and login check with the old tables
+  assert_eq "$(publication_mismatch "$DB")" "" "at $OLD the registry and semaphores are published at commit"
+  assert_cmd "at $OLD a quota is enforced at login" quota_enforced "$DB" before_update
+  in_db "$DB" "SELECT usher.drop_service('before_update')" >/dev/null
+  cluster_restart $NAME
+  await 30 published_as_registry "$DB"
+  assert_eq "$(publication_mismatch "$DB")" "" "at $OLD the worker publishes the registry and semaphores at server start"
+
   # --- then the update
   registry_as_set "$DB" >"$WORK/old.registry"
-  assert_eq "$(publication_mismatch "$DB")" "" "at $OLD the registry and semaphores are published"
   assert_cmd "ALTER EXTENSION pg_usher UPDATE from $OLD" in_db "$DB" "ALTER EXTENSION pg_usher UPDATE"
   assert_eq "$(in_db "$DB" "SELECT extversion FROM pg_extension WHERE extname = 'pg_usher'")" "$CURRENT" "the database is at $CURRENT"
 
@@ -234,15 +249,7 @@ for OLD in "${OLD_VERSIONS[@]}"; do
 
   # --- publication and enforcement after the update
   assert_eq "$(publication_mismatch "$DB")" "" "after the update shared memory still holds the registry and semaphores"
-  assert_cmd "a service set after the update is committed" in_db "$DB" "SELECT usher.set_service('after_update', max_connections => 1)"
-  assert_eq "$(publication_mismatch "$DB")" "" "and published at commit"
-  # (usher_reader: a role not mapped to a service, so its application_name decides)
-  PGAPPNAME=after_update/holder psql -X -At -U usher_reader -d "$DB" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
-  BG_PIDS+=($!)
-  await 30 holding_after_update "$DB"
-  assert_match "$(PGAPPNAME=after_update/second psql -X -At -U usher_reader -d "$DB" -c "SELECT 1" 2>&1)" \
-    'too many connections for service "after_update": 1 of 1' "the quota of a service set after the update is enforced at login"
-  kill "${BG_PIDS[-1]}" 2>/dev/null; wait "${BG_PIDS[-1]}" 2>/dev/null
+  assert_cmd "the quota of a service set after the update is enforced at login" quota_enforced "$DB" after_update
   assert_eq "$(in_db "$DB" "SELECT usher.acquire('exports', 3, '0') || ' ' || usher.acquire('exports', 1, '0')")" \
     "true false" "a semaphore defined at $OLD grants its capacity and no more after the update"
 
