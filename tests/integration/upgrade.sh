@@ -229,6 +229,7 @@ for OLD in "${OLD_VERSIONS[@]}"; do
     "a dropped trigger|DROP TRIGGER publish_on_commit ON usher.semaphore"
     "an object in schema usher outside the extension|CREATE FUNCTION usher.stray() RETURNS integer LANGUAGE sql AS 'SELECT 1'"
     "an object no longer a member|ALTER EXTENSION pg_usher DROP VIEW usher.capacity"
+    "default privileges in schema usher|ALTER DEFAULT PRIVILEGES IN SCHEMA usher GRANT SELECT ON TABLES TO usher_app"
   )
   for entry in "${changes[@]}"; do
     if out=$("${Q[@]}" -q -d "$DB" -c "BEGIN" -c "${entry#*|}" -f "$HERE/upgrade/describe.sql" -c "ROLLBACK" 2>&1); then

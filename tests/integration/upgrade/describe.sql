@@ -3,14 +3,15 @@
 -- no OIDs, so that the descriptions of two databases can be diffed
 -- (tests/integration/upgrade.sh: a database updated from 1.0.0 against a fresh install).
 --
--- Covered: the extension row (version, schema, configuration tables and their dump
--- conditions); the list of member objects (pg_depend deptype 'e'); for each member
--- schema, function, relation (table, view, sequence, index), type, cast and operator:
--- its definition, settings, owner, privileges and comment; a table's columns (order,
--- type, NOT NULL, default, collation, column privileges and comments), constraints,
--- indexes, triggers, rules, policies and storage options; the initial privileges
--- pg_dump starts from (pg_init_privs); objects in the extension's schemas that are not
--- members of it. Privileges are listed sorted (their order is not meaningful).
+-- Covered: the extension row (version, schema, required extensions, configuration
+-- tables and their dump conditions); the list of member objects (pg_depend deptype
+-- 'e'); for each member schema (with its default privileges), function, relation
+-- (table, view, sequence), type, cast and operator: its definition, settings, owner,
+-- privileges and comment; a relation's columns (order, type, NOT NULL, default,
+-- collation, column privileges and comments), view query, constraints, indexes,
+-- triggers, rules, policies and storage options; the initial privileges pg_dump starts
+-- from (pg_init_privs); objects in the extension's schemas that are not members of it.
+-- Privileges are listed sorted (their order is not meaningful).
 WITH ext AS (
   SELECT e.* FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_usher'
 ),
@@ -34,6 +35,11 @@ lines(obj, k1, k2, line) AS (
   SELECT 'extension pg_usher', 1, 0, format('configuration table %s dumped %s', c.tbl, coalesce(nullif(c.cond, ''), '(all rows)'))
     FROM ext, LATERAL unnest(ext.extconfig::regclass[], coalesce(ext.extcondition, '{}')) AS c(tbl, cond)
   UNION ALL
+  SELECT 'extension pg_usher', 1, 1, 'requires extension ' || r.extname
+    FROM ext JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_extension'::regclass AND d.objid = ext.oid
+                                        AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+    JOIN pg_catalog.pg_extension r ON r.oid = d.refobjid
+  UNION ALL
   -- every member, by its address
   SELECT 'extension pg_usher', 2, 0, 'member ' || obj FROM members
   UNION ALL
@@ -43,6 +49,12 @@ lines(obj, k1, k2, line) AS (
                 coalesce((SELECT string_agg(a::text, ' ' ORDER BY a::text) FROM unnest(n.nspacl) a), '(default)'),
                 coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '(none)'))
     FROM pg_catalog.pg_namespace n WHERE n.oid IN (SELECT oid FROM schemas)
+  UNION ALL
+  SELECT 'schema ' || n.nspname, 1, 0,
+         format('default privileges for %s created by %s: %s', da.defaclobjtype, da.defaclrole::regrole,
+                (SELECT string_agg(a::text, ' ' ORDER BY a::text) FROM unnest(da.defaclacl) a))
+    FROM pg_catalog.pg_default_acl da JOIN pg_catalog.pg_namespace n ON n.oid = da.defaclnamespace
+   WHERE n.oid IN (SELECT oid FROM schemas)
   UNION ALL
   -- functions: attributes, one line each
   SELECT m.obj, 0, f.ord, f.line
