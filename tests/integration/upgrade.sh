@@ -102,6 +102,7 @@ quota_enforced() {
   await 30 holding "$db" "$svc" || { kill $holder; echo "the first session of $svc never counted"; return 1; }
   out=$(PGAPPNAME=$svc/second psql -X -At -U usher_reader -d "$db" -c "SELECT 1" 2>&1)
   kill $holder; wait $holder 2>/dev/null
+  in_db "$db" "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$svc/holder'" >/dev/null
   [[ $out == *"too many connections for service \"$svc\": 1 of 1"* ]] || { echo "the second login got: $out"; return 1; }
 }
 published_as_registry() { local out; out=$(publication_mismatch "$1") && [[ -z $out ]]; }
