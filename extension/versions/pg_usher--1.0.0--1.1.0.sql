@@ -18,8 +18,10 @@
 -- with the same grant option, column privileges too; and it leaves the new object's
 -- pg_init_privs as the extension's own grants made it, so that pg_dump still dumps the
 -- DBA's grants. A temporary function, not a member of the extension: it disappears
--- with the session.
+-- with the session. (An update through several versions runs their scripts in one
+-- session, each of which defines it again.)
 -- ---------------------------------------------------------------------------------
+DROP FUNCTION IF EXISTS pg_temp.usher_copy_grants(text, text, text);
 CREATE FUNCTION pg_temp.usher_copy_grants(kind text, source text, target text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
