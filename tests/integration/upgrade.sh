@@ -11,6 +11,8 @@
 #     database's, and are published (the commit of a change after the update, and the
 #     worker at the next server start), and a quota set after the update is enforced;
 #   - the roles given access keep it;
+#   - pg_temp.usher_copy_grants, the update scripts' helper for re-created objects,
+#     gives a copy of a view, a function and a table their original's grants;
 #   - before the update, the new pg_usher.so serves the old SQL declarations: every
 #     function and view is called once, and each call succeeds or fails with a clean
 #     ERROR (no crash, no XX000).
@@ -289,6 +291,44 @@ for OLD in "${OLD_VERSIONS[@]}"; do
   cluster_restart $NAME
   await 30 published_as_registry "$DB"
   assert_eq "$(publication_mismatch "$DB")" "" "after a restart the worker publishes the updated registry and semaphores"
+done
+
+# --- the helper the update scripts use to carry a DBA's grants to a re-created object
+# (pg_temp.usher_copy_grants, docs/upgrading.md), run in a session of the fresh database
+# on copies of its objects: each copy gets the original's privileges, grantors, grant
+# options and column privileges.
+for script in "$ROOT"/extension/versions/pg_usher--*--"$CURRENT".sql; do
+  helper=$(sed -n '/^DROP FUNCTION IF EXISTS pg_temp.usher_copy_grants/,/^\$\$;$/p' "$script")
+  assert_match "$helper" 'CREATE FUNCTION pg_temp.usher_copy_grants' "$(basename "$script") defines pg_temp.usher_copy_grants"
+  sorted_acl="(SELECT coalesce(string_agg(x::text, ' ' ORDER BY x::text), '') FROM unnest(%s) x)"
+  acls="SELECT 'service_status ' || $(printf "$sorted_acl" relacl) FROM pg_class WHERE oid = 'usher.service_status'::regclass
+        UNION ALL
+        SELECT 'checkout ' || $(printf "$sorted_acl" proacl) FROM pg_proc WHERE oid = to_regproc('usher.checkout')
+        UNION ALL
+        SELECT 'columns ' || string_agg(attname || ': ' || $(printf "$sorted_acl" attacl), ', ' ORDER BY attnum)
+          FROM pg_attribute WHERE attrelid = coalesce(to_regclass('usher.copy_of_service'), 'usher.service'::regclass)
+                              AND attacl IS NOT NULL"
+  out=$("${Q[@]}" -q -d $FRESH -c "SET client_min_messages = warning" -c "$helper" -c "BEGIN" -c "$acls" -c "SELECT '=== after'" \
+        -c "ALTER VIEW usher.service_status RENAME TO copy_of_service_status" \
+        -c "CREATE VIEW usher.service_status AS SELECT * FROM usher.service_status_internal()" \
+        -c "REVOKE ALL ON usher.service_status FROM PUBLIC" -c "GRANT SELECT ON usher.service_status TO pg_monitor" \
+        -c "SELECT pg_temp.usher_copy_grants('view', 'usher.copy_of_service_status', 'usher.service_status')" \
+        -c "ALTER EXTENSION pg_usher DROP VIEW usher.copy_of_service_status" -c "DROP VIEW usher.copy_of_service_status" \
+        -c "ALTER FUNCTION usher.checkout RENAME TO copy_of_checkout" \
+        -c "CREATE FUNCTION usher.checkout(holder text, note text DEFAULT NULL) RETURNS boolean LANGUAGE C AS '\$libdir/pg_usher', 'usher_checkout'" \
+        -c "REVOKE ALL ON FUNCTION usher.checkout FROM PUBLIC" \
+        -c "SELECT pg_temp.usher_copy_grants('function', 'usher.copy_of_checkout(text)', 'usher.checkout(text, text)')" \
+        -c "ALTER EXTENSION pg_usher DROP FUNCTION usher.copy_of_checkout" -c "DROP FUNCTION usher.copy_of_checkout" \
+        -c "CREATE TABLE usher.copy_of_service (LIKE usher.service)" -c "REVOKE ALL ON usher.copy_of_service FROM PUBLIC" \
+        -c "SELECT pg_temp.usher_copy_grants('table', 'usher.service', 'usher.copy_of_service')" \
+        -c "$acls" -c "ROLLBACK" 2>&1 | grep -v '^$')
+  before=$(sed '/^=== after$/,$d' <<<"$out")
+  after=$(sed '1,/^=== after$/d' <<<"$out")
+  assert_match "$before" 'usher_app=r/usher_reader.*usher_reader=r\*/postgres' \
+    "the view copied carries a grant with grant option and one made through it"
+  assert_match "$before" 'columns .*name: .*usher_reader=r/postgres' "the table copied carries column privileges"
+  assert_eq "$after" "$before" \
+    "usher_copy_grants gives a re-created view, function and table their original's grants, grantors, grant options and column privileges"
 done
 
 assert_done
