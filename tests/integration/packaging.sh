@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Packaging facts that must hold together: META.json is valid PGXN metadata whose
-# versions equal the control file's default_version, and that version's install
-# script builds.
+# versions equal the control file's default_version, that version's install script
+# builds, and every earlier version kept in extension/versions/ has an update path to
+# it on a server that has the installed files (pg_extension_update_paths), while no
+# update script leads anywhere else (docs/upgrading.md).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
 
 control_version=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$ROOT/extension/pg_usher.control")
@@ -15,4 +18,37 @@ assert_eq "$(meta "m['meta-spec']['version']")" "1.0.0" "META.json follows PGXN 
 assert_cmd "the install script for $control_version is built from extension/sql/" \
   make -s -C "$ROOT" "build/pg_usher--$control_version.sql"
 assert_cmd "META.json's provides.file exists" test -f "$ROOT/$(meta "m['provides']['pg_usher']['file']")"
+
+# The versions the tree ships: install scripts pg_usher--X.sql kept in extension/versions/
+# (the current one is built, not kept), and update scripts pg_usher--X--Y.sql.
+kept=() updates=()
+for f in "$ROOT"/extension/versions/pg_usher--*.sql; do
+  v=$(basename "$f" .sql); v=${v#pg_usher--}
+  if [[ $v == *--* ]]; then updates+=("$v"); else kept+=("$v"); fi
+done
+assert_cmd "extension/versions/ keeps no install script of the current version $control_version (it is built)" \
+  test ! -e "$ROOT/extension/versions/pg_usher--$control_version.sql"
+
+NAME=packaging
+trap 'cluster_destroy $NAME' EXIT
+cluster_destroy $NAME
+USHER_PRELOAD='' cluster_start $NAME || exit 1
+eval "$(cluster_env $NAME)"
+Q=(psql -X -At -v ON_ERROR_STOP=1)
+assert_eq "$("${Q[@]}" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_usher'")" "$control_version" \
+  "the server offers pg_usher $control_version by default"
+assert_eq "$("${Q[@]}" -c "SELECT string_agg(version, ' ' ORDER BY version) FROM pg_available_extension_versions WHERE name = 'pg_usher'")" \
+  "$(printf '%s\n' "${kept[@]}" "$control_version" | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" \
+  "the server offers the current version and every kept one, no other"
+for v in "${kept[@]}"; do
+  assert_match "$("${Q[@]}" -c "SELECT path FROM pg_extension_update_paths('pg_usher') WHERE source = '$v' AND target = '$control_version'")" \
+    "^$v--.*$control_version\$" "version $v has an update path to $control_version"
+done
+# An update script from or to a version the tree does not ship is a typo or a leftover.
+ships() { [[ " ${kept[*]} $control_version " == *" $1 "* ]]; }
+ships_both() { ships "$1" && ships "$2"; }
+for u in "${updates[@]}"; do
+  assert_match "$u" '^[0-9]+(\.[0-9]+)*--[0-9]+(\.[0-9]+)*$' "update script pg_usher--$u.sql is named pg_usher--FROM--TO.sql"
+  assert_cmd "update script pg_usher--$u.sql goes from a shipped version to a shipped version" ships_both "${u%%--*}" "${u##*--}"
+done
 assert_done
