@@ -102,7 +102,7 @@ void write_services(TextWriter& out) {
   Table t = usher::spi::query(
       "SELECT service, current, max_connections, reserved_connections, peak, active, queued, max_active, "
       "admitted_total, rejected_quota_total, rejected_reservation_total, statements_admitted_total, "
-      "queue_timeouts_total, queue_cancels_total FROM usher.service_status ORDER BY 1");
+      "queue_timeouts_total, queue_cancels_total, statements_past_limit_total FROM usher.service_status ORDER BY 1");
   const char* gauges[][2] = {
       {"usher_service_connections", "Sessions admitted under the service and still connected."},
       {"usher_service_max_connections", "The service's connection quota (0: unlimited)."},
@@ -125,8 +125,10 @@ void write_services(TextWriter& out) {
   const char* counters[][2] = {
       {"usher_service_statements_total", "Statements the gate admitted for the service."},
       {"usher_service_queue_timeouts_total", "Statements that waited longer than queue_timeout."},
-      {"usher_service_queue_cancels_total", "Waits ended by cancel, statement_timeout or exit."}};
-  for (size_t column = 11; column <= 13; column++) {
+      {"usher_service_queue_cancels_total", "Waits ended by cancel, statement_timeout or exit."},
+      {"usher_service_statements_past_limit_total",
+       "Statements admitted beyond max_active without waiting, because their transaction was already running."}};
+  for (size_t column = 11; column <= 14; column++) {
     out.family(counters[column - 11][0], "counter", counters[column - 11][1]);
     for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, column));
   }
