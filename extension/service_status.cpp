@@ -1,5 +1,7 @@
 // usher.service_status and usher.published_services: what shared memory holds about
 // each service, copied out under the shared lock, then turned into rows.
+#include <string>
+
 #include "guard.hpp"
 #include "shared_state.hpp"
 
@@ -52,10 +54,10 @@ const char* gate_mode_name(usher::shm::GateMode mode) {
 // newer columns to the SQL declaration: rows carry only the declared columns.
 void put_row(ReturnSetInfo* rsinfo, Datum* values, bool* nulls, int filled) {
   if (rsinfo->setDesc->natts > filled)
-    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                    errmsg("pg_usher: the SQL declaration has %d columns, this module knows %d",
-                           rsinfo->setDesc->natts, filled),
-                    errhint("Install the pg_usher module that matches the extension's version.")));
+    throw usher::Error(ERRCODE_DATATYPE_MISMATCH,
+                       "pg_usher: the SQL declaration has " + std::to_string(rsinfo->setDesc->natts) +
+                           " columns, this module knows " + std::to_string(filled),
+                       {}, "Install the pg_usher module that matches the extension's version.");
   tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 

@@ -121,6 +121,8 @@ assert_match "$(cat "$OUT/call")" "after: 1" "the session's next statement still
 # the DECLARE): the slot the DECLARE took is kept until its transaction ends.
 run_case hold-cursor "${APP[@]}" -c "DECLARE c CURSOR WITH HOLD FOR SELECT probe_volatile()" -c "FETCH ALL FROM c"
 assert_eq "$(tail -1 "$OUT/hold-cursor")" "1/1" "a WITH HOLD cursor's query, run at COMMIT, is gated under the DECLARE's slot"
+run_case hold-cursor-block "${APP[@]}" -c "BEGIN" -c "DECLARE c CURSOR WITH HOLD FOR SELECT probe_volatile()" -c "COMMIT" -c "FETCH ALL FROM c"
+assert_eq "$(tail -1 "$OUT/hold-cursor-block")" "1/1" "in a transaction block too: the slot is kept from the DECLARE to the end of COMMIT"
 
 # A fast-path function call (PQfn): the call is the top-level statement; its first
 # inner query takes the slot and the call keeps it until it ends.
