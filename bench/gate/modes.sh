@@ -110,8 +110,10 @@ a SELECT, an INSERT, END), each configuration with a service of its own:
 gated), \`queue_timeout = 1 day\`. The order is reversed in even rounds. p99 from pgbench's
 per-transaction log (\`-l --sampling-rate=0.1\`), in ms, mean of the rounds. \"Most running\":
 polled every 50 ms by a superuser, the most backends of the service active and not queued
-at the gate (a statement that has given its slot back shows as active until its result
-has reached the client). \`peak_active\`, \`statements_past_limit_total\` and
+at the gate; it also counts backends parsing a statement before they reach the gate
+(parse analysis comes before planning, where the slot is taken), and those whose slot
+is back but whose result has not yet reached the client, so it exceeds the gate's own
+count, \`peak_active\`. \`peak_active\`, \`statements_past_limit_total\` and
 \`statements_waited_total\` from \`usher.service_status\` after all rounds (the warm-up ran
 ungated).
 
