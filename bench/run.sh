@@ -6,6 +6,7 @@
 #   bench/admission/run.sh    login admission, pgbench -C -S (issue 3)
 #   bench/gate/run.sh         statement gate under overload and at rest (issue 4)
 #   bench/gate/neighbours.sh  statement gate between services: a noisy neighbour (issue 4)
+#   bench/gate/modes.sh       gate modes under multi-statement transactions (issue 9)
 #   bench/client/run.sh       client library, when present
 #
 # Arguments are passed to each benchmark; with none, the views benchmark gets
@@ -17,7 +18,7 @@ set -uo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 status=0
-for b in views/run.sh admission/run.sh gate/run.sh gate/neighbours.sh client/run.sh; do
+for b in views/run.sh admission/run.sh gate/run.sh gate/neighbours.sh gate/modes.sh client/run.sh; do
   script="$BENCH_DIR/$b"
   if [[ -f $script && -x $script ]]; then
     echo "=== bench/$b ==="

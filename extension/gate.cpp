@@ -5,15 +5,17 @@
 // releasing backend hands its slot directly to the first waiter and sets that waiter's
 // latch, so exactly one backend wakes per freed slot (a condition variable broadcast
 // would wake every waiter of the gate for each release).
+//
+// Everything here runs in the gate hooks' plain C frames (gate_hooks.cpp): plain data
+// only, no C++ object with a destructor, no C++ exception. Errors are PostgreSQL's own
+// (cancel, statement_timeout, termination through CHECK_FOR_INTERRUPTS) or raised with
+// ereport (queue timeout), after the bookkeeping is done.
 #include "gate.hpp"
-
-#include <string>
-
-#include "guard.hpp"
 
 extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "utils/backend_status.h"
 }
 
 namespace usher::gate {
@@ -24,6 +26,11 @@ int max_active_total = 0;
 namespace {
 
 bool exit_callback_registered = false;
+
+// The slot this backend holds is kept until its transaction ends (gate mode
+// 'transaction', a fast-path call, a DECLARE ... WITH HOLD), not given back when a
+// statement ends.
+bool held_for_transaction = false;
 
 // One gate as the code below sees it: its counters and queue, its lock, its limit
 // (0: unlimited), and whether its queue is ordered by priority.
@@ -211,14 +218,15 @@ Outcome wait_for_slot(shm::State* s, shm::BackendSlot* slot, int index, shm::Gat
 
 // Takes a slot at one gate, waiting in its queue until the deadline. Returns false on
 // timeout, having left the queue. A statement that must not wait takes a slot even
-// beyond the limit.
+// beyond the limit, and says so in *past_limit.
 bool pass(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref, TimestampTz deadline,
-          bool may_wait, bool* waited) {
+          bool may_wait, bool* waited, bool* past_limit) {
   shm::GatePosition* position = &slot->gate[ref.stage];
   position->granted = false;
   position->next = shm::no_slot;
   if (!may_wait) {
-    pg_atomic_fetch_add_u32(&ref.gate->active, 1);
+    uint32 before = pg_atomic_fetch_add_u32(&ref.gate->active, 1);
+    if (ref.max > 0 && before >= ref.max) *past_limit = true;
     position->state = shm::GateState::active;
     return true;
   }
@@ -257,29 +265,50 @@ bool pass(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref, 
   return true;
 }
 
-[[noreturn]] void raise_timeout(const shm::Service& service, const GateRef& ref, TimestampTz since) {
-  char waited[32];
-  snprintf(waited, sizeof waited, "%.3f", TimestampDifferenceMilliseconds(since, GetCurrentTimestamp()) / 1000.0);
-  std::string name = service.name;
-  std::string queued = std::to_string(pg_atomic_read_u32(&ref.gate->queued));
+// Raises the queue timeout (ERROR 53000). Plain buffers: ereport does not return.
+[[noreturn]] void raise_timeout(const char* name, const GateRef& ref, TimestampTz since) {
+  double waited = TimestampDifferenceMilliseconds(since, GetCurrentTimestamp()) / 1000.0;
+  uint32 queued = pg_atomic_read_u32(&ref.gate->queued);
   if (ref.stage == shm::server_stage)
-    throw Error(ERRCODE_INSUFFICIENT_RESOURCES,
-                "statement queue timeout for service \"" + name + "\": the server's " +
-                    std::to_string(ref.max) + " usher.max_active_total slot(s) stayed busy for " + waited + " s",
-                queued + " other statement(s) were waiting at the server's gate.",
-                "Raise usher.max_active_total, this service's priority or its queue_timeout with "
-                "usher.set_service('" + name + "', ...).");
-  throw Error(ERRCODE_INSUFFICIENT_RESOURCES,
-              "statement queue timeout for service \"" + name + "\": its " + std::to_string(ref.max) +
-                  " max_active slot(s) stayed busy for " + waited + " s",
-              queued + " other statement(s) of the service were waiting.",
-              "Raise queue_timeout or max_active with usher.set_service('" + name +
-                  "', ...), or lower the concurrency of the service's clients.");
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+                    errmsg("statement queue timeout for service \"%s\": the server's %u usher.max_active_total "
+                           "slot(s) stayed busy for %.3f s",
+                           name, ref.max, waited),
+                    errdetail("%u other statement(s) were waiting at the server's gate.", queued),
+                    errhint("Raise usher.max_active_total, this service's priority or its queue_timeout with "
+                            "usher.set_service('%s', ...).",
+                            name)));
+  ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+                  errmsg("statement queue timeout for service \"%s\": its %u max_active slot(s) stayed busy for "
+                         "%.3f s",
+                         name, ref.max, waited),
+                  errdetail("%u other statement(s) of the service were waiting.", queued),
+                  errhint("Raise queue_timeout or max_active with usher.set_service('%s', ...), or lower the "
+                          "concurrency of the service's clients.",
+                          name)));
+  pg_unreachable();
 }
+
+// A fast-path function call (libpq's PQfn) runs no statement of its own: the queries
+// of the function it calls are the top-level statements the gate sees. The call is
+// one transaction, so its first query takes the slot and the call keeps it to its end.
+// Known from the activity state, which needs track_activities (on by default).
+bool in_fast_path_call() { return MyBEEntry != nullptr && MyBEEntry->st_state == STATE_FASTPATH; }
 
 }  // namespace
 
 void acquire() {
+  // Only the first statement of a transaction may wait. A later one may hold locks
+  // (rows it wrote, LOCK TABLE, advisory locks) that running statements wait for:
+  // queueing it behind them would deadlock until queue_timeout. It takes a slot
+  // without waiting (counted in past_limit_total when the gate was full), so the
+  // statements that wait see the load it adds. Noted for every top-level statement,
+  // gated or not, so that a statement after an ungated one never waits either.
+  static LocalTransactionId last_transaction = InvalidLocalTransactionId;
+  LocalTransactionId transaction = pg::local_transaction_id();
+  bool may_wait = transaction != last_transaction;
+  last_transaction = transaction;
+
   shm::State* s = shm::state();
   int index = shm::my_slot_index();
   if (!enabled || s == nullptr || index == shm::no_slot) return;
@@ -292,34 +321,33 @@ void acquire() {
     before_shmem_exit(leave_at_exit, 0);
     exit_callback_registered = true;
   }
-  // Only the first statement of a transaction may wait. A later one may hold locks
-  // (rows it wrote, LOCK TABLE, advisory locks) that running statements wait for:
-  // queueing it behind them would deadlock until queue_timeout. It takes a slot
-  // without waiting, so the statements that wait see the load it adds.
-  static LocalTransactionId last_transaction = InvalidLocalTransactionId;
-  bool may_wait = pg::local_transaction_id() != last_transaction;
-  last_transaction = pg::local_transaction_id();
+  char name[NAMEDATALEN];
+  strlcpy(name, entry->name, NAMEDATALEN);
   slot->gate_service = service;
   slot->gate_priority = entry->priority;
+  held_for_transaction = entry->gate_mode == shm::GateMode::transaction || in_fast_path_call();
   TimestampTz start = GetCurrentTimestamp();
   TimestampTz deadline = TimestampTzPlusMilliseconds(start, entry->queue_timeout_ms);
   bool waited = false;
+  bool past_limit = false;
 
   // The service's gate counts every gated statement of the service (without a
   // max_active of its own it never queues), then the server's gate, if any.
   GateRef own = service_gate(s, service);
-  if (!pass(s, slot, index, own, deadline, may_wait, &waited)) {
+  if (!pass(s, slot, index, own, deadline, may_wait, &waited, &past_limit)) {
     slot->gate_service = shm::no_service;
+    held_for_transaction = false;
     pg_atomic_fetch_add_u64(&own.gate->queue_timeouts_total, 1);
-    raise_timeout(*entry, own, start);
+    raise_timeout(name, own, start);
   }
   if (max_active_total > 0) {
     GateRef server = server_gate(s);
-    if (!pass(s, slot, index, server, deadline, may_wait, &waited)) {
+    if (!pass(s, slot, index, server, deadline, may_wait, &waited, &past_limit)) {
       leave(s, slot, index, own);
       slot->gate_service = shm::no_service;
+      held_for_transaction = false;
       pg_atomic_fetch_add_u64(&own.gate->queue_timeouts_total, 1);
-      raise_timeout(*entry, server, start);
+      raise_timeout(name, server, start);
     }
     pg_atomic_fetch_add_u64(&server.gate->admitted_total, 1);
     note_peak(server.gate);
@@ -328,17 +356,30 @@ void acquire() {
   TimestampTz now = waited ? GetCurrentTimestamp() : start;
   slot->gate[shm::service_stage].since = now;
   if (waited) record_wait(own.gate, start, now);
+  if (past_limit) pg_atomic_fetch_add_u64(&own.gate->past_limit_total, 1);
   pg_atomic_fetch_add_u64(&own.gate->admitted_total, 1);
   note_peak(own.gate);
 }
 
 void release() {
+  held_for_transaction = false;
   shm::State* s = shm::state();
   int index = shm::my_slot_index();
   if (s == nullptr || index == shm::no_slot) return;
   shm::BackendSlot* slot = &s->slots[index];
   if (slot->gate_service == shm::no_service) return;
   leave_all(s, slot, index, false);
+}
+
+void statement_ended() {
+  if (!held_for_transaction) release();
+}
+
+void transaction_ended() { release(); }
+
+void hold_until_transaction_end() {
+  shm::BackendSlot* slot = shm::my_slot();
+  if (slot != nullptr && slot->gate_service != shm::no_service) held_for_transaction = true;
 }
 
 void admit_waiters(shm::State* s, int service) {

@@ -20,13 +20,29 @@ extern int max_active_total;
 // while preloading.
 void install_hooks();
 
-// Takes a slot for this backend's statement, waiting if the service is full. Returns
-// without a slot when the statement is not gated (no service limit, superuser, gate
-// off). Raises 53000 on queue timeout; cancel and statement_timeout raise as usual.
+// The functions below run in the hooks' plain C frames: they keep only plain data on
+// their stack and raise PostgreSQL errors (ereport, CHECK_FOR_INTERRUPTS) only, never
+// a C++ exception.
+
+// Takes a slot for this backend's top-level statement, waiting if the service is
+// full; nothing when it already holds one (the statement, or in gate mode
+// 'transaction' the transaction, took it). Returns without a slot when the statement
+// is not gated (no service limit, superuser, gate off). Raises 53000 on queue timeout;
+// cancel and statement_timeout raise as usual.
 void acquire();
 
+// The top-level statement ended: gives back the slot unless it is kept for the
+// transaction. Idempotent: every end of a statement calls it, whichever comes first.
+void statement_ended();
+
+// The transaction ended (at top level): gives back the slot, whatever holds it.
+void transaction_ended();
+
+// Keeps the slot this backend holds until its transaction ends (a DECLARE ... WITH
+// HOLD, whose query runs to completion at COMMIT).
+void hold_until_transaction_end();
+
 // Gives back this backend's slot, if it holds one, handing it to the longest waiter.
-// Idempotent: every end of a statement calls it, whichever comes first.
 void release();
 
 // Hands free slots of a service to its waiters (after its max_active was raised).

@@ -1,16 +1,32 @@
-// Where the statement gate meets PostgreSQL: a top-level statement takes a slot before
+// Where the statement gate meets PostgreSQL. A top-level statement takes a slot before
 // it is planned (planner_hook), so that planning waits too -- for short queries
 // planning costs as much as running them, and a gate that let 250 sessions plan at once
 // would not relieve the CPU. (Not at parse analysis: the extended protocol's Parse
 // message analyses a statement that may run much later, and a session must not hold a
-// slot while idle.) ExecutorStart (planned statements, including ones planned earlier)
-// and ProcessUtility (utility statements) take one too. Nested
-// statements (inside functions, or inside a utility statement such as EXPLAIN ANALYZE
-// or CREATE TABLE AS) take none. The slot is given back when the statement ends, and
-// on every error path: transaction abort, subtransaction abort of a finished
-// statement, and backend exit. Giving back is idempotent, so whichever comes first wins.
+// slot while idle.) ExecutorStart and ExecutorRun (statements planned earlier: prepared
+// statements, portals) and ProcessUtility (utility statements) take one too.
+//
+// The slot belongs to the top-level statement from the moment it is first taken until
+// that statement ends. Every hook counts its frame in `depth`, so whatever runs inside
+// the statement -- a function the planner evaluates, a function in the target list, a
+// trigger, the statements of a procedure, EXPLAIN ANALYZE -- runs at depth > 0 and
+// neither takes nor gives back a slot. The slot is given back when the top-level
+// statement's executor ends or its utility call returns, and on every error path:
+// transaction abort, subtransaction abort of a finished statement, and backend exit.
+// A transaction that ends inside a statement (a procedure that commits inside CALL)
+// does not end the statement: the CALL keeps its slot. Giving back is idempotent, so
+// whichever comes first wins. In gate mode 'transaction', and for a fast-path call or
+// a DECLARE ... WITH HOLD (whose query runs at COMMIT), the slot is kept until the
+// transaction ends (see gate.cpp).
+//
+// These are plain C frames: the chained PostgreSQL calls may raise, and a longjmp must
+// not cross a C++ try frame or skip a destructor. The gate's own work (gate.cpp) keeps
+// only plain data and raises through ereport, so no usher::guard is needed around it
+// either: there is no C++ exception to catch, and a guard's try frame would itself be
+// crossed by the errors of WaitLatch / CHECK_FOR_INTERRUPTS in a wait.
 #include "gate.hpp"
-#include "guard.hpp"
+
+#include <type_traits>
 
 extern "C" {
 #include "executor/executor.h"
@@ -30,8 +46,9 @@ ExecutorFinish_hook_type previous_finish = nullptr;
 ExecutorEnd_hook_type previous_end = nullptr;
 ProcessUtility_hook_type previous_utility = nullptr;
 
-// Depth of executor and utility calls in progress: 0 means a top-level statement.
-int nesting = 0;
+// Planner, executor and utility calls in progress: 0 means no statement is running,
+// so a hook called at depth 0 belongs to a top-level statement.
+int depth = 0;
 
 // Session and transaction control must never wait behind a busy service: COMMIT and
 // ROLLBACK give resources back, SET / SHOW / RESET are what poolers send.
@@ -40,77 +57,95 @@ bool exempt(const Node* statement) {
          IsA(statement, VariableShowStmt);
 }
 
-// Nested statements are planned inside the executor or a utility statement.
-PlannedStmt* on_plan(Query* query, const char* text, int options, ParamListInfo params) {
-  if (nesting == 0) acquire();
-  return previous_planner ? previous_planner(query, text, options, params)
-                          : standard_planner(query, text, options, params);
-}
-
-void on_executor_start(QueryDesc* query, int eflags) {
-  if (nesting == 0) acquire();
-  if (previous_start) previous_start(query, eflags);
-  else standard_ExecutorStart(query, eflags);
-}
-
-// Plain C frames from here: they only count the nesting around PostgreSQL calls.
-void on_executor_run(QueryDesc* query, ScanDirection direction, uint64 count, bool execute_once) {
-  nesting++;
+// Runs a chained PostgreSQL call one level deeper; an error unwinds the level before it
+// goes on. `call` is a lambda whose captures are references: a longjmp out of it skips
+// no destructor.
+template <typename Call>
+void deeper(Call&& call) {
+  static_assert(std::is_trivially_destructible_v<std::remove_reference_t<Call>>);
+  depth++;
   PG_TRY();
-  {
+  { call(); }
+  PG_FINALLY();
+  { depth--; }
+  PG_END_TRY();
+}
+
+bool declares_hold_cursor(const Node* statement) {
+  return IsA(statement, DeclareCursorStmt) &&
+         (reinterpret_cast<const DeclareCursorStmt*>(statement)->options & CURSOR_OPT_HOLD) != 0;
+}
+
+PlannedStmt* gate_planner(Query* query, const char* text, int options, ParamListInfo params) {
+  if (depth == 0) acquire();
+  PlannedStmt* result = nullptr;
+  deeper([&] {
+    result = previous_planner ? previous_planner(query, text, options, params)
+                              : standard_planner(query, text, options, params);
+  });
+  return result;
+}
+
+void gate_executor_start(QueryDesc* query, int eflags) {
+  if (depth == 0) acquire();
+  deeper([&] {
+    if (previous_start) previous_start(query, eflags);
+    else standard_ExecutorStart(query, eflags);
+  });
+}
+
+void gate_executor_run(QueryDesc* query, ScanDirection direction, uint64 count, bool execute_once) {
+  if (depth == 0) acquire();
+  deeper([&] {
     if (previous_run) previous_run(query, direction, count, execute_once);
     else standard_ExecutorRun(query, direction, count, execute_once);
-  }
-  PG_FINALLY();
-  { nesting--; }
-  PG_END_TRY();
+  });
 }
 
-void on_executor_finish(QueryDesc* query) {
-  nesting++;
-  PG_TRY();
-  {
+void gate_executor_finish(QueryDesc* query) {
+  deeper([&] {
     if (previous_finish) previous_finish(query);
     else standard_ExecutorFinish(query);
-  }
-  PG_FINALLY();
-  { nesting--; }
-  PG_END_TRY();
+  });
 }
 
-void on_executor_end(QueryDesc* query) {
-  if (previous_end) previous_end(query);
-  else standard_ExecutorEnd(query);
-  if (nesting == 0) release();
+void gate_executor_end(QueryDesc* query) {
+  deeper([&] {
+    if (previous_end) previous_end(query);
+    else standard_ExecutorEnd(query);
+  });
+  if (depth == 0) statement_ended();
 }
 
-void on_utility(PlannedStmt* statement, const char* query, bool read_only_tree, ProcessUtilityContext context,
-                ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* completion) {
-  bool top_level = nesting == 0 && context == PROCESS_UTILITY_TOPLEVEL && !exempt(statement->utilityStmt);
+void gate_utility(PlannedStmt* statement, const char* query, bool read_only_tree,
+                             ProcessUtilityContext context, ParamListInfo params, QueryEnvironment* env,
+                             DestReceiver* dest, QueryCompletion* completion) {
+  bool top_level = depth == 0 && !exempt(statement->utilityStmt);
   if (top_level) acquire();
-  nesting++;
-  PG_TRY();
-  {
+  deeper([&] {
     if (previous_utility)
       previous_utility(statement, query, read_only_tree, context, params, env, dest, completion);
     else
       standard_ProcessUtility(statement, query, read_only_tree, context, params, env, dest, completion);
-  }
-  PG_FINALLY();
-  { nesting--; }
-  PG_END_TRY();
-  if (top_level) release();
+  });
+  if (!top_level) return;
+  // A WITH HOLD cursor's query runs to completion when the transaction commits.
+  if (declares_hold_cursor(statement->utilityStmt)) hold_until_transaction_end();
+  statement_ended();
 }
 
-void on_transaction_end(XactEvent event, void*) {
+// A transaction that ends at depth 0 ends the statements in it. One that ends deeper
+// (COMMIT or ROLLBACK inside a procedure, or the abort of a failed commit there)
+// happens inside a running top-level statement, which keeps its slot; when that
+// statement fails, its frames unwind to depth 0 before the top-level abort.
+void gate_transaction_end(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_ABORT:
     case XACT_EVENT_PARALLEL_ABORT:
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
     case XACT_EVENT_PREPARE:
-      nesting = 0;
-      release();
+      if (depth == 0) transaction_ended();
       break;
     default:
       break;
@@ -118,10 +153,10 @@ void on_transaction_end(XactEvent event, void*) {
 }
 
 // A failed statement inside a transaction block with a savepoint aborts only the
-// subtransaction; it is over when no executor or utility call is left in progress
-// (a PL/pgSQL exception block aborts subtransactions in the middle of a statement).
-void on_subtransaction_end(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
-  if (event == SUBXACT_EVENT_ABORT_SUB && nesting == 0) release();
+// subtransaction; it is over when no statement is in progress (a PL/pgSQL exception
+// block aborts subtransactions in the middle of a statement).
+void gate_subtransaction_end(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+  if (event == SUBXACT_EVENT_ABORT_SUB && depth == 0) statement_ended();
 }
 
 }  // namespace
@@ -136,28 +171,19 @@ void install_hooks() {
                           "Superusers are not counted.",
                           &max_active_total, 0, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   previous_planner = planner_hook;
-  planner_hook = [](Query* q, const char* t, int o, ParamListInfo p) {
-    return usher::guard([&] { return on_plan(q, t, o, p); });
-  };
+  planner_hook = gate_planner;
   previous_start = ExecutorStart_hook;
-  ExecutorStart_hook = [](QueryDesc* q, int eflags) { usher::guard([&] { on_executor_start(q, eflags); }); };
+  ExecutorStart_hook = gate_executor_start;
   previous_run = ExecutorRun_hook;
-  ExecutorRun_hook = [](QueryDesc* q, ScanDirection d, uint64 n, bool once) {
-    usher::guard([&] { on_executor_run(q, d, n, once); });
-  };
+  ExecutorRun_hook = gate_executor_run;
   previous_finish = ExecutorFinish_hook;
-  ExecutorFinish_hook = [](QueryDesc* q) { usher::guard([&] { on_executor_finish(q); }); };
+  ExecutorFinish_hook = gate_executor_finish;
   previous_end = ExecutorEnd_hook;
-  ExecutorEnd_hook = [](QueryDesc* q) { usher::guard([&] { on_executor_end(q); }); };
+  ExecutorEnd_hook = gate_executor_end;
   previous_utility = ProcessUtility_hook;
-  ProcessUtility_hook = [](PlannedStmt* p, const char* q, bool ro, ProcessUtilityContext c, ParamListInfo pa,
-                           QueryEnvironment* e, DestReceiver* d, QueryCompletion* qc) {
-    usher::guard([&] { on_utility(p, q, ro, c, pa, e, d, qc); });
-  };
-  RegisterXactCallback([](XactEvent e, void* a) { usher::guard([&] { on_transaction_end(e, a); }); }, nullptr);
-  RegisterSubXactCallback([](SubXactEvent e, SubTransactionId s, SubTransactionId p, void* a) {
-    usher::guard([&] { on_subtransaction_end(e, s, p, a); });
-  }, nullptr);
+  ProcessUtility_hook = gate_utility;
+  RegisterXactCallback(gate_transaction_end, nullptr);
+  RegisterSubXactCallback(gate_subtransaction_end, nullptr);
 }
 
 }  // namespace usher::gate

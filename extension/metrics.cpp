@@ -99,13 +99,16 @@ void write_health(TextWriter& out) {
 // Per-service admission figures: only where pg_usher is preloaded.
 void write_services(TextWriter& out) {
   if (usher::shm::state() == nullptr) return;
-  // rejected_full_total (1.1.0) is read by name from the row, NULL (no sample) where the
-  // view is still 1.0.0's: a server running this module before ALTER EXTENSION UPDATE.
+  // statements_past_limit_total and rejected_full_total (1.1.0) are read by name from the
+  // row, NULL (no sample) where the view is still 1.0.0's: a server running this module
+  // before ALTER EXTENSION UPDATE.
   Table t = usher::spi::query(
       "SELECT service, current, max_connections, reserved_connections, peak, active, queued, max_active, "
       "admitted_total, rejected_quota_total, rejected_reservation_total, statements_admitted_total, "
-      "queue_timeouts_total, queue_cancels_total, pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) "
-      "'rejected_full_total' FROM usher.service_status s ORDER BY 1");
+      "queue_timeouts_total, queue_cancels_total, "
+      "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'statements_past_limit_total'::pg_catalog.text, "
+      "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'rejected_full_total'::pg_catalog.text "
+      "FROM usher.service_status s ORDER BY 1");
   const char* gauges[][2] = {
       {"usher_service_connections", "Sessions admitted under the service and still connected."},
       {"usher_service_max_connections", "The service's connection quota (0: unlimited)."},
@@ -126,13 +129,15 @@ void write_services(TextWriter& out) {
   for (size_t r = 0; r < t.rows(); r++) {
     out.sample({{"service", cell_text(t, r, 0)}, {"reason", "quota"}}, t.at(r, 9));
     out.sample({{"service", cell_text(t, r, 0)}, {"reason", "reservation"}}, t.at(r, 10));
-    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "full"}}, t.at(r, 14));
+    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "full"}}, t.at(r, 15));
   }
   const char* counters[][2] = {
       {"usher_service_statements_total", "Statements the gate admitted for the service."},
       {"usher_service_queue_timeouts_total", "Statements that waited longer than queue_timeout."},
-      {"usher_service_queue_cancels_total", "Waits ended by cancel, statement_timeout or exit."}};
-  for (size_t column = 11; column <= 13; column++) {
+      {"usher_service_queue_cancels_total", "Waits ended by cancel, statement_timeout or exit."},
+      {"usher_service_statements_past_limit_total",
+       "Statements admitted beyond max_active without waiting, because their transaction was already running."}};
+  for (size_t column = 11; column <= 14; column++) {
     out.family(counters[column - 11][0], "counter", counters[column - 11][1]);
     for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, column));
   }

@@ -27,8 +27,11 @@ namespace {
 
 constexpr const char* services_sql =
     "SELECT name, max_connections, reserved_connections, max_active, "
-    "(extract(epoch FROM queue_timeout) * 1000::numeric)::int4, priority, enabled "
-    "FROM usher.service ORDER BY name";
+    "(extract(epoch FROM queue_timeout) * 1000::numeric)::int4, priority, enabled, "
+    // gate_mode came with 1.1.0: read through the row's JSON, so that a server running
+    // this module before ALTER EXTENSION pg_usher UPDATE reads NULL, not an error.
+    "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'gate_mode'::pg_catalog.text "
+    "FROM usher.service s ORDER BY name";
 constexpr const char* roles_sql = "SELECT role_name::text, service FROM usher.role_service ORDER BY 1";
 
 // Runs a read-only query with the given snapshot; the rows stay in SPI_tuptable.
@@ -105,6 +108,9 @@ Registry* read(::Snapshot snapshot) {
     row->priority = int_column(tuple, desc, 6);
     bool isnull;
     row->enabled = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull)) && !isnull;
+    char* gate_mode = SPI_getvalue(tuple, desc, 8);
+    row->gate_mode = gate_mode != nullptr && strcmp(gate_mode, "transaction") == 0 ? shm::GateMode::transaction
+                                                                                    : shm::GateMode::statement;
   }
 
   run(roles_sql, snapshot);
@@ -157,6 +163,7 @@ int publish(const Registry* registry) {
     service->max_active = row->max_active;
     service->queue_timeout_ms = row->queue_timeout_ms;
     service->priority = row->priority;
+    service->gate_mode = row->gate_mode;
   }
 
   s->role_mapping_count = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "pg_includes.hpp"
+#include "shared_state.hpp"
 
 namespace usher::registry {
 
@@ -15,6 +16,7 @@ struct ServiceRow {
   int32 queue_timeout_ms;
   int32 priority;
   bool enabled;
+  shm::GateMode gate_mode;
 };
 
 struct RoleRow {

@@ -1,5 +1,7 @@
 // usher.service_status and usher.published_services: what shared memory holds about
 // each service, copied out under the shared lock, then turned into rows.
+#include <string>
+
 #include "guard.hpp"
 #include "shared_state.hpp"
 
@@ -44,6 +46,21 @@ Copy copy_state(usher::shm::State* s) {
   return c;
 }
 
+const char* gate_mode_name(usher::shm::GateMode mode) {
+  return mode == usher::shm::GateMode::transaction ? "transaction" : "statement";
+}
+
+// A server may run this module before ALTER EXTENSION pg_usher UPDATE has added the
+// newer columns to the SQL declaration: rows carry only the declared columns.
+void put_row(ReturnSetInfo* rsinfo, Datum* values, bool* nulls, int filled) {
+  if (rsinfo->setDesc->natts > filled)
+    throw usher::Error(ERRCODE_DATATYPE_MISMATCH,
+                       "pg_usher: the SQL declaration has " + std::to_string(rsinfo->setDesc->natts) +
+                           " columns, this module knows " + std::to_string(filled),
+                       {}, "Install the pg_usher module that matches the extension's version.");
+  tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
 Datum interval_ms(int32 ms) {
   auto* value = static_cast<Interval*>(palloc0(sizeof(Interval)));
   value->time = static_cast<int64>(ms) * 1000;
@@ -58,11 +75,8 @@ Datum service_status(FunctionCallInfo fcinfo) {
     const Service& sv = c.services[i];
     // Retired entries stay while sessions still count under them.
     if (!sv.in_use || (!sv.listed && c.sessions[i] == 0)) continue;
-    // Columns are appended over versions: a server running this module before ALTER
-    // EXTENSION pg_usher UPDATE declares fewer, and tuplestore_putvalues reads only
-    // the declared ones (setDesc).
-    Datum values[25];
-    bool nulls[25] = {};
+    Datum values[27];
+    bool nulls[27] = {};
     values[0] = CStringGetTextDatum(sv.name);
     values[1] = BoolGetDatum(sv.listed);
     values[2] = BoolGetDatum(sv.enabled);
@@ -92,8 +106,11 @@ Datum service_status(FunctionCallInfo fcinfo) {
     values[21] = seconds(g.wait_us_sum);
     values[22] = seconds(g.wait_us_max);
     values[23] = seconds(g.busy_us_sum);
+    // 1.1.0
     values[24] = Int64GetDatum(static_cast<int64>(sv.rejected_full_total));
-    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    values[25] = CStringGetTextDatum(gate_mode_name(sv.gate_mode));
+    values[26] = count(g.past_limit_total);
+    put_row(rsinfo, values, nulls, 27);
   }
   return (Datum)0;
 }
@@ -105,8 +122,8 @@ Datum published_services(FunctionCallInfo fcinfo) {
   for (int i = 0; i < c.count; i++) {
     const Service& sv = c.services[i];
     if (!sv.in_use || !sv.listed) continue;
-    Datum values[9];
-    bool nulls[9] = {};
+    Datum values[10];
+    bool nulls[10] = {};
     values[0] = CStringGetTextDatum(sv.name);
     values[1] = Int32GetDatum(sv.max_connections);
     values[2] = Int32GetDatum(sv.reserved_connections);
@@ -121,7 +138,9 @@ Datum published_services(FunctionCallInfo fcinfo) {
     values[7] = PointerGetDatum(construct_array(roles, mapped, TEXTOID, -1, false, TYPALIGN_INT));
     if (c.published) values[8] = TimestampTzGetDatum(c.published_at);
     else nulls[8] = true;
-    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    // 1.1.0
+    values[9] = CStringGetTextDatum(gate_mode_name(sv.gate_mode));
+    put_row(rsinfo, values, nulls, 10);
   }
   return (Datum)0;
 }

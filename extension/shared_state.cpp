@@ -111,7 +111,7 @@ void init_gate(Gate* gate) {
   gate->queue_head = gate->queue_tail = no_slot;
   pg_atomic_uint64* counters[] = {&gate->admitted_total, &gate->waited_total, &gate->queue_timeouts_total,
                                   &gate->queue_cancels_total, &gate->wait_us_sum, &gate->wait_us_max,
-                                  &gate->busy_us_sum};
+                                  &gate->busy_us_sum, &gate->past_limit_total};
   for (auto* counter : counters) pg_atomic_init_u64(counter, 0);
   for (auto& bucket : gate->wait_histogram) pg_atomic_init_u64(&bucket, 0);
 }

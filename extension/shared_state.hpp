@@ -46,7 +46,15 @@ struct Gate {
   pg_atomic_uint64 wait_histogram[wait_buckets];  // admitted waits by wait time (not cumulative)
   pg_atomic_uint64 busy_us_sum;           // time statements held a slot (for Little's law)
   pg_atomic_uint32 peak_active;
+  // Statements admitted without waiting although the gate was full, because their
+  // transaction was already running (gate mode 'statement': a later statement of a
+  // transaction must not queue behind statements that may wait for its locks).
+  pg_atomic_uint64 past_limit_total;
 };
+
+// How long a slot of the service's gate is held: by a statement (the default), or by
+// a transaction, from its first statement until it ends.
+enum class GateMode : uint8 { statement = 0, transaction = 1 };
 
 struct Service {
   bool in_use;   // entry allocated; its counters are live
@@ -58,6 +66,7 @@ struct Service {
   int32 max_active;            // 0: unlimited
   int32 queue_timeout_ms;
   int32 priority;
+  GateMode gate_mode;
   int32 peak;
   uint64 admitted_total;
   uint64 rejected_quota_total;

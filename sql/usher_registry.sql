@@ -14,10 +14,14 @@ SELECT * FROM usher.set_service('orders', max_active => 8, queue_timeout => '2s'
 SELECT * FROM usher.set_service('reporting', max_connections => 10, priority => 5);
 SELECT * FROM usher.set_service('payments', reserved_connections => 5, enabled => false);
 
+-- The gate mode: a slot per statement (the default) or per transaction.
+SELECT name, gate_mode FROM usher.set_service('reporting', gate_mode => 'transaction');
+
 -- Published when the transaction commits: what the server enforces now.
 SELECT name, max_connections, reserved_connections, max_active, queue_timeout, priority, enabled, roles,
-       published_at IS NOT NULL AS published
+       published_at IS NOT NULL AS published, gate_mode
   FROM usher.published_services ORDER BY name;
+SELECT service, gate_mode, statements_past_limit_total FROM usher.service_status ORDER BY service;
 
 -- A rolled-back change is never published.
 BEGIN;
@@ -47,6 +51,8 @@ SELECT usher.set_service('orders', queue_timeout => '-1s');
 SELECT usher.set_service('orders', queue_timeout => '2 days');
 SELECT usher.set_service('orders', priority => 1001);
 SELECT usher.set_service('default', enabled => false);
+SELECT usher.set_service('orders', gate_mode => 'bogus');
+SELECT usher.set_service('orders', gate_mode => 'Transaction');
 SELECT usher.drop_service('default');
 SELECT usher.drop_service('nosuch');
 -- Nothing of the above changed the registry.
@@ -56,6 +62,7 @@ SELECT name, max_connections, reserved_connections, max_active, queue_timeout, p
 -- The table constraints hold even for direct DML.
 INSERT INTO usher.service (name, max_connections, reserved_connections) VALUES ('direct', 2, 3);
 UPDATE usher.service SET priority = -1 WHERE name = 'orders';
+UPDATE usher.service SET gate_mode = 'none' WHERE name = 'orders';
 
 -- Role mappings.
 CREATE ROLE usher_reg_batch LOGIN;

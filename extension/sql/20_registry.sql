@@ -15,6 +15,7 @@ CREATE TABLE usher.service (
   priority integer NOT NULL DEFAULT 0 CHECK (priority BETWEEN 0 AND 1000),
   enabled boolean NOT NULL DEFAULT true,
   comment text,
+  gate_mode text NOT NULL DEFAULT 'statement' CHECK (gate_mode IN ('statement', 'transaction')),
   CHECK (max_connections = 0 OR reserved_connections <= max_connections),
   CHECK (name <> 'default' OR enabled)
 );
@@ -60,7 +61,8 @@ CREATE FUNCTION usher.set_service(
     queue_timeout interval DEFAULT NULL,
     priority integer DEFAULT NULL,
     enabled boolean DEFAULT NULL,
-    comment text DEFAULT NULL)
+    comment text DEFAULT NULL,
+    gate_mode text DEFAULT NULL)
 RETURNS usher.service
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -91,7 +93,7 @@ BEGIN
   LOCK TABLE usher.service IN SHARE ROW EXCLUSIVE MODE;
   SELECT * INTO svc FROM usher.service s WHERE s.name = set_service.name;
   IF NOT FOUND THEN
-    svc := ROW(set_service.name, 0, 0, 0, interval '5s', 0, true, NULL)::usher.service;
+    svc := ROW(set_service.name, 0, 0, 0, interval '5s', 0, true, NULL, 'statement')::usher.service;
     SELECT count(*) INTO service_count FROM usher.service;
     IF service_count >= current_setting('usher.max_services')::integer THEN
       RAISE EXCEPTION 'cannot add service "%": the registry already holds % services, the limit of usher.max_services',
@@ -107,6 +109,7 @@ BEGIN
   svc.priority := coalesce(set_service.priority, svc.priority);
   svc.enabled := coalesce(set_service.enabled, svc.enabled);
   svc.comment := coalesce(set_service.comment, svc.comment);
+  svc.gate_mode := coalesce(set_service.gate_mode, svc.gate_mode);
 
   IF svc.max_connections < 0 THEN
     RAISE EXCEPTION 'max_connections of service "%" must be 0 (unlimited) or more, not %', svc.name, svc.max_connections
@@ -151,6 +154,12 @@ BEGIN
     RAISE EXCEPTION 'priority of service "%" must be between 0 and 1000, not %', svc.name, svc.priority
       USING ERRCODE = 'invalid_parameter_value', HINT = 'Higher priorities are admitted first.';
   END IF;
+  IF svc.gate_mode NOT IN ('statement', 'transaction') THEN
+    RAISE EXCEPTION 'invalid gate_mode "%" for service "%"', svc.gate_mode, svc.name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'gate_mode is ''statement'' (a gate slot per statement, the default) or ''transaction'' '
+                   '(a slot per transaction, from its first statement until it ends).';
+  END IF;
   IF svc.name = 'default' AND NOT svc.enabled THEN
     RAISE EXCEPTION 'service "default" cannot be disabled'
       USING ERRCODE = 'invalid_parameter_value',
@@ -165,11 +174,12 @@ BEGIN
            queue_timeout = EXCLUDED.queue_timeout,
            priority = EXCLUDED.priority,
            enabled = EXCLUDED.enabled,
-           comment = EXCLUDED.comment;
+           comment = EXCLUDED.comment,
+           gate_mode = EXCLUDED.gate_mode;
   RETURN svc;
 END
 $$;
-COMMENT ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text) IS
+COMMENT ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text, text) IS
   'Creates or changes a service; arguments left out keep their value (a new service starts unlimited)';
 
 CREATE FUNCTION usher.drop_service(name text)
@@ -244,7 +254,8 @@ CREATE FUNCTION usher.published_services_internal(
     OUT priority integer,
     OUT enabled boolean,
     OUT roles text[],
-    OUT published_at timestamptz)
+    OUT published_at timestamptz,
+    OUT gate_mode text)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -278,7 +289,9 @@ CREATE FUNCTION usher.service_status_internal(
     OUT wait_seconds_sum double precision,
     OUT wait_seconds_max double precision,
     OUT busy_seconds_sum double precision,
-    OUT rejected_full_total bigint)
+    OUT rejected_full_total bigint,
+    OUT gate_mode text,
+    OUT statements_past_limit_total bigint)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp

@@ -339,11 +339,181 @@ SELECT h.service,
   FROM usher.activity_history h
  GROUP BY h.service;
 
+-- gate_mode (issue 9, item 3): a service's gate holds a slot per statement (as in
+-- 1.0.0) or per transaction. A column of usher.service (last), a parameter of
+-- set_service (a new signature: created beside the old one, which hands its grants
+-- over), a column of published_services and of service_status.
+ALTER TABLE usher.service
+  ADD COLUMN gate_mode text NOT NULL DEFAULT 'statement' CHECK (gate_mode IN ('statement', 'transaction'));
+
+CREATE FUNCTION usher.set_service(
+    name text,
+    max_connections integer DEFAULT NULL,
+    reserved_connections integer DEFAULT NULL,
+    max_active integer DEFAULT NULL,
+    queue_timeout interval DEFAULT NULL,
+    priority integer DEFAULT NULL,
+    enabled boolean DEFAULT NULL,
+    comment text DEFAULT NULL,
+    gate_mode text DEFAULT NULL)
+RETURNS usher.service
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+  svc usher.service;
+  usable integer := current_setting('max_connections')::integer
+                    - current_setting('superuser_reserved_connections')::integer
+                    - coalesce(current_setting('reserved_connections', true)::integer, 0);
+  others_reserved bigint;
+  service_count bigint;
+BEGIN
+  PERFORM usher._check_registry_writable();
+  IF set_service.name IS NULL THEN
+    RAISE EXCEPTION 'service name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF octet_length(set_service.name) NOT BETWEEN 1 AND 63 OR set_service.name !~ '^[A-Za-z_][A-Za-z0-9_.-]*$' THEN
+    RAISE EXCEPTION 'invalid service name "%"', set_service.name
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A service name is 1 to 63 bytes of letters, digits, "_", "-" and ".", starting with a letter or "_".',
+            HINT = 'Sessions belong to the service named by their application_name up to the first "/", e.g. "orders/worker-3".';
+  END IF;
+
+  -- One registry writer at a time, so each commit publishes a registry that includes
+  -- every change committed before it.
+  LOCK TABLE usher.service IN SHARE ROW EXCLUSIVE MODE;
+  SELECT * INTO svc FROM usher.service s WHERE s.name = set_service.name;
+  IF NOT FOUND THEN
+    svc := ROW(set_service.name, 0, 0, 0, interval '5s', 0, true, NULL, 'statement')::usher.service;
+    SELECT count(*) INTO service_count FROM usher.service;
+    IF service_count >= current_setting('usher.max_services')::integer THEN
+      RAISE EXCEPTION 'cannot add service "%": the registry already holds % services, the limit of usher.max_services',
+                      set_service.name, service_count
+        USING ERRCODE = 'program_limit_exceeded',
+              HINT = 'Drop unused services, or raise usher.max_services and restart the server.';
+    END IF;
+  END IF;
+  svc.max_connections := coalesce(set_service.max_connections, svc.max_connections);
+  svc.reserved_connections := coalesce(set_service.reserved_connections, svc.reserved_connections);
+  svc.max_active := coalesce(set_service.max_active, svc.max_active);
+  svc.queue_timeout := coalesce(set_service.queue_timeout, svc.queue_timeout);
+  svc.priority := coalesce(set_service.priority, svc.priority);
+  svc.enabled := coalesce(set_service.enabled, svc.enabled);
+  svc.comment := coalesce(set_service.comment, svc.comment);
+  svc.gate_mode := coalesce(set_service.gate_mode, svc.gate_mode);
+
+  IF svc.max_connections < 0 THEN
+    RAISE EXCEPTION 'max_connections of service "%" must be 0 (unlimited) or more, not %', svc.name, svc.max_connections
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF svc.max_connections > usable THEN
+    RAISE EXCEPTION 'max_connections % of service "%" exceeds the % connections the server allows ordinary roles',
+                    svc.max_connections, svc.name, usable
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use 0 for no limit of its own, or raise the server''s max_connections.';
+  END IF;
+  IF svc.reserved_connections < 0 THEN
+    RAISE EXCEPTION 'reserved_connections of service "%" must be 0 or more, not %', svc.name, svc.reserved_connections
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF svc.max_connections > 0 AND svc.reserved_connections > svc.max_connections THEN
+    RAISE EXCEPTION 'reserved_connections % of service "%" exceeds its max_connections %',
+                    svc.reserved_connections, svc.name, svc.max_connections
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Raise max_connections, or lower reserved_connections.';
+  END IF;
+  SELECT coalesce(sum(s.reserved_connections), 0) INTO others_reserved
+    FROM usher.service s WHERE s.name <> svc.name AND s.enabled;
+  IF svc.enabled AND others_reserved + svc.reserved_connections > usable THEN
+    RAISE EXCEPTION 'reservations would total % connections, more than the % the server allows ordinary roles',
+                    others_reserved + svc.reserved_connections, usable
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('max_connections %s minus %s reserved for superusers leaves %s; other services reserve %s.',
+                            current_setting('max_connections'), current_setting('max_connections')::integer - usable,
+                            usable, others_reserved),
+            HINT = 'Lower this or other services'' reserved_connections, or raise max_connections.';
+  END IF;
+  IF svc.max_active < 0 THEN
+    RAISE EXCEPTION 'max_active of service "%" must be 0 (unlimited) or more, not %', svc.name, svc.max_active
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF svc.queue_timeout < interval '0' OR svc.queue_timeout > interval '1 day' THEN
+    RAISE EXCEPTION 'queue_timeout of service "%" must be between 0 and 1 day, not %', svc.name, svc.queue_timeout
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF svc.priority NOT BETWEEN 0 AND 1000 THEN
+    RAISE EXCEPTION 'priority of service "%" must be between 0 and 1000, not %', svc.name, svc.priority
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Higher priorities are admitted first.';
+  END IF;
+  IF svc.gate_mode NOT IN ('statement', 'transaction') THEN
+    RAISE EXCEPTION 'invalid gate_mode "%" for service "%"', svc.gate_mode, svc.name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'gate_mode is ''statement'' (a gate slot per statement, the default) or ''transaction'' '
+                   '(a slot per transaction, from its first statement until it ends).';
+  END IF;
+  IF svc.name = 'default' AND NOT svc.enabled THEN
+    RAISE EXCEPTION 'service "default" cannot be disabled'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Sessions of no other service count as "default"; give it a max_connections instead.';
+  END IF;
+
+  INSERT INTO usher.service AS s VALUES (svc.*)
+    ON CONFLICT (name) DO UPDATE
+       SET max_connections = EXCLUDED.max_connections,
+           reserved_connections = EXCLUDED.reserved_connections,
+           max_active = EXCLUDED.max_active,
+           queue_timeout = EXCLUDED.queue_timeout,
+           priority = EXCLUDED.priority,
+           enabled = EXCLUDED.enabled,
+           comment = EXCLUDED.comment,
+           gate_mode = EXCLUDED.gate_mode;
+  RETURN svc;
+END
+$$;
+COMMENT ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text, text) IS
+  'Creates or changes a service; arguments left out keep their value (a new service starts unlimited)';
+REVOKE ALL ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text, text) FROM PUBLIC;
+SELECT pg_temp.usher_copy_grants('function', 'usher.set_service(text, integer, integer, integer, interval, integer, boolean, text)', 'usher.set_service(text, integer, integer, integer, interval, integer, boolean, text, text)');
+DROP FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text);
+
+ALTER VIEW usher.published_services RENAME TO published_services_1_0_0;
+ALTER FUNCTION usher.published_services_internal() RENAME TO published_services_internal_1_0_0;
+CREATE FUNCTION usher.published_services_internal(
+    OUT name text,
+    OUT max_connections integer,
+    OUT reserved_connections integer,
+    OUT max_active integer,
+    OUT queue_timeout interval,
+    OUT priority integer,
+    OUT enabled boolean,
+    OUT roles text[],
+    OUT published_at timestamptz,
+    OUT gate_mode text)
+RETURNS SETOF record
+LANGUAGE C STRICT VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_published_services';
+CREATE VIEW usher.published_services AS SELECT * FROM usher.published_services_internal();
+COMMENT ON VIEW usher.published_services IS
+  'The registry the server enforces now (shared memory), with the roles mapped to each service';
+REVOKE ALL ON FUNCTION usher.published_services_internal() FROM PUBLIC;
+REVOKE ALL ON usher.published_services FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION usher.published_services_internal() TO pg_monitor;
+GRANT SELECT ON usher.published_services TO pg_monitor;
+SELECT pg_temp.usher_copy_grants('function', 'usher.published_services_internal_1_0_0()', 'usher.published_services_internal()');
+SELECT pg_temp.usher_copy_grants('view', 'usher.published_services_1_0_0', 'usher.published_services');
+DROP VIEW usher.published_services_1_0_0;
+DROP FUNCTION usher.published_services_internal_1_0_0();
+
 -- service_status columns
 -- rejected_full_total (admission): logins refused because every connection slot for
 -- ordinary roles was in use, a reason of its own (before 1.1.0 they were counted, and
--- reported, as reservation refusals). Appended as the last column; rejected_total now
--- includes it. The view is rebuilt on the new function, with its grants.
+-- reported, as reservation refusals; rejected_total now includes it); gate_mode and
+-- statements_past_limit_total (the gate). Appended as the last columns: a server that
+-- runs this module before the update fills only the declared ones. The view is
+-- rebuilt on the new function, with its grants.
 ALTER VIEW usher.service_status RENAME TO service_status_1_0_0;
 ALTER FUNCTION usher.service_status_internal() RENAME TO service_status_internal_1_0_0;
 CREATE FUNCTION usher.service_status_internal(
@@ -371,7 +541,9 @@ CREATE FUNCTION usher.service_status_internal(
     OUT wait_seconds_sum double precision,
     OUT wait_seconds_max double precision,
     OUT busy_seconds_sum double precision,
-    OUT rejected_full_total bigint)
+    OUT rejected_full_total bigint,
+    OUT gate_mode text,
+    OUT statements_past_limit_total bigint)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 SET search_path = pg_catalog, pg_temp

@@ -33,7 +33,7 @@ CREATE ROLE ops LOGIN;
 CREATE ROLE plain LOGIN;
 CREATE ROLE app LOGIN;
 GRANT USAGE ON SCHEMA usher TO ops;
-GRANT EXECUTE ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text),
+GRANT EXECUTE ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text, text),
                           usher.drop_service(text), usher.set_role_service(name, text) TO ops;
 GRANT EXECUTE ON FUNCTION usher.set_semaphore(text, integer, text), usher.drop_semaphore(text) TO ops;
 SQL

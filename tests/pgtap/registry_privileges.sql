@@ -9,7 +9,7 @@ SELECT plan(12);
 CREATE ROLE usher_tap_plain;
 CREATE ROLE usher_tap_monitor IN ROLE pg_monitor;
 CREATE ROLE usher_tap_dba;
-GRANT EXECUTE ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text),
+GRANT EXECUTE ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text, text),
                           usher.drop_service(text), usher.set_role_service(name, text) TO usher_tap_dba;
 GRANT USAGE ON SCHEMA usher TO usher_tap_dba;
 
