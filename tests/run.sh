@@ -38,7 +38,11 @@ for suite in "${suites[@]}"; do
   echo "=== suite: $suite"
   export USHER_COUNTS=$RESULTS/$suite.counts
   : >"$USHER_COUNTS"
-  if ! "$TESTS_DIR/suites/$suite.sh"; then
+  started=$SECONDS
+  "$TESTS_DIR/suites/$suite.sh"
+  suite_status=$?
+  echo "=== suite $suite: $((SECONDS - started)) s"
+  if [[ $suite_status -ne 0 ]]; then
     echo "=== suite $suite FAILED"
     status=1
     # A failed suite counts at least one failure, even if it died before counting.

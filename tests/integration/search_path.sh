@@ -202,7 +202,7 @@ declare -A CALL=(
   ['usher._check_semaphores_writable()']="SELECT usher._check_semaphores_writable()"
   ['usher.checkout(text)']="SELECT usher.checkout('sp-holder')"
   ['usher.checkin()']="SELECT usher.checkin()"
-  ['usher.set_service(text,integer,integer,integer,interval,integer,boolean,text)']="SELECT usher.set_service('sp_svc', max_connections => 5, queue_timeout => '1.5s')"
+  ['usher.set_service(text,integer,integer,integer,interval,integer,boolean,text,text)']="SELECT usher.set_service('sp_svc', max_connections => 5, queue_timeout => '1.5s')"
   ['usher.set_role_service(name,text)']="SELECT usher.set_role_service('sp_app', 'sp_svc')"
   ['usher.drop_service(text)']="SELECT usher.set_service('sp_gone'); SELECT usher.drop_service('sp_gone')"
   ['usher.set_semaphore(text,integer,text)']="SELECT usher.set_semaphore('sp_sem', 2)"

@@ -155,6 +155,45 @@ void killer_thread(std::atomic<bool>& running) {
   PQfinish(admin);
 }
 
+// After the storm, the sessions kept open are what the caller compares counts against.
+// The killer may have ended every one of them in its last rounds (how many survive
+// depends on how fast the machine ran the storm), so the dead ones are closed and, once
+// the killer has stopped, each service gets one more session kept open: at least one
+// session is certainly open when the caller looks. A refusal counts like any other;
+// "too many clients" may come from backends still exiting, so a refused login is retried
+// for a few seconds.
+void keep_one_per_service(const std::vector<std::string>& services) {
+  std::lock_guard lock(kept_mutex);
+  std::vector<PGconn*> alive;
+  for (PGconn* c : kept_sessions) {
+    PGresult* r = PQexec(c, "SELECT 1");
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    if (ok) alive.push_back(c);
+    else PQfinish(c);
+  }
+  kept_sessions = alive;
+  for (const std::string& service : services) {
+    for (int attempt = 0; attempt < 50; attempt++) {
+      PGconn* conn = connect_as(service + "/storm-final");
+      if (PQstatus(conn) == CONNECTION_OK) {
+        totals.admitted++;
+        totals.kept++;
+        kept_sessions.push_back(conn);
+        break;
+      }
+      std::string message = PQerrorMessage(conn);
+      record_refusal(conn);
+      PQfinish(conn);
+      // pg_usher's refusals are final; PostgreSQL's own may be backends still exiting.
+      if (message.find("too many clients already") == std::string::npos &&
+          message.find("remaining connection slots are reserved") == std::string::npos)
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -173,6 +212,7 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   running = false;
   killer.join();
+  keep_one_per_service(services);
 
   // Sessions still kept stay open until told (so the caller can compare counts while
   // they are live), then close.
