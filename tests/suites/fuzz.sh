@@ -282,8 +282,9 @@ baseline
 "${SU[@]}" -c "SELECT usher.set_service('fuzzgate', max_active => 1, queue_timeout => '150ms')" >/dev/null
 "${SU[@]}" -c "SELECT s FROM fuzz.script($FUZZ_RANDOM, ($FUZZ_SEED + 1) / 2147483648.0) s" >"$OUT/script2.sql" || exit 1
 fuzz_run fuzz_app_a fuzz_app "$OUT/script.sql" 200ms &
+app_a_pid=$!
 fuzz_run fuzz_app_b fuzz_app "$OUT/script2.sql" 200ms
-wait
+wait "$app_a_pid"
 fuzz_check fuzz_app_a
 fuzz_check fuzz_app_b
 check_invariants "two application sessions at once"
