@@ -1,7 +1,5 @@
 // usher.service_status and usher.published_services: what shared memory holds about
 // each service, copied out under the shared lock, then turned into rows.
-#include <string>
-
 #include "guard.hpp"
 #include "shared_state.hpp"
 
@@ -54,10 +52,10 @@ const char* gate_mode_name(usher::shm::GateMode mode) {
 // newer columns to the SQL declaration: rows carry only the declared columns.
 void put_row(ReturnSetInfo* rsinfo, Datum* values, bool* nulls, int filled) {
   if (rsinfo->setDesc->natts > filled)
-    throw usher::Error(ERRCODE_DATATYPE_MISMATCH,
-                       "pg_usher: the SQL declaration has " + std::to_string(rsinfo->setDesc->natts) +
-                           " columns, this module knows " + std::to_string(filled),
-                       {}, "Install the pg_usher module that matches the extension's version.");
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("pg_usher: the SQL declaration has %d columns, this module knows %d",
+                           rsinfo->setDesc->natts, filled),
+                    errhint("Install the pg_usher module that matches the extension's version.")));
   tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -67,8 +65,7 @@ Datum interval_ms(int32 ms) {
   return IntervalPGetDatum(value);
 }
 
-Datum service_status(FunctionCallInfo fcinfo) {
-  usher::shm::State* s = usher::shm::require("usher.service_status");
+Datum service_status(FunctionCallInfo fcinfo, usher::shm::State* s) {
   ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
   Copy c = copy_state(s);
   for (int i = 0; i < c.count; i++) {
@@ -115,8 +112,7 @@ Datum service_status(FunctionCallInfo fcinfo) {
   return (Datum)0;
 }
 
-Datum published_services(FunctionCallInfo fcinfo) {
-  usher::shm::State* s = usher::shm::require("usher.published_services");
+Datum published_services(FunctionCallInfo fcinfo, usher::shm::State* s) {
   ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
   Copy c = copy_state(s);
   for (int i = 0; i < c.count; i++) {
@@ -148,13 +144,18 @@ Datum published_services(FunctionCallInfo fcinfo) {
 }  // namespace
 
 extern "C" {
+// Plain C frames: only the check that pg_usher is preloaded runs in C++, inside the
+// guard; copying shared memory and building rows call PostgreSQL (palloc, LWLockAcquire,
+// the tuplestore), whose errors then unwind no C++ frame.
 PG_FUNCTION_INFO_V1(usher_service_status);
 Datum usher_service_status(PG_FUNCTION_ARGS) {
-  return usher::guard([&] { return service_status(fcinfo); });
+  usher::shm::State* s = usher::guard([] { return usher::shm::require("usher.service_status"); });
+  return service_status(fcinfo, s);
 }
 
 PG_FUNCTION_INFO_V1(usher_published_services);
 Datum usher_published_services(PG_FUNCTION_ARGS) {
-  return usher::guard([&] { return published_services(fcinfo); });
+  usher::shm::State* s = usher::guard([] { return usher::shm::require("usher.published_services"); });
+  return published_services(fcinfo, s);
 }
 }
