@@ -236,12 +236,15 @@ assert_match "$functions" '^[1-9][0-9]+$' "the generator found the functions of 
 # commits, and a WITH HOLD cursor's query runs in the commit (the generator's "cursor
 # with hold" context), so usher.acquire with a long timeout of its own can wait there
 # for a day while another session holds the permits. A watchdog cancels a fuzz
-# session's COMMIT that runs longer than 2 s (cancel ends such a wait: the outcome is a
-# clean 57014 whenever it fires). docs/semaphores.md says the same to users.
+# session's COMMIT that has waited longer than 2 s in pg_usher's own wait (wait event
+# type Extension: a semaphore or the gate); cancel ends such a wait, so the outcome is
+# a clean 57014 whenever it fires. A COMMIT stuck anywhere else is not cancelled and
+# fails the run by psql's time limit. docs/semaphores.md says the same to users.
 commit_watchdog() {
   while sleep 0.5; do
     "${SU[@]}" -c "SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity
                     WHERE usename LIKE 'fuzz%' AND state = 'active' AND query ~* '^\s*commit'
+                      AND wait_event_type = 'Extension'
                       AND clock_timestamp() - query_start > interval '2s'" >/dev/null 2>&1
   done
 }
