@@ -84,13 +84,6 @@ void application_service(const Port* port, char (&name)[NAMEDATALEN]) {
 
 bool registry_settled(const shm::State* s) { return s->published || s->registry_absent; }
 
-int count_of(const shm::State* s, int service) {
-  int n = 0;
-  for (int i = 0; i < s->slot_count; i++)
-    if (s->slots[i].service == service) n++;
-  return n;
-}
-
 // Decides under the exclusive lock, and on admission fills this backend's slot there
 // too, so two logins can never both take the last place. Never raises.
 Decision admit(shm::State* s, shm::BackendSlot* slot, const Port* port, bool superuser, int32* counts) {
@@ -266,7 +259,8 @@ void install_hooks() {
   ClientAuthentication_hook = on_authenticated;
 }
 
-void settle_provisional(shm::State* s) {
+void settle_provisional(shm::State* s, int32* counts) {
+  bool moved = false;
   for (int i = 0; i < s->slot_count; i++) {
     shm::BackendSlot* slot = &s->slots[i];
     if (!slot->provisional) continue;
@@ -279,8 +273,12 @@ void settle_provisional(shm::State* s) {
     // The login is counted where it belongs, as if it had been admitted there.
     if (s->services[from].admitted_total > 0) s->services[from].admitted_total--;
     s->services[to].admitted_total++;
-    s->services[to].peak = Max(s->services[to].peak, count_of(s, to));
+    moved = true;
   }
+  if (!moved) return;
+  // Peaks of the services the logins moved to, from one count of every slot.
+  shm::count_sessions(s, counts);
+  for (int i = 0; i < s->service_capacity; i++) s->services[i].peak = Max(s->services[i].peak, counts[i]);
 }
 
 namespace {

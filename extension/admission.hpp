@@ -14,8 +14,9 @@ void install_hooks();
 
 // Counts the superusers admitted before the first publication under the service they
 // belong to in the registry just published. Caller holds s->lock exclusively and has
-// published the services and role mappings; never raises (it runs at commit).
-void settle_provisional(shm::State* s);
+// published the services and role mappings; never raises (it runs at commit). `counts`
+// is scratch space for one count per service (allocated before commit).
+void settle_provisional(shm::State* s, int32* counts);
 
 // The publisher's runs at server start (worker.cpp). Never raise.
 void note_publisher_starting();

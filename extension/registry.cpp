@@ -174,7 +174,7 @@ int publish(const Registry* registry) {
     strlcpy(mapping->role, registry->roles[r].role, NAMEDATALEN);
     mapping->service = index;
   }
-  admission::settle_provisional(s);
+  admission::settle_provisional(s, counts);
   s->published = true;
   s->published_at = GetCurrentTimestamp();
   s->publications++;
