@@ -106,7 +106,7 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
 
     std::string why;
     bool round_trip = false;
-    bool ok = prepare_for_borrower(*slot, borrowed_at, deadline, why, round_trip);
+    bool ok = prepare_for_borrower(*slot, borrowed_at, why, round_trip);
     slow = slow || waited || round_trip;
     if (ok) {
       if (slow) {

@@ -83,7 +83,7 @@ class PoolCore {
 
   // slot_health.cpp: the round trips, always outside the lock
   SlotData open_slot(Clock::time_point deadline);
-  bool prepare_for_borrower(Slot& slot, Clock::time_point now, Clock::time_point deadline,
+  bool prepare_for_borrower(Slot& slot, Clock::time_point now,
                             std::string& why, bool& round_trip);
   bool clean_after_borrower(Slot& slot, Clock::time_point now, std::string& why);
   bool keepalive(Slot& slot, std::string& why);
@@ -102,18 +102,18 @@ class PoolCore {
             const LeakInfo* leak = nullptr, const PoolAdvice* advice = nullptr) const;
   void log(LogLevel level, std::string_view message) const;
   void retire(std::vector<Retired>& retired) const;  // closes them and emits events
-  void mark_suspect(Clock::time_point since) noexcept;
+  void mark_suspect() noexcept;
 
   const PoolConfig config_;
   const std::vector<std::pair<std::string, std::string>> connect_options_;
   const std::uint64_t uid_;  // never reused: names this pool in the threads' lend caches
 
   // Read by every acquire, written once in a long while: its own cache line.
-  // Connections last checked before this moment must be validated before lending:
-  // set when one connection turns out broken, which usually means they all are
-  // (server restart, network cut).
-  alignas(64) std::atomic<Clock::rep> suspect_since_{
-      Clock::time_point::min().time_since_epoch().count()};
+  // Moves on each time a connection turns out broken, which usually means they all are
+  // (server restart, network cut): a connection whose last proof of life
+  // (SlotData::proven_epoch) is older must be validated before it is lent, whenever
+  // and in whatever order it came back.
+  alignas(64) std::atomic<std::uint64_t> health_epoch_{0};
   std::atomic<int> extension_{-1};  // -1 unknown, 0 absent, 1 present
 
   // The slow path: on their own cache lines, away from the fast path's.

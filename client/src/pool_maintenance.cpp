@@ -94,6 +94,7 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
   }
   for (Slot* s : to_ping) {
     std::string why;
+    auto epoch = health_epoch_.load(std::memory_order_relaxed);
     bool ok = keepalive(*s, why);
     std::vector<Retired> broken;
     {
@@ -101,6 +102,7 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
       ++keepalives_;
       if (ok && !closed_) {
         s->last_checked = Clock::now();
+        s->proven_epoch = epoch;
         make_available_locked(s);
       } else {
         if (!ok) ++validation_failures_;
@@ -109,7 +111,7 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
       }
     }
     if (!ok) {
-      mark_suspect(now);
+      mark_suspect();
       emit(PoolEventType::validation_failure, broken.front().slot.id, why);
     }
     retire(broken);

@@ -188,8 +188,6 @@ std::optional<bool> PoolCore::extension_detected() const {
   return e == 1;
 }
 
-void PoolCore::mark_suspect(Clock::time_point since) noexcept {
-  suspect_since_.store(since.time_since_epoch().count(), std::memory_order_relaxed);
-}
+void PoolCore::mark_suspect() noexcept { health_epoch_.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace usher::detail

@@ -43,6 +43,10 @@ struct SlotData {
   std::uint64_t id = 0;
   int backend_pid = 0;          // copied at open: readable without touching the PGconn
   Clock::time_point created, expires, last_used, last_checked;
+  // PoolCore::health_epoch_ as read before this connection's last round trip of the
+  // pool's own (open, validation, keepalive): a borrower's return proves nothing, the
+  // backend may have died after its last statement.
+  std::uint64_t proven_epoch = 0;
   bool has_extension = false;   // usher.checkout/usher.checkin exist on this server
   bool lease_on_server = false; // usher.checkout() recorded a holder, not yet checked in
   bool checkin_sent = false;    // usher.checkin() sent on return; its result is unread

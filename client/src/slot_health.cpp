@@ -25,8 +25,6 @@ constexpr const char* kDetectExtension =
 constexpr const char* kCheckout = "SELECT usher.checkout($1)";
 constexpr const char* kCheckin = "SELECT usher.checkin()";
 
-Clock::time_point earliest(Clock::time_point a, Clock::time_point b) { return a < b ? a : b; }
-
 // Reads the answer to the usher.checkin() sent when the connection came back.
 bool read_checkin(SlotData& slot, Clock::time_point until, std::string& why) {
   if (!slot.checkin_sent) return true;
@@ -40,6 +38,7 @@ bool read_checkin(SlotData& slot, Clock::time_point until, std::string& why) {
 
 SlotData PoolCore::open_slot(Clock::time_point deadline) {
   SlotData slot;
+  slot.proven_epoch = health_epoch_.load(std::memory_order_relaxed);
   slot.conn = Connection::open(config_.conninfo, connect_options_, deadline);
   slot.backend_pid = slot.conn.backend_pid();
   if (config_.use_extension) {
@@ -53,10 +52,10 @@ SlotData PoolCore::open_slot(Clock::time_point deadline) {
   return slot;
 }
 
-bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now, Clock::time_point deadline,
+bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now,
                                     std::string& why, bool& round_trip) {
-  auto suspect = Clock::time_point(Clock::duration(suspect_since_.load(std::memory_order_relaxed)));
-  bool validate = now - slot.last_checked >= config_.validate_after_idle || slot.last_checked <= suspect;
+  auto epoch = health_epoch_.load(std::memory_order_relaxed);
+  bool validate = now - slot.last_checked >= config_.validate_after_idle || slot.proven_epoch < epoch;
   // With leak detection on, every borrow records its holder on the server, so that
   // usher.leases names the same code as the leak report.
   bool checkout = slot.has_extension &&
@@ -64,7 +63,10 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now, Clock::ti
   if (!validate && !checkout && !slot.checkin_sent) return true;  // the hot path
 
   round_trip = true;
-  auto until = earliest(deadline, now + config_.validation_timeout);
+  // Its own timeout, not the borrower's deadline: a validation cut short by a deadline
+  // 50 us away would leave a healthy connection mid-statement, to be closed. A
+  // connection taken before the deadline is lent if it passes, even if that is later.
+  auto until = now + config_.validation_timeout;
   PGconn* c = slot.conn.native();
   // The checkin's answer is normally here already: no extra wait.
   if (!read_checkin(slot, until, why)) return false;
@@ -84,10 +86,11 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now, Clock::ti
   }
   if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
     why = fmt::format("validation failed: {}", o.error.empty() ? "connection not idle" : o.error);
-    if (PQstatus(c) != CONNECTION_OK) mark_suspect(now);
+    if (PQstatus(c) != CONNECTION_OK) mark_suspect();
     return false;
   }
   slot.last_checked = now;
+  slot.proven_epoch = epoch;
   return true;
 }
 
@@ -95,7 +98,7 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, std::stri
   PGconn* c = slot.conn.native();
   if (!slot.conn.is_open()) {
     why = "broken";
-    mark_suspect(now);
+    mark_suspect();
     return false;
   }
   auto until = now + config_.validation_timeout;
