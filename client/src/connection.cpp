@@ -50,18 +50,6 @@ void receive_notice(void* arg, const PGresult* res) {
   (*handler)(primary ? primary : "");
 }
 
-[[noreturn]] void throw_for(PGconn* conn, PGresult* res) {
-  const char* field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-  std::string code = field ? field : "";  // copied: PQclear frees it
-  std::string message = detail::trimmed(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-  if (message.empty()) message = detail::trimmed(PQerrorMessage(conn));
-  PQclear(res);
-  // Errors libpq makes up itself (connection lost) carry no SQLSTATE.
-  if (PQstatus(conn) != CONNECTION_OK && (code.empty() || code.starts_with("08")))
-    throw ConnectionError(message, code.empty() ? "08006" : code);
-  throw_database_error(code, message);
-}
-
 }  // namespace
 
 Connection Connection::open(const std::string& conninfo, std::chrono::milliseconds timeout) {
@@ -126,28 +114,6 @@ Connection::~Connection() { close(); }
 void Connection::close() noexcept {
   if (cancel_) PQfreeCancel(std::exchange(cancel_, nullptr));
   if (conn_) PQfinish(std::exchange(conn_, nullptr));
-}
-
-Result Connection::exec_params(const std::string& sql, std::span<const Param> params) {
-  if (!conn_) throw ConnectionError("connection is not open", "08003");
-  std::vector<const char*> values;
-  std::vector<Oid> types;
-  values.reserve(params.size());
-  types.reserve(params.size());
-  for (const auto& p : params) {
-    values.push_back(p.text ? p.text->c_str() : nullptr);
-    types.push_back(p.type);
-  }
-  PGresult* res = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
-                               values.data(), nullptr, nullptr, 0);
-  switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
-    case PGRES_COMMAND_OK:
-    case PGRES_TUPLES_OK:
-    case PGRES_EMPTY_QUERY:
-      return Result(res);
-    default:
-      throw_for(conn_, res);
-  }
 }
 
 bool Connection::cancel() noexcept {

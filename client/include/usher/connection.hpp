@@ -20,11 +20,21 @@ struct pg_cancel;   // libpq's PGcancel
 
 namespace usher {
 
-// One query parameter in text format; an empty `text` is SQL NULL.
+// One query parameter; an empty `text` is SQL NULL. In text format unless `binary`
+// (then `text` holds the value's binary representation, NUL bytes included).
 struct Param {
   std::optional<std::string> text;
   oid type = type_oids::unknown;
+  bool binary = false;
 };
+
+namespace detail {
+template <typename T, typename = void>
+struct sends_binary : std::false_type {};
+template <typename T>
+struct sends_binary<T, std::void_t<decltype(value_traits<T>::binary)>>
+    : std::bool_constant<value_traits<T>::binary> {};
+}  // namespace detail
 
 template <typename T>
 Param to_param(const T& value) {
@@ -36,6 +46,8 @@ Param to_param(const T& value) {
     return to_param(*value);
   } else if constexpr (std::is_array_v<T>) {
     return Param{std::string(value), type_oids::unknown};
+  } else if constexpr (detail::sends_binary<V>::value) {
+    return Param{value_traits<V>::to_binary(value), value_traits<V>::type_oid, true};
   } else {
     return Param{value_traits<V>::to_text(value), value_traits<V>::type_oid};
   }

@@ -59,6 +59,20 @@ class TransientError : public DatabaseError {
   bool is_transient() const noexcept override { return true; }
 };
 
+// A parameter PostgreSQL's text format cannot carry: a string with a NUL byte (22021,
+// what the server says of such a byte). Binary data goes as bytea: usher::Bytes.
+class InvalidParameter : public DatabaseError {
+ public:
+  using DatabaseError::DatabaseError;
+};
+
+// A statement exec() cannot run to completion as asked (0A000): COPY ... TO STDOUT or
+// FROM STDIN. The connection is left usable; the message says what happened.
+class NotSupported : public DatabaseError {
+ public:
+  using DatabaseError::DatabaseError;
+};
+
 // Class 23: unique, foreign key, check, not-null and exclusion violations.
 class ConstraintViolation : public DatabaseError {
  public:

@@ -27,6 +27,7 @@ using oid = unsigned int;  // PostgreSQL's Oid, without including libpq-fe.h
 namespace type_oids {
 inline constexpr oid unknown = 0;
 inline constexpr oid boolean = 16;
+inline constexpr oid bytea = 17;
 inline constexpr oid int8 = 20;
 inline constexpr oid int2 = 21;
 inline constexpr oid int4 = 23;
@@ -120,6 +121,20 @@ struct value_traits<const char*> {
 };
 template <std::size_t N>
 struct value_traits<char[N]> : value_traits<const char*> {};
+
+// Binary data, sent as bytea in PostgreSQL's binary format: every byte arrives, NUL
+// included. Read back from bytea's text output (hex, or the old escape format).
+struct Bytes {
+  std::string data;
+  friend bool operator==(const Bytes&, const Bytes&) = default;
+};
+template <>
+struct value_traits<Bytes> {
+  static constexpr oid type_oid = type_oids::bytea;
+  static constexpr bool binary = true;
+  static std::string to_binary(const Bytes& v) { return v.data; }
+  static Bytes from_text(std::string_view text, oid column_type);
+};
 
 // std::optional<T>: empty is SQL NULL, both ways.
 template <typename T>
