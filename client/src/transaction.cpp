@@ -93,11 +93,22 @@ void Pool::run_transaction(detail::TransactionBody body, const TransactionOption
                            std::source_location where) {
   validate(opts);
   const char* begin = begin_sql(opts);
+  // A connection that dies before BEGIN is answered ran nothing of the transaction:
+  // borrowing afresh is always safe, and does not count as an attempt. Each pooled
+  // connection can fail that way at most once (the first failure makes the pool validate
+  // the others before lending them), so the pool's size bounds these retries.
+  std::size_t lost_at_begin = 0;
   for (int attempt = 1;; ++attempt) {
     try {
       Lease lease = acquire(where);  // fresh borrow per attempt
       Connection& conn = *lease;
-      conn.exec(begin);
+      try {
+        conn.exec(begin);
+      } catch (const ConnectionError&) {
+        if (++lost_at_begin > stats().max_size) throw;
+        --attempt;
+        continue;
+      }
       try {
         body.call(body.context, conn, attempt);
       } catch (...) {

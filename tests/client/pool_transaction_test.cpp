@@ -247,5 +247,29 @@ TEST(PoolTransactionTest, AConnectionLostDuringCommitIsCommitUnknownNotRetried) 
   EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
+// Both pooled connections die while idle: BEGIN meets a dead one, before anything of
+// the transaction ran. That is retried on a fresh borrow, even with max_attempts 1,
+// and the function runs once.
+TEST(PoolTransactionTest, AConnectionLostAtBeginIsRetriedOnAFreshBorrow) {
+  Admin admin;
+  auto c = fresh_table(admin, "txn_begin_lost");
+  c.min_idle = c.max_size = 2;
+  c.validate_after_idle = 1h;  // the pool has no reason to check them before lending
+  Pool pool(c);
+  ASSERT_TRUE(wait_idle(pool, 2));
+  for (int pid : admin.backend_pids(c.effective_application_name())) admin.terminate(pid);
+  int attempts = 0;
+  pool.transaction(
+      [&](Connection& conn, int attempt) {
+        ++attempts;
+        EXPECT_EQ(attempt, 1);
+        conn.exec("INSERT INTO txn_begin_lost VALUES (1, 1)");
+      },
+      fast_retries(1));
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(count_rows(admin, "txn_begin_lost"), 1);
+  EXPECT_EQ(pool.stats().in_use, 0u);
+}
+
 }  // namespace
 }  // namespace usher::test
