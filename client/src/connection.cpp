@@ -96,7 +96,8 @@ Connection::Connection(Connection&& o) noexcept
     : conn_(std::exchange(o.conn_, nullptr)),
       cancel_(std::exchange(o.cancel_, nullptr)),
       notice_(std::move(o.notice_)),
-      redacted_conninfo_(std::move(o.redacted_conninfo_)) {}
+      redacted_conninfo_(std::move(o.redacted_conninfo_)),
+      uses_(std::exchange(o.uses_, 0)) {}
 
 Connection& Connection::operator=(Connection&& o) noexcept {
   if (this != &o) {
@@ -105,6 +106,7 @@ Connection& Connection::operator=(Connection&& o) noexcept {
     cancel_ = std::exchange(o.cancel_, nullptr);
     notice_ = std::move(o.notice_);
     redacted_conninfo_ = std::move(o.redacted_conninfo_);
+    uses_ = std::exchange(o.uses_, 0);
   }
   return *this;
 }

@@ -50,6 +50,9 @@ void PoolConfig::validate() const {
   not_negative("validate_after_idle", validate_after_idle);
   not_negative("leak_detection_threshold", leak_detection_threshold);
   positive("maintenance_interval", maintenance_interval);
+  if (session_reset != SessionReset::discard_all && session_reset != SessionReset::reset_all &&
+      session_reset != SessionReset::none)
+    bad("session_reset", fmt::format("{} is not a SessionReset value", static_cast<int>(session_reset)));
   if (application_name.size() >= 64) bad("application_name", "must be shorter than 64 bytes (NAMEDATALEN)");
   if (service.find('/') != std::string::npos) bad("service", "must not contain '/'");
   if (size_from_advice && service.empty())

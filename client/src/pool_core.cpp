@@ -139,10 +139,12 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
 void PoolCore::give_back(Slot* slot, bool discard) noexcept {
   auto now = Clock::now();
   usage_.record(now - slot->borrowed_at());
+  // Before the pool's own round trips below, which count as uses too.
+  bool used = slot->conn.uses() != slot->uses_at_lend;
   std::string why;
   bool keep = !discard && !slot->discard;
   if (!keep) why = "discarded by borrower";
-  if (keep) keep = clean_after_borrower(*slot, now, why);
+  if (keep) keep = clean_after_borrower(*slot, now, used, why);
   slot->end_lease();
 
   if (keep) {

@@ -85,7 +85,7 @@ class PoolCore {
   SlotData open_slot(Clock::time_point deadline);
   bool prepare_for_borrower(Slot& slot, Clock::time_point now,
                             std::string& why, bool& round_trip);
-  bool clean_after_borrower(Slot& slot, Clock::time_point now, std::string& why);
+  bool clean_after_borrower(Slot& slot, Clock::time_point now, bool used, std::string& why);
   bool keepalive(Slot& slot, std::string& why);
   std::optional<PoolAdvice> read_advice(SlotData& slot, std::string& why);
 

@@ -49,7 +49,9 @@ struct SlotData {
   std::uint64_t proven_epoch = 0;
   bool has_extension = false;   // usher.checkout/usher.checkin exist on this server
   bool lease_on_server = false; // usher.checkout() recorded a holder, not yet checked in
-  bool checkin_sent = false;    // usher.checkin() sent on return; its result is unread
+  bool return_sent = false;     // the session reset or usher.checkin() sent on return; its
+                                // answer is unread (the next borrow or keepalive reads it)
+  std::uint64_t uses_at_lend = 0;  // conn.uses() when lent: more on return means it was used
   bool discard = false;         // the borrower asked for it to be closed
 };
 

@@ -25,13 +25,22 @@ constexpr const char* kDetectExtension =
 constexpr const char* kCheckout = "SELECT usher.checkout($1)";
 constexpr const char* kCheckin = "SELECT usher.checkin()";
 
-// Reads the answer to the usher.checkin() sent when the connection came back.
+// Reads the answer to what was sent when the connection came back (session reset,
+// usher.checkin()).
 bool read_checkin(SlotData& slot, Clock::time_point until, std::string& why) {
-  if (!slot.checkin_sent) return true;
+  if (!slot.return_sent) return true;
   Outcome o = drain_until(slot.conn.native(), until);
-  slot.checkin_sent = false;
-  if (!o.ok) why = fmt::format("checkin failed: {}", o.error);
+  slot.return_sent = false;
+  if (!o.ok) why = fmt::format("session reset or checkin failed: {}", o.error);
   return o.ok;
+}
+
+const char* reset_sql(SessionReset reset) {
+  switch (reset) {
+    case SessionReset::discard_all: return "DISCARD ALL";
+    case SessionReset::reset_all: return "RESET ALL";
+    default: return nullptr;
+  }
 }
 
 }  // namespace
@@ -47,6 +56,18 @@ SlotData PoolCore::open_slot(Clock::time_point deadline) {
     if (!o.ok) throw ConnectionError(fmt::format("checking for pg_usher failed: {}", o.error), o.sqlstate);
     slot.has_extension = o.last.scalar<bool>();
   }
+  if (config_.after_connect) {
+    try {
+      config_.after_connect(slot.conn);
+    } catch (const std::exception& e) {
+      throw ConnectionError(fmt::format("after_connect failed: {}", e.what()),
+                            dynamic_cast<const Error*>(&e) ? dynamic_cast<const Error&>(e).sqlstate() : "");
+    } catch (...) {
+      throw ConnectionError("after_connect failed: it threw something that is not a std::exception");
+    }
+    if (slot.conn.transaction_status() != TransactionStatus::idle)
+      throw ConnectionError("after_connect left the connection in a transaction or with a statement running");
+  }
   auto now = Clock::now();
   slot.created = slot.last_used = slot.last_checked = now;
   return slot;
@@ -60,7 +81,10 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now,
   // usher.leases names the same code as the leak report.
   bool checkout = slot.has_extension &&
                   (validate || config_.leak_detection_threshold.count() > 0);
-  if (!validate && !checkout && !slot.checkin_sent) return true;  // the hot path
+  if (!validate && !checkout && !slot.return_sent) {  // the hot path
+    slot.uses_at_lend = slot.conn.uses();
+    return true;
+  }
 
   round_trip = true;
   // Its own timeout, not the borrower's deadline: a validation cut short by a deadline
@@ -70,7 +94,10 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now,
   PGconn* c = slot.conn.native();
   // The checkin's answer is normally here already: no extra wait.
   if (!read_checkin(slot, until, why)) return false;
-  if (!validate && !checkout) return true;
+  if (!validate && !checkout) {
+    slot.uses_at_lend = slot.conn.uses();
+    return true;
+  }
   Outcome o;
   if (checkout) {
     std::string holder = holder_text(config_.name, slot.where(), slot.thread());
@@ -91,10 +118,11 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now,
   }
   slot.last_checked = now;
   slot.proven_epoch = epoch;
+  slot.uses_at_lend = slot.conn.uses();
   return true;
 }
 
-bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, std::string& why) {
+bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used, std::string& why) {
   PGconn* c = slot.conn.native();
   if (!slot.conn.is_open()) {
     why = "broken";
@@ -134,15 +162,26 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, std::stri
     why = "lifetime";
     return false;
   }
-  if (slot.lease_on_server) {
-    // Checkin is sent, not awaited: its answer is read by the next borrower's
-    // checkout (one round trip for both) or by the keepalive.
-    if (!PQsendQueryParams(c, kCheckin, 0, nullptr, nullptr, nullptr, nullptr, 0)) {
-      why = "broken: cannot send checkin";
+  // The session reset and the checkin are sent, not awaited: the answer is read by the
+  // next borrower's checkout or validation (one round trip for both) or by the
+  // keepalive. DISCARD ALL refuses to run in a multi-statement string, so when both are
+  // due the reset is awaited here and the checkin sent after it.
+  const char* reset = used ? reset_sql(config_.session_reset) : nullptr;
+  if (reset && slot.lease_on_server) {
+    Outcome o = exec_until(c, reset, {}, until);
+    if (!o.ok) {
+      why = fmt::format("session reset failed: {}", o.error);
+      return false;
+    }
+    reset = nullptr;
+  }
+  if (reset || slot.lease_on_server) {
+    if (!PQsendQueryParams(c, reset ? reset : kCheckin, 0, nullptr, nullptr, nullptr, nullptr, 0)) {
+      why = "broken: cannot send the session reset or checkin";
       return false;
     }
     slot.lease_on_server = false;
-    slot.checkin_sent = true;
+    slot.return_sent = true;
   }
   return true;
 }

@@ -77,6 +77,7 @@ void check_param(const Param& p, std::size_t number) {
 
 Result Connection::exec_params(const std::string& sql, std::span<const Param> params) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
+  ++uses_;
   std::vector<const char*> values;
   std::vector<Oid> types;
   std::vector<int> lengths, formats;

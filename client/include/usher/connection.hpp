@@ -4,6 +4,7 @@
 // pasted into SQL.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -100,7 +101,15 @@ class Connection {
   int backend_pid() const noexcept;
   std::string redacted_conninfo() const { return redacted_conninfo_; }
 
-  pg_conn* native() const noexcept { return conn_; }
+  // libpq's handle, for what Connection does not offer. What is done through it is
+  // invisible to the pool, so a lease whose handle was taken counts as used (its
+  // session is reset on return: PoolConfig::session_reset).
+  pg_conn* native() const noexcept {
+    ++uses_;
+    return conn_;
+  }
+  // Statements sent through exec() plus native() hand-outs, since the connection opened.
+  std::uint64_t uses() const noexcept { return uses_; }
 
  private:
   void close() noexcept;
@@ -109,6 +118,7 @@ class Connection {
   pg_cancel* cancel_ = nullptr;  // prepared once: PQgetCancel is not safe during a query
   std::unique_ptr<NoticeHandler> notice_;  // heap: libpq keeps a pointer to it
   std::string redacted_conninfo_;
+  mutable std::uint64_t uses_ = 0;
 };
 
 }  // namespace usher

@@ -8,9 +8,19 @@
 #include <utility>
 #include <vector>
 
+#include "usher/connection.hpp"
 #include "usher/pool_events.hpp"
 
 namespace usher {
+
+// What the pool does to a connection's session when a lease that used it comes back
+// (a lease that ran nothing and never took native() is not reset).
+enum class SessionReset {
+  discard_all,  // DISCARD ALL: settings, role, prepared statements, temp tables, cursors,
+                // LISTEN, advisory locks, cached plans -- as PgBouncer's server_reset_query
+  reset_all,    // RESET ALL: run-time settings only (not SET ROLE / SESSION AUTHORIZATION)
+  none,         // nothing: the next borrower sees what this one left
+};
 
 struct PoolConfig {
   using ms = std::chrono::milliseconds;
@@ -40,6 +50,15 @@ struct PoolConfig {
   ms validate_after_idle = std::chrono::milliseconds(500);  // 0: validate every borrow
   ms leak_detection_threshold = ms::zero();                 // 0: off
   ms maintenance_interval = std::chrono::seconds(1);  // how often the maintenance thread runs
+
+  // Run on the pool's opener thread once per new connection, before it is first lent
+  // (pgxpool's AfterConnect, HikariCP's connectionInitSql). An exception fails that
+  // connection attempt like a connect error (event connect_failure, with its message);
+  // it must leave no transaction open. What it SETs is undone by a session reset: put
+  // settings that must last in `options` ({"options", "-c search_path=app"}), which are
+  // the session defaults RESET ALL and DISCARD ALL return to.
+  std::function<void(Connection&)> after_connect;
+  SessionReset session_reset = SessionReset::discard_all;
 
   // Use pg_usher's usher.checkout()/usher.checkin() where the extension is installed.
   bool use_extension = true;

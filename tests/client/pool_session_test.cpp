@@ -1,0 +1,165 @@
+// What a borrower leaves in its session does not reach the next one: the pool resets a
+// used connection when it comes back (PoolConfig::session_reset), and after_connect runs
+// once per new connection. A pool of one, so the next borrower gets the same backend.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+
+#include "test_support.hpp"
+
+namespace usher::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+PoolConfig one_connection(const std::string& name, SessionReset reset) {
+  auto c = test_config(name);
+  c.min_idle = c.max_size = 1;
+  c.session_reset = reset;
+  return c;
+}
+
+std::string show(Pool& pool, const char* setting) {
+  auto lease = pool.acquire();
+  return lease->exec(std::string("SELECT current_setting('") + setting + "')").scalar<std::string>();
+}
+
+TEST(PoolSessionTest, DiscardAllByDefaultLeavesNothingForTheNextBorrower) {
+  Admin admin;
+  admin.conn().exec("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'usher_session_role') "
+                    "THEN CREATE ROLE usher_session_role; END IF; END $$");
+  PoolConfig c = test_config("session_discard");
+  c.min_idle = c.max_size = 1;
+  EXPECT_EQ(c.session_reset, SessionReset::discard_all);
+  Pool pool(c);
+  int pid;
+  {
+    auto lease = pool.acquire();
+    pid = lease->backend_pid();
+    lease->exec("SET statement_timeout = '1234ms'");
+    lease->exec("CREATE TEMP TABLE left_behind (n int)");
+    lease->exec("PREPARE left_plan AS SELECT 1");
+    lease->exec("SELECT pg_advisory_lock(4242)");
+    lease->exec("LISTEN left_channel");
+    lease->exec("SET ROLE usher_session_role");
+  }
+  auto lease = pool.acquire();
+  ASSERT_EQ(lease->backend_pid(), pid);  // the same session
+  EXPECT_EQ(lease->exec("SELECT current_setting('statement_timeout')").scalar<std::string>(), "0");
+  EXPECT_EQ(lease->exec("SELECT current_user::text").scalar<std::string>(), "postgres");
+  EXPECT_FALSE(lease->exec("SELECT to_regclass('pg_temp.left_behind') IS NOT NULL").scalar<bool>());
+  EXPECT_EQ(lease->exec("SELECT count(*) FROM pg_prepared_statements").scalar<long>(), 0);
+  EXPECT_EQ(lease->exec("SELECT count(*) FROM pg_listening_channels()").scalar<long>(), 0);
+  EXPECT_EQ(admin.conn().exec("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1::int", pid)
+                .scalar<long>(), 0);
+}
+
+TEST(PoolSessionTest, ResetAllResetsSettingsAndKeepsPreparedStatements) {
+  Pool pool(one_connection("session_reset_all", SessionReset::reset_all));
+  {
+    auto lease = pool.acquire();
+    lease->exec("SET statement_timeout = '1234ms'");
+    lease->exec("PREPARE kept_plan AS SELECT 1");
+  }
+  auto lease = pool.acquire();
+  EXPECT_EQ(lease->exec("SELECT current_setting('statement_timeout')").scalar<std::string>(), "0");
+  EXPECT_EQ(lease->exec("SELECT count(*) FROM pg_prepared_statements").scalar<long>(), 1);
+}
+
+TEST(PoolSessionTest, NoneLeavesTheSessionAsItWas) {
+  Pool pool(one_connection("session_none", SessionReset::none));
+  pool.acquire()->exec("SET statement_timeout = '1234ms'");
+  EXPECT_EQ(show(pool, "statement_timeout"), "1234ms");
+}
+
+TEST(PoolSessionTest, WorkThroughNativeCountsAsUse) {
+  Pool pool(one_connection("session_native", SessionReset::discard_all));
+  {
+    auto lease = pool.acquire();
+    PQclear(PQexec(lease->native(), "SET statement_timeout = '1234ms'"));
+  }
+  EXPECT_EQ(show(pool, "statement_timeout"), "0");
+}
+
+TEST(PoolSessionTest, SettingsInOptionsAreWhatTheResetReturnsTo) {
+  auto c = one_connection("session_options", SessionReset::discard_all);
+  c.options = {{"options", "-c statement_timeout=4321"}};
+  Pool pool(c);
+  pool.acquire()->exec("SET statement_timeout = '1s'");
+  EXPECT_EQ(show(pool, "statement_timeout"), "4321ms");
+}
+
+TEST(PoolSessionTest, AfterConnectRunsOncePerNewConnection) {
+  auto c = one_connection("session_after_connect", SessionReset::none);
+  std::atomic<int> runs{0};
+  c.after_connect = [&](Connection& conn) {
+    ++runs;
+    conn.exec("SET application_name = 'after_connect_ran'");
+  };
+  EventRecorder events;
+  c.on_event = events.callback();
+  Pool pool(c);
+  EXPECT_EQ(show(pool, "application_name"), "after_connect_ran");
+  EXPECT_EQ(show(pool, "application_name"), "after_connect_ran");
+  EXPECT_EQ(runs.load(), 1);
+  pool.acquire().discard();  // a new connection: the hook runs again
+  EXPECT_EQ(show(pool, "application_name"), "after_connect_ran");
+  EXPECT_EQ(runs.load(), 2);
+  EXPECT_EQ(events.count(PoolEventType::connect), 2u);
+}
+
+TEST(PoolSessionTest, AfterConnectFailureIsAConnectFailureNamingIt) {
+  auto c = one_connection("session_after_connect_fails", SessionReset::none);
+  c.acquire_timeout = 2s;
+  c.after_connect = [](Connection& conn) { conn.exec("SELECT no_such_column_anywhere"); };
+  EventRecorder events;
+  c.on_event = events.callback();
+  Pool pool(c);
+  try {
+    pool.acquire();
+    FAIL() << "a connection whose after_connect failed was lent";
+  } catch (const PoolTimeout& e) {
+    EXPECT_THAT(e.what(), HasSubstr("after_connect failed"));
+    EXPECT_THAT(e.what(), HasSubstr("no_such_column_anywhere"));
+  }
+  EXPECT_GE(events.count(PoolEventType::connect_failure), 1u);
+  EXPECT_EQ(pool.stats().created, 0u);
+}
+
+TEST(PoolSessionTest, AfterConnectMustNotLeaveATransactionOpen) {
+  auto c = one_connection("session_after_connect_txn", SessionReset::none);
+  c.acquire_timeout = 2s;
+  c.after_connect = [](Connection& conn) { conn.exec("BEGIN"); };
+  Pool pool(c);
+  try {
+    pool.acquire();
+    FAIL() << "a connection left in a transaction by after_connect was lent";
+  } catch (const PoolTimeout& e) {
+    EXPECT_THAT(e.what(), HasSubstr("after_connect left the connection in a transaction"));
+  }
+}
+
+// With pg_usher's leases the return sends usher.checkin() too: the reset is awaited
+// first (DISCARD ALL will not share a query string), then the checkin.
+TEST(PoolSessionTest, ResetAndCheckinTogether) {
+  Admin admin;
+  if (!admin.has_extension_leases()) GTEST_SKIP() << "pg_usher's usher.checkout() not installed";
+  auto c = one_connection("session_with_checkin", SessionReset::discard_all);
+  c.leak_detection_threshold = 1h;  // every borrow checks out on the server
+  Pool pool(c);
+  int pid;
+  {
+    auto lease = pool.acquire();
+    pid = lease->backend_pid();
+    lease->exec("SET statement_timeout = '1234ms'");
+  }
+  EXPECT_TRUE(eventually([&] {
+    return admin.conn().exec("SELECT count(*) FROM usher.leases WHERE pid = $1::int", pid).scalar<long>() == 0;
+  }));
+  EXPECT_EQ(show(pool, "statement_timeout"), "0");
+}
+
+}  // namespace
+}  // namespace usher::test
