@@ -76,18 +76,23 @@ Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
       if (waiters_.empty()) slot = take_idle_locked();
       if (!slot) {
         if (try_only) return nullptr;
+        if (fail_fast_locked()) {
+          wake_opener_locked();
+          std::rethrow_exception(permanent_connect_error_);
+        }
         Waiter w;
         bool first = waiters_.empty();
         keep_place ? waiters_.push_front(&w) : waiters_.push_back(&w);
         // From now on connections come back under the lock (and may come to w at once).
         if (first) mark_lent_slow_locked();
         wake_opener_locked();
-        while (!w.slot && !closed_) {
+        while (!w.slot && !closed_ && !fail_fast_locked()) {
           if (w.cv.wait_until(lk, deadline) == std::cv_status::timeout) break;
         }
         if (!w.slot) {
           waiters_.remove(&w);
           if (closed_) throw PoolClosed(fmt::format("pool \"{}\" was closed", config_.name));
+          if (fail_fast_locked()) std::rethrow_exception(permanent_connect_error_);
           ++timeouts_;
           auto waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
           std::string message = fmt::format("pool \"{}\": no connection within {} ms ({})",
@@ -223,6 +228,12 @@ void PoolCore::mark_lent_slow_locked() {
       break;
     }
   }
+}
+
+bool PoolCore::fail_fast_locked() const {
+  if (!permanent_connect_error_) return false;
+  Counts c = count_locked();
+  return c.idle + c.lent == 0;
 }
 
 void PoolCore::make_available_locked(Slot* slot) {

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -76,6 +77,7 @@ class PoolCore {
   };
   Counts count_locked() const;
   std::size_t connections_wanted_locked() const;
+  bool fail_fast_locked() const;  // permanent_connect_error_ and nothing open to wait for
   void wake_opener_locked();
   std::string describe_locked() const;
   std::optional<LeakInfo> leak_info_locked(const Slot& slot, Clock::time_point now) const;
@@ -140,6 +142,10 @@ class PoolCore {
   std::uint64_t validations_ = 0, keepalives_ = 0, maintenance_runs_ = 0;
   std::string last_connect_error_;
   bool connect_failing_ = false;
+  // The last attempt failed with an error that waiting does not cure (a database or
+  // role that does not exist, a bad password: Error::is_transient() false). While no
+  // connection is open, borrowers get that error at once instead of a PoolTimeout.
+  std::exception_ptr permanent_connect_error_;
   Clock::time_point next_connect_attempt_{};
   std::chrono::milliseconds connect_backoff_{10};
   std::mt19937_64 rng_;

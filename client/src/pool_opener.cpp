@@ -30,9 +30,13 @@ void PoolCore::opener_loop() {
 
     std::optional<SlotData> slot;
     std::string error;
+    std::exception_ptr permanent;
     try {
       slot = open_slot(Clock::now() + config_.connect_timeout);
-    } catch (const std::exception& e) {  // ConnectionError, or bad_alloc
+    } catch (const Error& e) {  // the server's refusal keeps its class (login errors)
+      error = e.what();
+      if (!e.is_transient()) permanent = std::current_exception();
+    } catch (const std::exception& e) {  // bad_alloc
       error = e.what();
     }
     if (slot && config_.size_from_advice && !advice_read_) {
@@ -58,6 +62,7 @@ void PoolCore::opener_loop() {
       extension_.store(slot->has_extension ? 1 : 0, std::memory_order_relaxed);
       ++created_;
       connect_failing_ = false;
+      permanent_connect_error_ = nullptr;
       connect_backoff_ = std::chrono::milliseconds(10);
       // Filled while empty (nobody can take an empty cell), published by the state.
       Slot* raw = new_cell_locked();
@@ -73,6 +78,8 @@ void PoolCore::opener_loop() {
       bool first = !connect_failing_;
       connect_failing_ = true;
       last_connect_error_ = error;
+      permanent_connect_error_ = permanent;
+      if (fail_fast_locked()) waiters_.for_each([](Waiter* w) { w->cv.notify_one(); });
       // Back off (10 ms doubling to 1 s) so that a server that is down is not hammered,
       // yet one that comes back is found quickly.
       next_connect_attempt_ = Clock::now() + connect_backoff_;
