@@ -15,16 +15,29 @@ std::string trimmed(const char* message) {
 }
 
 bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline) {
+  return wait_socket_or_abort(conn, for_write, deadline, -1) == Wait::ready;
+}
+
+Wait wait_socket_or_abort(PGconn* conn, bool for_write, Clock::time_point deadline,
+                          int abort_fd) {
   int fd = PQsocket(conn);
-  if (fd < 0) return false;
-  pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+  if (fd < 0) return Wait::failed;
+  // poll() ignores an entry whose fd is negative.
+  pollfd p[2] = {{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0},
+                 {abort_fd, POLLIN, 0}};
   while (true) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000 * 60)));
-    if (rc > 0) return true;
-    if (rc < 0 && errno != EINTR) return false;
+    if (left <= 0) return Wait::timed_out;
+    int rc = ::poll(p, 2, static_cast<int>(std::min<long long>(left, 1000 * 60)));
+    if (rc > 0 && p[1].revents != 0) return Wait::aborted;
+    if (rc > 0) return Wait::ready;
+    if (rc < 0 && errno != EINTR) return Wait::failed;
   }
+}
+
+bool readable_now(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
 }
 
 Outcome drain_until(PGconn* conn, Clock::time_point deadline) {

@@ -17,6 +17,12 @@ using Clock = std::chrono::steady_clock;
 // Waits until the connection's socket is readable (or writable). False on timeout/error.
 bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline);
 
+enum class Wait { ready, timed_out, aborted, failed };
+// The same, and `aborted` as soon as `abort_fd` (when >= 0) is readable; it is not read.
+Wait wait_socket_or_abort(PGconn* conn, bool for_write, Clock::time_point deadline, int abort_fd);
+// True when `fd` (>= 0) is readable now (or closed).
+bool readable_now(int fd);
+
 struct Outcome {
   bool ok = false;      // every result was a success
   std::string error;    // otherwise why (libpq's text, trimmed)
