@@ -267,6 +267,39 @@ TEST(ConnectTest, ConnectionLimitIsTransientError53300) {
   admin.conn().exec("DROP ROLE usher_login_limited");
 }
 
+// pg_usher's per-service quota refuses a login with FATAL 53300. Runs where pg_usher is
+// installed: the own-server cluster of tests/suites/client.sh (ConnectExtension*).
+TEST(ConnectExtensionTest, ServiceQuotaAtLoginIsTransientError53300) {
+  const std::string service = "usher_login_quota";
+  Admin admin;
+  auto& c = admin.conn();
+  if (!c.exec("SELECT to_regclass('usher.published_services') IS NOT NULL").scalar<bool>())
+    GTEST_SKIP() << "pg_usher is not installed here (CREATE EXTENSION pg_usher)";
+  c.exec("DROP ROLE IF EXISTS usher_login_quota_role");
+  c.exec("CREATE ROLE usher_login_quota_role LOGIN");  // superusers are never refused
+  c.exec("SELECT usher.set_service($1, max_connections => 1)", service);
+  struct Drop {
+    Connection& c;
+    const std::string& service;
+    ~Drop() {
+      c.exec("SELECT usher.drop_service($1)", service);
+      c.exec("DROP ROLE usher_login_quota_role");
+    }
+  } drop{c, service};
+  ASSERT_TRUE(eventually([&] {  // the publisher worker publishes the quota
+    return c.exec("SELECT count(*) FROM usher.published_services"
+                  " WHERE name = $1 AND max_connections = 1", service).scalar<long>() == 1;
+  }));
+  auto first = Connection::open("application_name=" + service + "/first", wait_limit());
+  expect_refusal<TransientError>(
+      "user=usher_login_quota_role application_name=" + service + "/second", "53300", true,
+                                 "too many connections for service \"" + service + "\"");
+  // The server's HINT stays in the message.
+  expect_refusal<TransientError>(
+      "user=usher_login_quota_role application_name=" + service + "/third", "53300", true,
+      "HINT:  Close idle connections of this service");
+}
+
 // A role that logs in with a password: pg_hba.conf of the test cluster (trust for all)
 // gets two lines of its own in front, for this role only, and back as it was after.
 class PasswordRole {
