@@ -154,7 +154,7 @@ TEST(ConnectTest, PreferStandbyLooksForAStandbyOnEveryHostBeforeTakingAny) {
   auto c = Connection::open(
       fmt::format("host=127.0.0.1,127.0.0.1 port={},{} target_session_attrs=prefer-standby",
                   server_port(), silent.port()),
-      {}, ConnectLimits{Clock::now() + wait_limit(), 1s});
+      {}, ConnectLimits{Clock::time_point::max(), 1s});  // the per-host timeout bounds it all
   EXPECT_EQ(port_of(c), server_port());
   EXPECT_EQ(silent.take_pending(), 1);
 }

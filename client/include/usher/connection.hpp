@@ -43,7 +43,9 @@ Param to_param(const T& value) {
 
 // Bounds of one Connection::open (docs/client.md, "Connecting").
 struct ConnectLimits {
-  // The whole open, every host and every pass included.
+  // The whole open, every host and every pass included. time_point::max() is allowed:
+  // then the per-host timeouts alone bound the open (hosts x timeout, x 2 for
+  // prefer-standby), unless connect_timeout=0 in the conninfo turns them off.
   std::chrono::steady_clock::time_point deadline;
   // Each host's own attempt (libpq's connect_timeout, which the blocking PQconnectdb
   // applies per host): when it passes, the next host is tried. A connect_timeout
