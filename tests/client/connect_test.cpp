@@ -154,9 +154,15 @@ TEST(ConnectTest, PreferStandbyLooksForAStandbyOnEveryHostBeforeTakingAny) {
   auto c = Connection::open(
       fmt::format("host=127.0.0.1,127.0.0.1 port={},{} target_session_attrs=prefer-standby",
                   server_port(), silent.port()),
-      {}, ConnectLimits{Clock::time_point::max(), 1s});  // the per-host timeout bounds it all
+      {}, ConnectLimits{Clock::now() + wait_limit(), 1s});
   EXPECT_EQ(port_of(c), server_port());
   EXPECT_EQ(silent.take_pending(), 1);
+}
+
+TEST(ConnectTest, ADeadlineOfTimePointMaxIsAllowed) {
+  // For callers whose per-host timeouts bound the open (and abort_fd stops it).
+  auto c = Connection::open("", {}, ConnectLimits{Clock::time_point::max(), 1s});
+  EXPECT_EQ(c.exec("SELECT 1").scalar<int>(), 1);
 }
 
 // --- abort_fd ----------------------------------------------------------------------
