@@ -12,8 +12,15 @@ Session connect(const Args& args) {
   // conninfo says otherwise.
   std::string conninfo = args.get("dbname").value_or("");
   Session s;
-  s.conn = usher::Connection::open(conninfo, {{"fallback_application_name", "usher"}},
-                                   usher::Connection::Clock::now() + std::chrono::seconds(10));
+  try {
+    s.conn = usher::Connection::open(conninfo, {{"fallback_application_name", "usher"}},
+                                     usher::Connection::Clock::now() + std::chrono::seconds(10));
+  } catch (const usher::DatabaseError& e) {
+    // A server's refusal at login (no such role or database, wrong password, too many
+    // connections) comes typed by its SQLSTATE; for this tool it is "cannot connect"
+    // (exit 69), not a missing pg_monitor grant or a failed query.
+    throw usher::ConnectionError(e.what(), e.sqlstate());
+  }
   // Checked up front rather than inferred from "schema usher does not exist", so the
   // message can name the database and the fix.
   auto r = s.conn.exec(

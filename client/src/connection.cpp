@@ -8,40 +8,14 @@
 #include <utility>
 #include <vector>
 
+#include "connect.hpp"
 #include "usher/errors.hpp"
-#include "usher/redact.hpp"
 #include "wait.hpp"
 
 namespace usher {
 namespace {
 
 using Options = std::vector<std::pair<std::string, std::string>>;
-
-std::string describe(const std::string& conninfo, const Options& options) {
-  std::string s = conninfo.empty() ? std::string("(libpq defaults)") : redact_conninfo(conninfo);
-  for (const auto& [k, v] : options) {
-    s += fmt::format(" {}={}", k, (k == "password" || k == "sslpassword") ? "***" : v);
-  }
-  return s;
-}
-
-// libpq never prints a password, but a server or a future libpq might: scrub any we know.
-std::string scrub(std::string message, const std::string& conninfo, const Options& options) {
-  std::vector<std::string> secrets;
-  for (const auto& [k, v] : options)
-    if ((k == "password" || k == "sslpassword") && !v.empty()) secrets.push_back(v);
-  if (PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), nullptr)) {
-    for (auto* o = parsed; o->keyword; ++o)
-      if (o->val && *o->val && (std::string_view(o->keyword) == "password" ||
-                                std::string_view(o->keyword) == "sslpassword"))
-        secrets.emplace_back(o->val);
-    PQconninfoFree(parsed);
-  }
-  for (const auto& secret : secrets)
-    for (auto pos = message.find(secret); pos != std::string::npos; pos = message.find(secret))
-      message.replace(pos, secret.size(), "***");
-  return message;
-}
 
 void receive_notice(void* arg, const PGresult* res) {
   auto* handler = static_cast<Connection::NoticeHandler*>(arg);
@@ -58,34 +32,15 @@ Connection Connection::open(const std::string& conninfo, std::chrono::millisecon
 
 Connection Connection::open(const std::string& conninfo, const Options& options,
                             Clock::time_point deadline) {
-  std::vector<const char*> keys{"dbname"}, values{conninfo.c_str()};
-  for (const auto& [k, v] : options) {
-    keys.push_back(k.c_str());
-    values.push_back(v.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
+  return open(conninfo, options, ConnectLimits{deadline});
+}
 
+// Host by host, each under its per-host timeout: connect.cpp.
+Connection Connection::open(const std::string& conninfo, const Options& options,
+                            const ConnectLimits& limits) {
   Connection c;
-  c.redacted_conninfo_ = describe(conninfo, options);
-  c.conn_ = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/1);
-  auto fail = [&](const std::string& why) -> ConnectionError {
-    std::string where = c.redacted_conninfo_;
-    if (c.conn_ && PQhost(c.conn_))
-      where += fmt::format(" [host={} port={}]", PQhost(c.conn_), PQport(c.conn_));
-    return ConnectionError(
-        scrub(fmt::format("cannot connect to {}: {}", where, why), conninfo, options), "08001");
-  };
-  if (!c.conn_) throw fail("out of memory");
-  if (PQstatus(c.conn_) == CONNECTION_BAD) throw fail(detail::trimmed(PQerrorMessage(c.conn_)));
-
-  PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
-  while (poll != PGRES_POLLING_OK) {
-    if (poll == PGRES_POLLING_FAILED) throw fail(detail::trimmed(PQerrorMessage(c.conn_)));
-    if (!detail::wait_socket(c.conn_, poll == PGRES_POLLING_WRITING, deadline))
-      throw fail("timed out");
-    poll = PQconnectPoll(c.conn_);
-  }
+  c.redacted_conninfo_ = detail::describe_conninfo(conninfo, options);
+  c.conn_ = detail::connect_hosts(conninfo, options, limits);
   c.cancel_ = PQgetCancel(c.conn_);
   c.notice_ = std::make_unique<NoticeHandler>();
   PQsetNoticeReceiver(c.conn_, receive_notice, c.notice_.get());

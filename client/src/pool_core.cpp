@@ -5,7 +5,12 @@
 #include <fmt/format.h>
 #include <fmt/std.h>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <system_error>
 
 #include "lend_cache.hpp"
 #include "usher/errors.hpp"
@@ -39,6 +44,11 @@ std::vector<std::pair<std::string, std::string>> connect_options(const PoolConfi
   options.insert(options.begin(), {"application_name", c.effective_application_name()});
   return options;
 }
+int make_abort_fd() {
+  int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd for the pool");
+  return fd;
+}
 std::uint64_t next_pool_uid() {
   static std::atomic<std::uint64_t> last{0};
   return last.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -49,6 +59,7 @@ PoolCore::PoolCore(PoolConfig config)
     : config_((config.validate(), std::move(config))),
       connect_options_(connect_options(config_)),
       uid_(next_pool_uid()),
+      abort_fd_(make_abort_fd()),
       max_size_(config_.max_size),
       min_idle_(config_.min_idle),
       rng_(std::random_device{}()) {
@@ -60,6 +71,7 @@ PoolCore::~PoolCore() {
   // Only reached through drop_reference() after close(): threads joined, nothing lent.
   if (opener_.joinable()) opener_.join();
   if (maintenance_.joinable()) maintenance_.join();
+  ::close(abort_fd_);
 }
 
 Slot* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,

@@ -84,7 +84,7 @@ class PoolCore {
   void drop_reference() noexcept;
 
   // slot_health.cpp: the round trips, always outside the lock
-  SlotData open_slot(Clock::time_point deadline);
+  SlotData open_slot();
   bool prepare_for_borrower(Slot& slot, Clock::time_point now,
                             std::string& why, bool& round_trip);
   bool clean_after_borrower(Slot& slot, Clock::time_point now, bool used, std::string& why);
@@ -109,6 +109,10 @@ class PoolCore {
   const PoolConfig config_;
   const std::vector<std::pair<std::string, std::string>> connect_options_;
   const std::uint64_t uid_;  // never reused: names this pool in the threads' lend caches
+  // An eventfd written once, by close(): every wait of the pool's own round trips and
+  // connection attempts polls it, so that close(0ms) and ~Pool return at once instead
+  // of waiting out a connect_timeout or validation_timeout. Never read.
+  const int abort_fd_;
 
   // Read by every acquire, written once in a long while: its own cache line.
   // Moves on each time a connection turns out broken, which usually means they all are

@@ -32,7 +32,7 @@ void PoolCore::opener_loop() {
     std::string error;
     std::exception_ptr permanent;
     try {
-      slot = open_slot(Clock::now() + config_.connect_timeout);
+      slot = open_slot();
     } catch (const Error& e) {  // the server's refusal keeps its class (login errors)
       error = e.what();
       if (!e.is_transient()) permanent = std::current_exception();

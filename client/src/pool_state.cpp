@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <unistd.h>
+
 #include "pool_core.hpp"
 
 namespace usher::detail {
@@ -115,6 +117,9 @@ CloseReport PoolCore::close(std::chrono::milliseconds timeout) {
       }
       opener_cv_.notify_all();
       maintenance_cv_.notify_all();
+      // Connection attempts and round trips in flight stop now (pool_core.hpp).
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(abort_fd_, &one, sizeof one);
     }
   }
   for (auto* t : {&opener_, &maintenance_})

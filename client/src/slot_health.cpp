@@ -27,9 +27,9 @@ constexpr const char* kCheckin = "SELECT usher.checkin()";
 
 // Reads the answer to what was sent when the connection came back (session reset,
 // usher.checkin()).
-bool read_checkin(SlotData& slot, Clock::time_point until, std::string& why) {
+bool read_checkin(SlotData& slot, Clock::time_point until, int abort_fd, std::string& why) {
   if (!slot.return_sent) return true;
-  Outcome o = drain_until(slot.conn.native(), until);
+  Outcome o = drain_until(slot.conn.native(), until, abort_fd);
   slot.return_sent = false;
   if (!o.ok) why = fmt::format("session reset or checkin failed: {}", o.error);
   return o.ok;
@@ -45,14 +45,19 @@ const char* reset_sql(SessionReset reset) {
 
 }  // namespace
 
-SlotData PoolCore::open_slot(Clock::time_point deadline) {
+SlotData PoolCore::open_slot() {
   SlotData slot;
   slot.proven_epoch = health_epoch_.load(std::memory_order_relaxed);
-  slot.conn = Connection::open(config_.conninfo, connect_options_, deadline);
+  // Each host under connect_timeout, as libpq's connect_timeout (a connect_timeout in the
+  // conninfo wins): with host=a,b a silent a costs one timeout, then b is tried. No
+  // overall deadline beyond that; close() abandons an attempt at once (abort_fd_).
+  slot.conn = Connection::open(config_.conninfo, connect_options_,
+                               ConnectLimits{Clock::time_point::max(), config_.connect_timeout, abort_fd_});
+  auto deadline = Clock::now() + config_.connect_timeout;  // the pool's own first statements
   slot.backend_pid = slot.conn.backend_pid();
   if (config_.use_extension) {
     // Once per connection: a server may gain or lose the extension between connections.
-    Outcome o = exec_until(slot.conn.native(), kDetectExtension, {}, deadline);
+    Outcome o = exec_until(slot.conn.native(), kDetectExtension, {}, deadline, abort_fd_);
     if (!o.ok) throw ConnectionError(fmt::format("checking for pg_usher failed: {}", o.error), o.sqlstate);
     slot.has_extension = o.last.scalar<bool>();
   }
@@ -93,7 +98,7 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now,
   auto until = now + config_.validation_timeout;
   PGconn* c = slot.conn.native();
   // The checkin's answer is normally here already: no extra wait.
-  if (!read_checkin(slot, until, why)) return false;
+  if (!read_checkin(slot, until, abort_fd_, why)) return false;
   if (!validate && !checkout) {
     slot.uses_at_lend = slot.conn.uses();
     return true;
@@ -102,10 +107,10 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now,
   if (checkout) {
     std::string holder = holder_text(config_.name, slot.where(), slot.thread());
     Param p{holder, type_oids::text};
-    o = exec_until(c, kCheckout, std::span<const Param>(&p, 1), until);
+    o = exec_until(c, kCheckout, std::span<const Param>(&p, 1), until, abort_fd_);
     slot.lease_on_server = o.ok;
   } else {
-    o = exec_until(c, kPing, {}, until);
+    o = exec_until(c, kPing, {}, until, abort_fd_);
   }
   {
     std::lock_guard lk(mu_);
@@ -137,7 +142,7 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used
       // The borrower left a statement running (PQsendQuery on native()): cancel it and
       // read what is left, then treat the connection like any other.
       slot.conn.cancel();
-      Outcome o = drain_until(c, until);
+      Outcome o = drain_until(c, until, abort_fd_);
       if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) == PQTRANS_ACTIVE) {
         why = fmt::format("dirty: statement still running ({})", o.error);
         return false;
@@ -147,7 +152,7 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used
     }
     case PQTRANS_INTRANS:
     case PQTRANS_INERROR: {
-      Outcome o = exec_until(c, "ROLLBACK", {}, until);
+      Outcome o = exec_until(c, "ROLLBACK", {}, until, abort_fd_);
       if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
         why = fmt::format("dirty: rollback failed ({})", o.error);
         return false;
@@ -168,7 +173,7 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used
   // due the reset is awaited here and the checkin sent after it.
   const char* reset = used ? reset_sql(config_.session_reset) : nullptr;
   if (reset && slot.lease_on_server) {
-    Outcome o = exec_until(c, reset, {}, until);
+    Outcome o = exec_until(c, reset, {}, until, abort_fd_);
     if (!o.ok) {
       why = fmt::format("session reset failed: {}", o.error);
       return false;
@@ -189,8 +194,8 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used
 bool PoolCore::keepalive(Slot& slot, std::string& why) {
   auto until = Clock::now() + config_.validation_timeout;
   PGconn* c = slot.conn.native();
-  if (!read_checkin(slot, until, why)) return false;
-  Outcome o = exec_until(c, kPing, {}, until);
+  if (!read_checkin(slot, until, abort_fd_, why)) return false;
+  Outcome o = exec_until(c, kPing, {}, until, abort_fd_);
   if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
     why = fmt::format("keepalive failed: {}", o.error);
     return false;
@@ -200,7 +205,7 @@ bool PoolCore::keepalive(Slot& slot, std::string& why) {
 
 std::optional<PoolAdvice> PoolCore::read_advice(SlotData& slot, std::string& why) {
   auto until = Clock::now() + config_.validation_timeout;
-  if (!read_checkin(slot, until, why)) return std::nullopt;
+  if (!read_checkin(slot, until, abort_fd_, why)) return std::nullopt;
   try {
     return fetch_pool_advice_until(slot.conn, config_.service, config_.advice_instances, until);
   } catch (const std::exception& e) {  // typed errors whose messages say what to grant or install

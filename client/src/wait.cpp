@@ -15,24 +15,44 @@ std::string trimmed(const char* message) {
 }
 
 bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline) {
+  return wait_socket_or_abort(conn, for_write, deadline, -1) == Wait::ready;
+}
+
+Wait wait_socket_or_abort(PGconn* conn, bool for_write, Clock::time_point deadline,
+                          int abort_fd) {
   int fd = PQsocket(conn);
-  if (fd < 0) return false;
-  pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+  if (fd < 0) return Wait::failed;
+  // poll() ignores an entry whose fd is negative.
+  pollfd p[2] = {{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0},
+                 {abort_fd, POLLIN, 0}};
   while (true) {
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000 * 60)));
-    if (rc > 0) return true;
-    if (rc < 0 && errno != EINTR) return false;
+    if (left <= 0) return Wait::timed_out;
+    int rc = ::poll(p, 2, static_cast<int>(std::min<long long>(left, 1000 * 60)));
+    if (rc > 0 && p[1].revents != 0) return Wait::aborted;
+    if (rc > 0) return Wait::ready;
+    if (rc < 0 && errno != EINTR) return Wait::failed;
   }
 }
 
-Outcome drain_until(PGconn* conn, Clock::time_point deadline) {
+bool readable_now(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+namespace {
+const char* why_not(Wait w, const char* timed_out) {
+  return w == Wait::aborted ? "abandoned: the pool is closing" : timed_out;
+}
+}  // namespace
+
+Outcome drain_until(PGconn* conn, Clock::time_point deadline, int abort_fd) {
   Outcome out;
   out.ok = true;
   while (true) {
     if (PQflush(conn) == 1) {  // still sending
-      if (!wait_socket(conn, true, deadline)) return {false, "timed out sending", {}, {}};
+      if (Wait w = wait_socket_or_abort(conn, true, deadline, abort_fd); w != Wait::ready)
+        return {false, why_not(w, "timed out sending"), {}, {}};
       continue;
     }
     while (!PQisBusy(conn)) {
@@ -51,13 +71,14 @@ Outcome drain_until(PGconn* conn, Clock::time_point deadline) {
       out.last = Result(r);
     }
     if (PQstatus(conn) != CONNECTION_OK) return {false, trimmed(PQerrorMessage(conn)), {}, {}};
-    if (!wait_socket(conn, false, deadline)) return {false, "timed out waiting for the server", {}, {}};
+    if (Wait w = wait_socket_or_abort(conn, false, deadline, abort_fd); w != Wait::ready)
+      return {false, why_not(w, "timed out waiting for the server"), {}, {}};
     if (!PQconsumeInput(conn)) return {false, trimmed(PQerrorMessage(conn)), {}, {}};
   }
 }
 
 Outcome exec_until(PGconn* conn, const char* sql, std::span<const Param> params,
-                   Clock::time_point deadline) {
+                   Clock::time_point deadline, int abort_fd) {
   std::vector<const char*> values;
   std::vector<Oid> types;
   for (const auto& p : params) {
@@ -67,7 +88,7 @@ Outcome exec_until(PGconn* conn, const char* sql, std::span<const Param> params,
   if (!PQsendQueryParams(conn, sql, static_cast<int>(params.size()), types.data(), values.data(),
                          nullptr, nullptr, 0))
     return {false, trimmed(PQerrorMessage(conn)), {}, {}};
-  return drain_until(conn, deadline);
+  return drain_until(conn, deadline, abort_fd);
 }
 
 }  // namespace usher::detail

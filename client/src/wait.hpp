@@ -17,6 +17,12 @@ using Clock = std::chrono::steady_clock;
 // Waits until the connection's socket is readable (or writable). False on timeout/error.
 bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline);
 
+enum class Wait { ready, timed_out, aborted, failed };
+// The same, and `aborted` as soon as `abort_fd` (when >= 0) is readable; it is not read.
+Wait wait_socket_or_abort(PGconn* conn, bool for_write, Clock::time_point deadline, int abort_fd);
+// True when `fd` (>= 0) is readable now (or closed).
+bool readable_now(int fd);
+
 struct Outcome {
   bool ok = false;      // every result was a success
   std::string error;    // otherwise why (libpq's text, trimmed)
@@ -24,12 +30,13 @@ struct Outcome {
   Result last;          // the last result received
 };
 
-// Sends one statement and reads all its results, giving up at `deadline`.
+// Sends one statement and reads all its results, giving up at `deadline`, or as soon
+// as `abort_fd` (when >= 0: the pool's, written when it closes) is readable.
 Outcome exec_until(PGconn* conn, const char* sql, std::span<const Param> params,
-                   Clock::time_point deadline);
+                   Clock::time_point deadline, int abort_fd = -1);
 
 // Reads and drops every result still pending on the connection (after PQsendQuery*).
-Outcome drain_until(PGconn* conn, Clock::time_point deadline);
+Outcome drain_until(PGconn* conn, Clock::time_point deadline, int abort_fd = -1);
 
 // libpq's error text without the trailing newline.
 std::string trimmed(const char* message);

@@ -243,5 +243,27 @@ TEST(PoolBasicTest, PrometheusTextPassesPromtool) {
   EXPECT_EQ(output, "") << text;  // no lint warnings either
 }
 
+// A database that does not exist will not appear by waiting: the borrower gets the
+// server's 3D000 at once, typed and not transient, instead of a PoolTimeout after
+// acquire_timeout (here wait_limit(), 30 s by default).
+TEST(PoolBasicTest, APermanentConnectErrorFailsBorrowersFastWithIt) {
+  auto c = test_config("basic_no_db");
+  c.conninfo = "dbname=usher_no_such_database";
+  Pool pool(c);
+  for (int i = 0; i < 2; ++i) {  // while waiting for the first attempt, and after it
+    try {
+      pool.acquire();
+      FAIL() << "a lease from a database that does not exist";
+    } catch (const PoolTimeout& e) {
+      FAIL() << "timed out instead of failing fast: " << e.what();
+    } catch (const DatabaseError& e) {
+      EXPECT_EQ(e.sqlstate(), "3D000");
+      EXPECT_FALSE(e.is_transient());
+      EXPECT_THAT(e.what(), HasSubstr("usher_no_such_database"));
+    }
+  }
+  EXPECT_EQ(pool.stats().timeouts, 0u);
+}
+
 }  // namespace
 }  // namespace usher::test

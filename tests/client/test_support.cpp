@@ -1,6 +1,14 @@
 #include "test_support.hpp"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
+#include <stdexcept>
 #include <thread>
 
 namespace usher::test {
@@ -88,6 +96,32 @@ bool wait_idle(const Pool& pool, std::size_t idle) {
     auto s = pool.stats();
     return s.idle == idle && s.pending == 0;
   });
+}
+
+SilentServer::SilentServer() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+      ::listen(fd_, 16) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("cannot listen on 127.0.0.1");
+  port_ = ntohs(a.sin_port);
+}
+
+SilentServer::~SilentServer() { ::close(fd_); }
+
+bool SilentServer::wait_for_client() const {
+  pollfd p{fd_, POLLIN, 0};
+  return ::poll(&p, 1, static_cast<int>(wait_limit().count())) == 1;
+}
+
+int SilentServer::take_pending() {
+  ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
+  int n = 0;
+  for (int c; (c = ::accept(fd_, nullptr, nullptr)) >= 0; ++n) ::close(c);
+  return n;
 }
 
 }  // namespace usher::test

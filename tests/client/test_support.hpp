@@ -63,6 +63,26 @@ class EventRecorder {
   std::vector<RecordedEvent> events_;
 };
 
+// A TCP listener on 127.0.0.1 that never accepts: the kernel completes the handshake,
+// then nothing answers -- a host that "accepts TCP but never answers".
+class SilentServer {
+ public:
+  SilentServer();
+  ~SilentServer();
+  SilentServer(const SilentServer&) = delete;
+  SilentServer& operator=(const SilentServer&) = delete;
+
+  int port() const { return port_; }
+  // Blocks until a client's handshake has completed (a connection waits in the backlog).
+  bool wait_for_client() const;
+  // Accepts (and closes) every connection waiting in the backlog; returns how many.
+  int take_pending();
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 // Waits until the pool has `idle` idle connections and nothing pending.
 bool wait_idle(const Pool& pool, std::size_t idle);
 

@@ -185,6 +185,14 @@ assert_match "$RC $ERR" "^77 usher: permission denied for schema usher: the role
 "${Q[@]}" -c "GRANT pg_monitor TO cli_nobody" >/dev/null
 run status -d "user=cli_nobody"
 assert_eq "$RC" "0" "granted pg_monitor, the same role reads the status"
+# A server's refusal at login is "cannot connect" too (libusher throws it typed by its
+# SQLSTATE: PermissionDenied for a missing role, DatabaseError for a missing database).
+run status -d "user=cli_no_such_role"
+assert_match "$RC $ERR" "^69 usher: cannot connect to .*role \"cli_no_such_role\" does not exist" \
+  "a role that does not exist: exit 69 (not 77, the pg_monitor hint)"
+run status -d "dbname=cli_no_such_db"
+assert_match "$RC $ERR" "^69 usher: cannot connect to .*database \"cli_no_such_db\" does not exist" \
+  "a database that does not exist: exit 69"
 secret=hunter2-cli-secret
 for conninfo in "host=127.0.0.1 port=1 user=x password=$secret" \
                 "postgresql://x:$secret@127.0.0.1:1/postgres" \

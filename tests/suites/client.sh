@@ -82,10 +82,11 @@ run_gtest() {
 }
 
 # Tests that need a server of their own: the restart test stops and starts it; the
-# lease tests need CREATE EXTENSION pg_usher, which the shared test cluster does not have
+# lease tests and the service quota at login (ConnectExtension*) need CREATE EXTENSION
+# pg_usher, which the shared test cluster does not have
 # (they skip, saying so, when the extension cannot be created — which here is a failure:
 # this cluster preloads pg_usher, so every one of them must run).
-OWN_SERVER_TESTS='PoolRestart*:PoolExtension*'
+OWN_SERVER_TESTS='PoolRestart*:PoolExtension*:ConnectExtension*'
 run_own_server() {
   local name=$1 bin=$2
   start_cluster "$RESTART_CLUSTER" || { echo "0 1" >>"$COUNTS"; status=1; return; }

@@ -54,6 +54,22 @@ Param to_param(const T& value) {
   }
 }
 
+// Bounds of one Connection::open (docs/client.md, "Connecting").
+struct ConnectLimits {
+  // The whole open, every host and every pass included. time_point::max() is allowed:
+  // then the per-host timeouts alone bound the open (hosts x timeout, x 2 for
+  // prefer-standby), unless connect_timeout=0 in the conninfo turns them off.
+  std::chrono::steady_clock::time_point deadline;
+  // Each host's own attempt (libpq's connect_timeout, which the blocking PQconnectdb
+  // applies per host): when it passes, the next host is tried. A connect_timeout
+  // written in the conninfo or the options wins over it. Zero or negative: none (only
+  // the deadline bounds an attempt).
+  std::chrono::milliseconds per_host_timeout{0};
+  // When >= 0, every wait of the open polls this descriptor too; once it is readable
+  // (it is never read), the open stops at once with usher::ConnectAborted.
+  int abort_fd = -1;
+};
+
 // What PQtransactionStatus says, without including libpq-fe.h.
 enum class TransactionStatus { idle, active, in_transaction, in_error, unknown };
 
@@ -64,8 +80,18 @@ class Connection {
 
   // Opens a connection. `conninfo` is a keyword=value string or a URI (empty: libpq's
   // defaults and PG* environment variables); `options` are further libpq keywords that
-  // override it. Throws usher::ConnectionError (password redacted) on failure or when
-  // `deadline` passes first.
+  // override it. Several hosts (host=a,b or postgres://a,b/db) are tried one after the
+  // other, each for at most its per-host timeout. Throws (password redacted in the
+  // message, which names each host tried and why it failed):
+  //  - the class of the server's SQLSTATE when a server refused the login
+  //    (28000/28P01 PermissionDenied, 3D000 DatabaseError, 53300 TransientError, 57P03
+  //    ConnectionError, ...);
+  //  - usher::ConnectionError 08001 when no server answered in time or at all;
+  //  - usher::ConnectAborted when limits.abort_fd became readable.
+  static Connection open(const std::string& conninfo,
+                         const std::vector<std::pair<std::string, std::string>>& options,
+                         const ConnectLimits& limits);
+  // The same with no per-host timeout other than a connect_timeout in the conninfo.
   static Connection open(const std::string& conninfo,
                          const std::vector<std::pair<std::string, std::string>>& options,
                          Clock::time_point deadline);

@@ -32,6 +32,13 @@ class ConnectionError : public Error {
   bool is_transient() const noexcept override { return true; }
 };
 
+// Connection::open stopped because its ConnectLimits::abort_fd became readable (e.g. the
+// pool is closing). Not transient: the caller asked for it. No SQLSTATE.
+class ConnectAborted : public Error {
+ public:
+  using Error::Error;
+};
+
 // No connection could be lent before the deadline. The message describes the pool.
 class PoolTimeout : public Error {
  public:
