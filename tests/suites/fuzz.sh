@@ -360,12 +360,16 @@ check_invariants "direct DML"
 
 # --- 3. sqlsmith: two processes as the plain role fuzz_smith, whose sessions belong to
 # service smith (one slot: they queue for it). sqlsmith sets its own application_name
-# and a 1 s statement_timeout; the role's settings bound lock waits too.
-"${SU[@]}" -c "ALTER ROLE fuzz_smith SET statement_timeout = '2s'" -c "ALTER ROLE fuzz_smith SET lock_timeout = '1s'" >/dev/null
+# and a 1 s statement_timeout for its queries; the role's settings bound lock waits,
+# and bound sqlsmith's start-up generously: a start-up that fails ends sqlsmith (exit
+# 1), and one start-up waits for the slot while the other reads the catalogs in its
+# transaction, which took more than the baseline's 1 s queue_timeout on a loaded
+# machine. Its queries wait at most their own 1 s.
+"${SU[@]}" -c "ALTER ROLE fuzz_smith SET statement_timeout = '90s'" -c "ALTER ROLE fuzz_smith SET lock_timeout = '1s'" >/dev/null
 # Gate mode transaction: a slot per transaction, so the limit holds whatever sqlsmith
 # sends in one transaction (its start-up reads the catalogs in one transaction, whose
 # later statements statement mode admits past a full gate by design).
-"${SU[@]}" -c "SELECT usher.set_service('smith', gate_mode => 'transaction')" >/dev/null
+"${SU[@]}" -c "SELECT usher.set_service('smith', gate_mode => 'transaction', queue_timeout => '60s')" >/dev/null
 smith_pids=()
 started=$SECONDS
 for i in 0 1; do
