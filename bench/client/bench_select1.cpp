@@ -1,6 +1,8 @@
 // SELECT 1 from 8 threads, three ways, in the same run (use
 // --benchmark_enable_random_interleaving so that drift hits all three alike):
-//   Pool             8 threads share a libusher pool of 8 connections
+//   Pool             8 threads share a libusher pool of 8 connections (default settings:
+//                    each used lease's session is reset, DISCARD ALL)
+//   PoolNoReset      the same with session_reset = none: the pool's own cost alone
 //   RawPersistent    each thread keeps its own libpq connection (the ceiling)
 //   ConnectPerQuery  each query opens and closes a libpq connection (the floor)
 //   PoolLeaseHeld    like Pool, but each thread keeps one lease for all its queries:
@@ -16,6 +18,7 @@
 namespace {
 
 usher::Pool* pool = nullptr;
+usher::Pool* pool_no_reset = nullptr;
 
 void check(PGresult* r) {
   if (PQresultStatus(r) != PGRES_TUPLES_OK) throw std::runtime_error(PQresultErrorMessage(r));
@@ -32,6 +35,14 @@ void warm(PGconn* c) {
 void BM_Pool(benchmark::State& state) {
   for (auto _ : state) {
     auto lease = pool->acquire();
+    check(select1(lease->native()));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_PoolNoReset(benchmark::State& state) {
+  for (auto _ : state) {
+    auto lease = pool_no_reset->acquire();
     check(select1(lease->native()));
   }
   state.SetItemsProcessed(state.iterations());
@@ -67,6 +78,7 @@ void BM_ConnectPerQuery(benchmark::State& state) {
 }
 
 BENCHMARK(BM_Pool)->Threads(8)->UseRealTime();
+BENCHMARK(BM_PoolNoReset)->Threads(8)->UseRealTime();
 BENCHMARK(BM_RawPersistent)->Threads(8)->UseRealTime();
 BENCHMARK(BM_ConnectPerQuery)->Threads(8)->UseRealTime();
 BENCHMARK(BM_PoolLeaseHeld)->Threads(8)->UseRealTime();
@@ -82,9 +94,13 @@ int main(int argc, char** argv) {
   config.acquire_timeout = std::chrono::seconds(30);
   usher::Pool p(config);
   pool = &p;
-  {
+  config.name = "bench_select1_no_reset";
+  config.session_reset = usher::SessionReset::none;
+  usher::Pool q(config);
+  pool_no_reset = &q;
+  for (usher::Pool* each : {&p, &q}) {
     std::vector<usher::Lease> leases;
-    for (int i = 0; i < 8; ++i) leases.push_back(p.acquire());
+    for (int i = 0; i < 8; ++i) leases.push_back(each->acquire());
     for (auto& l : leases) warm(l->native());
   }
   benchmark::RunSpecifiedBenchmarks();
