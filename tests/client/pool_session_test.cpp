@@ -112,13 +112,14 @@ TEST(PoolSessionTest, AfterConnectRunsOncePerNewConnection) {
 
 TEST(PoolSessionTest, AfterConnectFailureIsAConnectFailureNamingIt) {
   auto c = one_connection("session_after_connect_fails", SessionReset::none);
-  c.acquire_timeout = 2s;
   c.after_connect = [](Connection& conn) { conn.exec("SELECT no_such_column_anywhere"); };
   EventRecorder events;
   c.on_event = events.callback();
   Pool pool(c);
+  // Once an attempt has failed, a borrower that cannot wait sees why in its PoolTimeout.
+  ASSERT_TRUE(eventually([&] { return events.count(PoolEventType::connect_failure) >= 1; }));
   try {
-    pool.acquire();
+    pool.acquire(Pool::Clock::now());
     FAIL() << "a connection whose after_connect failed was lent";
   } catch (const PoolTimeout& e) {
     EXPECT_THAT(e.what(), HasSubstr("after_connect failed"));
@@ -130,11 +131,13 @@ TEST(PoolSessionTest, AfterConnectFailureIsAConnectFailureNamingIt) {
 
 TEST(PoolSessionTest, AfterConnectMustNotLeaveATransactionOpen) {
   auto c = one_connection("session_after_connect_txn", SessionReset::none);
-  c.acquire_timeout = 2s;
   c.after_connect = [](Connection& conn) { conn.exec("BEGIN"); };
+  EventRecorder events;
+  c.on_event = events.callback();
   Pool pool(c);
+  ASSERT_TRUE(eventually([&] { return events.count(PoolEventType::connect_failure) >= 1; }));
   try {
-    pool.acquire();
+    pool.acquire(Pool::Clock::now());
     FAIL() << "a connection left in a transaction by after_connect was lent";
   } catch (const PoolTimeout& e) {
     EXPECT_THAT(e.what(), HasSubstr("after_connect left the connection in a transaction"));
