@@ -32,8 +32,11 @@ std::string scrub(std::string message, const std::string& conninfo, const ConnOp
       if (o->val && *o->val && is_secret_keyword(o->keyword)) secrets.emplace_back(o->val);
     PQconninfoFree(parsed);
   }
+  // Searching on after each replacement: a password such as "*" must not find itself in
+  // the "***" just written (that looped for ever).
   for (const auto& secret : secrets)
-    for (auto pos = message.find(secret); pos != std::string::npos; pos = message.find(secret))
+    for (auto pos = message.find(secret); pos != std::string::npos;
+         pos = message.find(secret, pos + 3))
       message.replace(pos, secret.size(), "***");
   return message;
 }
