@@ -9,6 +9,7 @@
 
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
+#include "param_arrays.hpp"
 #include "wait.hpp"
 
 namespace usher {
@@ -28,7 +29,7 @@ namespace {
 
 // Text format ends a value at its first NUL: refuse it rather than send less. libpq
 // takes a length as an int.
-void check_param(const Param& p, std::size_t number) {
+void check(const Param& p, std::size_t number) {
   if (!p.text) return;
   if (p.text->size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw InvalidParameter(fmt::format("parameter ${} is {} bytes: more than a protocol message "
@@ -41,6 +42,27 @@ void check_param(const Param& p, std::size_t number) {
                     "bind binary data as usher::Bytes (bytea)", number, at, p.text->size()),
         "22021");
 }
+
+}  // namespace
+
+namespace detail {
+ParamArrays::ParamArrays(std::span<const Param> params) {
+  values.reserve(params.size());
+  types.reserve(params.size());
+  lengths.reserve(params.size());
+  formats.reserve(params.size());
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const Param& p = params[i];
+    check(p, i + 1);
+    values.push_back(p.text ? p.text->data() : nullptr);
+    types.push_back(p.type);
+    lengths.push_back(p.text ? static_cast<int>(p.text->size()) : 0);
+    formats.push_back(p.binary ? 1 : 0);
+  }
+}
+}  // namespace detail
+
+namespace {
 
 // The statement started a COPY with the client. COPY TO STDOUT: its rows are read and
 // dropped, so the statement ends as it would have (and its transaction is unharmed).
@@ -78,23 +100,9 @@ void check_param(const Param& p, std::size_t number) {
 Result Connection::exec_params(const std::string& sql, std::span<const Param> params) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   ++uses_;
-  std::vector<const char*> values;
-  std::vector<Oid> types;
-  std::vector<int> lengths, formats;
-  values.reserve(params.size());
-  types.reserve(params.size());
-  lengths.reserve(params.size());
-  formats.reserve(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const Param& p = params[i];
-    check_param(p, i + 1);
-    values.push_back(p.text ? p.text->data() : nullptr);
-    types.push_back(p.type);
-    lengths.push_back(p.text ? static_cast<int>(p.text->size()) : 0);
-    formats.push_back(p.binary ? 1 : 0);
-  }
-  PGresult* res = PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
-                               values.data(), lengths.data(), formats.data(), 0);
+  detail::ParamArrays a(params);
+  PGresult* res = PQexecParams(conn_, sql.c_str(), a.count(), a.types.data(), a.values.data(),
+                               a.lengths.data(), a.formats.data(), 0);
   switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
     case PGRES_COMMAND_OK:
     case PGRES_TUPLES_OK:

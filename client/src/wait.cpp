@@ -4,7 +4,10 @@
 #include <poll.h>
 
 #include <algorithm>
-#include <vector>
+#include <optional>
+
+#include "param_arrays.hpp"
+#include "usher/errors.hpp"
 
 namespace usher::detail {
 
@@ -12,10 +15,6 @@ std::string trimmed(const char* message) {
   std::string s = message ? message : "";
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline) {
-  return wait_socket_or_abort(conn, for_write, deadline, -1) == Wait::ready;
 }
 
 Wait wait_socket_or_abort(PGconn* conn, bool for_write, Clock::time_point deadline,
@@ -42,7 +41,11 @@ bool readable_now(int fd) {
 
 namespace {
 const char* why_not(Wait w, const char* timed_out) {
-  return w == Wait::aborted ? "abandoned: the pool is closing" : timed_out;
+  switch (w) {
+    case Wait::aborted: return "abandoned: the pool is closing";
+    case Wait::failed: return "cannot wait for the socket";
+    default: return timed_out;
+  }
 }
 }  // namespace
 
@@ -79,14 +82,14 @@ Outcome drain_until(PGconn* conn, Clock::time_point deadline, int abort_fd) {
 
 Outcome exec_until(PGconn* conn, const char* sql, std::span<const Param> params,
                    Clock::time_point deadline, int abort_fd) {
-  std::vector<const char*> values;
-  std::vector<Oid> types;
-  for (const auto& p : params) {
-    values.push_back(p.text ? p.text->c_str() : nullptr);
-    types.push_back(p.type);
+  std::optional<ParamArrays> a;
+  try {
+    a.emplace(params);
+  } catch (const Error& e) {  // a value libpq would cut short: nothing is sent
+    return {false, e.what(), e.sqlstate(), {}};
   }
-  if (!PQsendQueryParams(conn, sql, static_cast<int>(params.size()), types.data(), values.data(),
-                         nullptr, nullptr, 0))
+  if (!PQsendQueryParams(conn, sql, a->count(), a->types.data(), a->values.data(),
+                         a->lengths.data(), a->formats.data(), 0))
     return {false, trimmed(PQerrorMessage(conn)), {}, {}};
   return drain_until(conn, deadline, abort_fd);
 }

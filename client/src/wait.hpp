@@ -14,11 +14,9 @@ namespace usher::detail {
 
 using Clock = std::chrono::steady_clock;
 
-// Waits until the connection's socket is readable (or writable). False on timeout/error.
-bool wait_socket(PGconn* conn, bool for_write, Clock::time_point deadline);
-
 enum class Wait { ready, timed_out, aborted, failed };
-// The same, and `aborted` as soon as `abort_fd` (when >= 0) is readable; it is not read.
+// Waits until the connection's socket is readable (or writable), the deadline passes,
+// or `abort_fd` (when >= 0) is readable (`aborted`; it is not read).
 Wait wait_socket_or_abort(PGconn* conn, bool for_write, Clock::time_point deadline, int abort_fd);
 // True when `fd` (>= 0) is readable now (or closed).
 bool readable_now(int fd);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
+#include "wait.hpp"
 
 namespace usher::test {
 namespace {
@@ -27,6 +28,22 @@ TEST_F(StatementTest, TextWithNulIsRefusedNotTruncated) {
   }
   EXPECT_THROW(conn.exec("SELECT $1::text, $2::text", "x", std::string_view("\0", 1)), InvalidParameter);
   EXPECT_EQ(conn.exec("SELECT 1").scalar<int>(), 1);  // nothing was sent: still usable
+}
+
+// The pool's own round trips (checkout, pool advice) go through exec_until: the same
+// arrays, the same refusal, reported as its Outcome.
+TEST_F(StatementTest, ThePoolsOwnStatementPathRefusesTheSame) {
+  Param nul{std::string("a\0b", 3), type_oids::text};
+  auto o = detail::exec_until(conn.native(), "SELECT $1", std::span<const Param>(&nul, 1),
+                              Connection::Clock::now() + wait_limit());
+  EXPECT_FALSE(o.ok);
+  EXPECT_EQ(o.sqlstate, "22021");
+  EXPECT_THAT(o.error, HasSubstr("parameter $1 holds a NUL byte at offset 1 of 3"));
+  Param bytes{std::string("a\0b", 3), type_oids::bytea, true};
+  o = detail::exec_until(conn.native(), "SELECT octet_length($1)", std::span<const Param>(&bytes, 1),
+                         Connection::Clock::now() + wait_limit());
+  ASSERT_TRUE(o.ok) << o.error;
+  EXPECT_EQ(o.last.scalar<int>(), 3);
 }
 
 TEST_F(StatementTest, BytesTravelWholeInBothDirections) {
