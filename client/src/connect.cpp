@@ -204,6 +204,7 @@ struct Failure {
   std::string label;
   std::string why;
   std::string sqlstate;  // the server's, when it refused the login
+  bool aborted = false;  // abort_fd became readable
 };
 
 std::string host_label(PGconn* conn, const std::string& planned) {
@@ -216,7 +217,7 @@ std::string host_label(PGconn* conn, const std::string& planned) {
 // One asynchronous attempt, until `until` (`per_host`: the per-host timeout set it).
 // Returns the open connection, or nullptr with `failure` filled.
 PGconn* attempt(const Attempt& a, Clock::time_point until, bool per_host, int abort_fd,
-                const std::string& aborted_what, Failure& failure) {
+                Failure& failure) {
   std::vector<const char*> keys, values;
   for (const auto& [k, v] : a.keywords) {
     keys.push_back(k.c_str());
@@ -250,12 +251,9 @@ PGconn* attempt(const Attempt& a, Clock::time_point until, bool per_host, int ab
     switch (wait_socket_or_abort(conn, poll == PGRES_POLLING_WRITING, until, abort_fd)) {
       case Wait::ready:
         break;
-      case Wait::aborted: {
-        std::string where = host_label(conn, a.label);
-        PQfinish(conn);
-        throw ConnectAborted(fmt::format("{}{}: aborted (abort_fd is readable)", aborted_what,
-                                         where.empty() ? "" : " [" + where + "]"));
-      }
+      case Wait::aborted:
+        failure.aborted = true;
+        return fail("aborted (abort_fd is readable)");
       case Wait::timed_out:
         return fail(per_host ? fmt::format("timed out after {} ms (per-host timeout)",
                                            std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -328,11 +326,6 @@ LoginError parse_login_error(const std::string& verbose) {
 PGconn* connect_hosts(const std::string& conninfo, const ConnOptions& options,
                       const ConnectLimits& limits) {
   const std::string what = fmt::format("cannot connect to {}", describe_conninfo(conninfo, options));
-  auto aborted = [&] {
-    return ConnectAborted(scrub(what + ": aborted (abort_fd is readable)", conninfo, options));
-  };
-  if (limits.abort_fd >= 0 && readable_now(limits.abort_fd)) throw aborted();
-
   Plan plan = make_plan(conninfo, options, limits);
   if (!plan.error.empty()) throw ConnectionError(scrub(what + ": " + plan.error, conninfo, options), "08001");
 
@@ -348,7 +341,8 @@ PGconn* connect_hosts(const std::string& conninfo, const ConnOptions& options,
         set(a.keywords, "target_session_attrs", *pass);
         a.label += " target_session_attrs=" + *pass;
       }
-      if (limits.abort_fd >= 0 && readable_now(limits.abort_fd)) throw aborted();
+      if (limits.abort_fd >= 0 && readable_now(limits.abort_fd))
+        throw ConnectAborted(scrub(what + ": aborted (abort_fd is readable)", conninfo, options));
       auto now = Clock::now();
       if (now >= limits.deadline) {
         failures.push_back({a.label, "not tried: the deadline had passed", {}});
@@ -357,9 +351,11 @@ PGconn* connect_hosts(const std::string& conninfo, const ConnOptions& options,
       bool per_host = plan.per_host.count() > 0 && now + plan.per_host < limits.deadline;
       Failure failure;
       PGconn* conn = attempt(a, per_host ? now + plan.per_host : limits.deadline, per_host,
-                             limits.abort_fd, scrub(what, conninfo, options), failure);
+                             limits.abort_fd, failure);
       if (conn) return conn;
       failures.push_back(std::move(failure));
+      if (failures.back().aborted)
+        throw ConnectAborted(scrub(what + failures_text({failures.back()}), conninfo, options));
       // The server refused the login: libpq stops there too, and so does the error class.
       if (!failures.back().sqlstate.empty())
         throw_database_error(failures.back().sqlstate,
