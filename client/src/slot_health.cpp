@@ -64,9 +64,10 @@ SlotData PoolCore::open_slot() {
   if (config_.after_connect) {
     try {
       config_.after_connect(slot.conn);
+    } catch (const Error& e) {  // keeps the server's SQLSTATE
+      throw ConnectionError(fmt::format("after_connect failed: {}", e.what()), e.sqlstate());
     } catch (const std::exception& e) {
-      throw ConnectionError(fmt::format("after_connect failed: {}", e.what()),
-                            dynamic_cast<const Error*>(&e) ? dynamic_cast<const Error&>(e).sqlstate() : "");
+      throw ConnectionError(fmt::format("after_connect failed: {}", e.what()));
     } catch (...) {
       throw ConnectionError("after_connect failed: it threw something that is not a std::exception");
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 #include <stdexcept>
+#include <source_location>
 #include <string>
 #include <thread>
 
@@ -87,28 +88,33 @@ void backoff(int attempt, const TransactionOptions& o) {
   std::this_thread::sleep_for(microseconds(pick(rng)));
 }
 
+// A borrowed connection with BEGIN sent. A connection that dies before BEGIN is
+// answered ran nothing of the transaction: borrowing afresh is always safe, and is not
+// an attempt. Each pooled connection can fail that way at most once (the first failure
+// makes the pool validate the others before lending them), so the pool's size bounds
+// these retries.
+Lease begin_on_fresh_borrow(Pool& pool, const char* begin, std::source_location where) {
+  for (std::size_t lost = 0;; ++lost) {
+    Lease lease = pool.acquire(where);
+    try {
+      lease->exec(begin);
+      return lease;
+    } catch (const ConnectionError&) {
+      if (lost >= pool.config().max_size) throw;
+    }
+  }
+}
+
 }  // namespace
 
 void Pool::run_transaction(detail::TransactionBody body, const TransactionOptions& opts,
                            std::source_location where) {
   validate(opts);
   const char* begin = begin_sql(opts);
-  // A connection that dies before BEGIN is answered ran nothing of the transaction:
-  // borrowing afresh is always safe, and does not count as an attempt. Each pooled
-  // connection can fail that way at most once (the first failure makes the pool validate
-  // the others before lending them), so the pool's size bounds these retries.
-  std::size_t lost_at_begin = 0;
   for (int attempt = 1;; ++attempt) {
     try {
-      Lease lease = acquire(where);  // fresh borrow per attempt
+      Lease lease = begin_on_fresh_borrow(*this, begin, where);  // fresh borrow per attempt
       Connection& conn = *lease;
-      try {
-        conn.exec(begin);
-      } catch (const ConnectionError&) {
-        if (++lost_at_begin > stats().max_size) throw;
-        --attempt;
-        continue;
-      }
       try {
         body.call(body.context, conn, attempt);
       } catch (...) {
