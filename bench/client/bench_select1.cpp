@@ -4,6 +4,9 @@
 //                    each used lease's session is reset, DISCARD ALL)
 //   PoolNoReset      the same with session_reset = none: the pool's own cost alone
 //   RawPersistent    each thread keeps its own libpq connection (the ceiling)
+//   RawPersistentReset  the same, each SELECT 1 followed by the DISCARD ALL the pool
+//                    sends for a used lease: raw connections doing the pool's work, to
+//                    compare the default pool with
 //   ConnectPerQuery  each query opens and closes a libpq connection (the floor)
 //   PoolLeaseHeld    like Pool, but each thread keeps one lease for all its queries:
 //                    the same connections without acquire/release, to tell the cost
@@ -63,6 +66,20 @@ void BM_RawPersistent(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_RawPersistentReset(benchmark::State& state) {
+  PGconn* c = PQconnectdb("");
+  if (PQstatus(c) != CONNECTION_OK) state.SkipWithError(PQerrorMessage(c));
+  warm(c);
+  for (auto _ : state) {
+    check(select1(c));
+    PGresult* r = PQexecParams(c, "DISCARD ALL", 0, nullptr, nullptr, nullptr, nullptr, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) throw std::runtime_error(PQresultErrorMessage(r));
+    PQclear(r);
+  }
+  PQfinish(c);
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_ConnectPerQuery(benchmark::State& state) {
   for (auto _ : state) {
     PGconn* c = PQconnectdb("");
@@ -80,6 +97,7 @@ void BM_ConnectPerQuery(benchmark::State& state) {
 BENCHMARK(BM_Pool)->Threads(8)->UseRealTime();
 BENCHMARK(BM_PoolNoReset)->Threads(8)->UseRealTime();
 BENCHMARK(BM_RawPersistent)->Threads(8)->UseRealTime();
+BENCHMARK(BM_RawPersistentReset)->Threads(8)->UseRealTime();
 BENCHMARK(BM_ConnectPerQuery)->Threads(8)->UseRealTime();
 BENCHMARK(BM_PoolLeaseHeld)->Threads(8)->UseRealTime();
 
