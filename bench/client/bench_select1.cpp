@@ -7,6 +7,9 @@
 //   RawPersistentReset  the same, each SELECT 1 followed by the DISCARD ALL the pool
 //                    sends for a used lease: raw connections doing the pool's work, to
 //                    compare the default pool with
+//   RawPipelinedReset   the same with the DISCARD ALL pipelined ahead of the next SELECT 1
+//                    (libpq pipeline mode, one round trip for both): the most a pool
+//                    could gain by pipelining its reset
 //   ConnectPerQuery  each query opens and closes a libpq connection (the floor)
 //   PoolLeaseHeld    like Pool, but each thread keeps one lease for all its queries:
 //                    the same connections without acquire/release, to tell the cost
@@ -80,6 +83,39 @@ void BM_RawPersistentReset(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void expect(PGconn* c, ExecStatusType status) {
+  PGresult* r = PQgetResult(c);
+  if (!r || PQresultStatus(r) != status)
+    throw std::runtime_error(r ? PQresultErrorMessage(r) : PQerrorMessage(c));
+  PQclear(r);
+}
+
+void BM_RawPipelinedReset(benchmark::State& state) {
+  PGconn* c = PQconnectdb("");
+  if (PQstatus(c) != CONNECTION_OK) state.SkipWithError(PQerrorMessage(c));
+  warm(c);
+  if (!PQenterPipelineMode(c)) state.SkipWithError(PQerrorMessage(c));
+  bool reset_pending = false;
+  for (auto _ : state) {
+    PQsendQueryParams(c, "SELECT 1", 0, nullptr, nullptr, nullptr, nullptr, 0);
+    PQpipelineSync(c);
+    if (reset_pending) {  // the reset's answer, then its end of pipeline segment
+      expect(c, PGRES_COMMAND_OK);
+      if (PQgetResult(c)) throw std::runtime_error("extra result");
+      expect(c, PGRES_PIPELINE_SYNC);
+    }
+    expect(c, PGRES_TUPLES_OK);
+    if (PQgetResult(c)) throw std::runtime_error("extra result");
+    expect(c, PGRES_PIPELINE_SYNC);
+    // "Return": send the reset, read it with the next statement.
+    PQsendQueryParams(c, "DISCARD ALL", 0, nullptr, nullptr, nullptr, nullptr, 0);
+    PQpipelineSync(c);
+    reset_pending = true;
+  }
+  PQfinish(c);
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_ConnectPerQuery(benchmark::State& state) {
   for (auto _ : state) {
     PGconn* c = PQconnectdb("");
@@ -98,6 +134,7 @@ BENCHMARK(BM_Pool)->Threads(8)->UseRealTime();
 BENCHMARK(BM_PoolNoReset)->Threads(8)->UseRealTime();
 BENCHMARK(BM_RawPersistent)->Threads(8)->UseRealTime();
 BENCHMARK(BM_RawPersistentReset)->Threads(8)->UseRealTime();
+BENCHMARK(BM_RawPipelinedReset)->Threads(8)->UseRealTime();
 BENCHMARK(BM_ConnectPerQuery)->Threads(8)->UseRealTime();
 BENCHMARK(BM_PoolLeaseHeld)->Threads(8)->UseRealTime();
 

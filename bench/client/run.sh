@@ -53,6 +53,7 @@ conn=$(median "$OUT/select1.json" BM_ConnectPerQuery/real_time/threads:8 items_p
 held=$(median "$OUT/select1.json" BM_PoolLeaseHeld/real_time/threads:8 items_per_second)
 noreset=$(median "$OUT/select1.json" BM_PoolNoReset/real_time/threads:8 items_per_second)
 rawreset=$(median "$OUT/select1.json" BM_RawPersistentReset/real_time/threads:8 items_per_second)
+rawpiped=$(median "$OUT/select1.json" BM_RawPipelinedReset/real_time/threads:8 items_per_second)
 echo
 echo "== figures"
 printf 'acquire+release median, 1 thread: %.0f ns (target <= 200)\n' "$hot1"
@@ -60,10 +61,11 @@ for t in 2 8 32; do
   printf '  throughput, %2d threads on 8 connections: %.2f M/s\n' "$t" \
     "$(median "$OUT/hotpath.json" "BM_AcquireRelease/real_time/threads:$t" items_per_second | awk '{print $1/1e6}')"
 done
-awk -v p="$pool" -v r="$raw" -v c="$conn" -v h="$held" -v n="$noreset" -v rr="$rawreset" 'BEGIN {
+awk -v p="$pool" -v r="$raw" -v c="$conn" -v h="$held" -v n="$noreset" -v rr="$rawreset" -v rp="$rawpiped" 'BEGIN {
   printf "SELECT 1, 8 threads: pool %.0f/s, raw persistent %.0f/s, connect per query %.0f/s\n", p, r, c
   printf "  pool / raw = %.1f%% (target >= 95%%); pool / connect-per-query = %.1fx (target >= 10x)\n", 100*p/r, p/c
   printf "  pool with session_reset none / raw = %.1f%% (the pool alone: no DISCARD ALL per used lease)\n", 100*n/r
   printf "  pool (default: DISCARD ALL per used lease) / raw with the same DISCARD ALL = %.1f%% (raw with it: %.0f/s)\n", 100*p/rr, rr
+  printf "  raw with the DISCARD ALL pipelined ahead of the next statement / raw = %.1f%%; awaited / raw = %.1f%%\n", 100*rp/r, 100*rr/r
   printf "  pool with leases held / raw = %.1f%% (the same connections, no acquire/release)\n", 100*h/r }'
 jq -r '.benchmarks[0] | "fairness: most/least served = \(.max_min_ratio | . * 1000 | round / 1000) (target <= 1.5; \(.most_served) vs \(.least_served), \(.served) served); acquire wait p50 \(.wait_p50_us | round) us, p99 \(.wait_p99_us | round) us, p99.9 \(.wait_p999_us | round) us"' "$OUT/fairness.json"
