@@ -108,7 +108,8 @@ if build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release; then
 fi
 
 if [[ ${USHER_CLIENT_SANITIZERS:-1} != 0 ]]; then
-  SAN_FLAGS=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DUSHER_BUILD_EXAMPLES=OFF)
+  # Only the test program runs under the sanitizers: the CLI and examples are not built.
+  SAN_FLAGS=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DUSHER_BUILD_EXAMPLES=OFF -DUSHER_BUILD_CLI=OFF)
   # 3: ASan + UBSan, everything.
   if build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
