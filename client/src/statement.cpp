@@ -5,6 +5,9 @@
 #include <libpq-fe.h>
 
 #include <limits>
+#include <optional>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "usher/connection.hpp"
@@ -64,31 +67,147 @@ ParamArrays::ParamArrays(std::span<const Param> params) {
 
 namespace {
 
-// The statement started a COPY with the client. COPY TO STDOUT: its rows are read and
-// dropped, so the statement ends as it would have (and its transaction is unharmed).
-// COPY FROM STDIN: ended with an error, so nothing is loaded. Then the usual results.
-[[noreturn]] void refuse_copy(PGconn* conn, PGresult* res) {
-  ExecStatusType kind = PQresultStatus(res);
-  PQclear(res);
-  const char* what = kind == PGRES_COPY_IN ? "COPY ... FROM STDIN" : "COPY ... TO STDOUT";
-  if (kind == PGRES_COPY_IN) {
-    PQputCopyEnd(conn, "libusher: exec() sends no COPY data");
-  } else {
-    char* row = nullptr;
-    while (PQgetCopyData(conn, &row, 0) > 0) PQfreemem(row);
-  }
-  std::string outcome = kind == PGRES_COPY_IN ? "ended with an error, nothing was loaded"
-                                              : "ran; the rows it sent were read and dropped";
-  while (PGresult* r = PQgetResult(conn)) {  // COPY's own end, then nothing
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
-      PQclear(r);  // a COPY that does not end: the pool closes this connection
-      break;
+enum class Ended { done, deadline, aborted, lost };
+
+// Reads every result of the statement just sent, within its ExecOptions: one loop for
+// every exec(). At the deadline it sends one cancel request and waits cancel_wait more.
+// A COPY with the client is ended here (COPY TO STDOUT: its rows are read and dropped,
+// so the statement ends as it would have; COPY FROM STDIN: ended with an error, so
+// nothing is loaded) and reported to the caller as not supported.
+class StatementReader {
+ public:
+  StatementReader(PGconn* conn, PGcancel* cancel, const ExecOptions& options)
+      : conn_(conn), cancel_(cancel), options_(options), until_(options.deadline) {}
+  StatementReader(const StatementReader&) = delete;
+  StatementReader& operator=(const StatementReader&) = delete;
+  ~StatementReader() { PQclear(error_); }
+
+  Ended read_all() {
+    // Blocking mode (the default, never changed): PQsendQueryParams has sent everything
+    // unless the socket's buffer was full.
+    while (int flushed = PQflush(conn_)) {
+      if (flushed < 0) return Ended::lost;
+      if (auto stop = wait(true)) return *stop;
     }
-    if (st == PGRES_FATAL_ERROR && kind != PGRES_COPY_IN) outcome = "failed while its rows were read";
-    PQclear(r);
+    while (true) {
+      if (copy_out_) {
+        if (auto ended = drop_copy_rows()) return *ended;
+        continue;
+      }
+      while (!copy_out_ && !PQisBusy(conn_)) {
+        PGresult* res = PQgetResult(conn_);
+        if (!res) return Ended::done;
+        if (!take(res)) return Ended::lost;
+      }
+      if (copy_out_) continue;
+      if (auto stop = wait(false)) return *stop;
+      if (!PQconsumeInput(conn_)) return finish_broken();
+    }
   }
-  if (PQstatus(conn) != CONNECTION_OK) throw ConnectionError(detail::trimmed(PQerrorMessage(conn)), "08006");
+
+  PGresult* release_error() { return std::exchange(error_, nullptr); }
+  Result& last() { return last_; }
+  bool cancelled() const { return cancelled_; }
+  // COPY ... TO STDOUT or FROM STDIN met, or none (PGRES_EMPTY_QUERY).
+  ExecStatusType copy() const { return copy_; }
+
+ private:
+  // Keeps the last good result and the first error; false for a COPY that cannot end.
+  bool take(PGresult* res) {
+    switch (PQresultStatus(res)) {
+      case PGRES_COPY_OUT:
+        copy_ = PGRES_COPY_OUT;
+        copy_out_ = true;
+        PQclear(res);
+        return true;
+      case PGRES_COPY_IN:
+        copy_ = PGRES_COPY_IN;
+        PQclear(res);
+        return PQputCopyEnd(conn_, "libusher: exec() sends no COPY data") == 1;
+      case PGRES_COPY_BOTH:  // replication: nothing to rescue
+        PQclear(res);
+        return false;
+      case PGRES_FATAL_ERROR:
+      case PGRES_BAD_RESPONSE:
+      case PGRES_NONFATAL_ERROR:
+        if (error_) PQclear(res); else error_ = res;
+        return true;
+      default:
+        last_ = Result(res);
+        return true;
+    }
+  }
+
+  // The connection broke: libpq hands out its own error result ("server closed the
+  // connection unexpectedly") at once, without waiting, and the caller throws it as a
+  // ConnectionError. A failure on a connection libpq still calls good is not ours to
+  // read on.
+  Ended finish_broken() {
+    if (PQstatus(conn_) == CONNECTION_OK) return Ended::lost;
+    copy_out_ = false;
+    while (PGresult* res = PQgetResult(conn_)) {
+      if (PQresultStatus(res) == PGRES_COPY_OUT || PQresultStatus(res) == PGRES_COPY_IN) {
+        PQclear(res);
+        break;
+      }
+      take(res);
+    }
+    return Ended::done;
+  }
+
+  // COPY TO STDOUT rows as they arrive; nullopt while the COPY goes on or once it ended.
+  std::optional<Ended> drop_copy_rows() {
+    while (true) {
+      char* row = nullptr;
+      int n = PQgetCopyData(conn_, &row, 1);
+      if (n > 0) {
+        PQfreemem(row);
+        continue;
+      }
+      if (n == -1) {  // the COPY is over: its own result follows
+        copy_out_ = false;
+        return std::nullopt;
+      }
+      if (n == -2) return finish_broken();
+      if (auto stop = wait(false)) return stop;  // 0: the next row is not here yet
+      if (!PQconsumeInput(conn_)) return finish_broken();
+    }
+  }
+
+  // Waits for the socket; nullopt when it is ready. At the deadline: one cancel, then
+  // cancel_wait more.
+  std::optional<Ended> wait(bool for_write) {
+    while (true) {
+      switch (detail::wait_socket_or_abort(conn_, for_write, until_, options_.abort_fd)) {
+        case detail::Wait::ready: return std::nullopt;
+        case detail::Wait::aborted: return Ended::aborted;
+        case detail::Wait::failed: return finish_broken();
+        case detail::Wait::timed_out: break;
+      }
+      if (cancelled_ || options_.cancel_wait.count() <= 0 || !cancel_) return Ended::deadline;
+      cancelled_ = true;
+      char err[256];
+      if (PQcancel(cancel_, err, sizeof err) != 1) return Ended::deadline;
+      until_ = std::chrono::steady_clock::now() + options_.cancel_wait;
+    }
+  }
+
+  PGconn* conn_;
+  PGcancel* cancel_;
+  const ExecOptions& options_;
+  std::chrono::steady_clock::time_point until_;
+  bool cancelled_ = false;
+  bool copy_out_ = false;
+  ExecStatusType copy_ = PGRES_EMPTY_QUERY;
+  PGresult* error_ = nullptr;
+  Result last_;
+};
+
+[[noreturn]] void refuse_copy(ExecStatusType kind, bool failed) {
+  const char* what = kind == PGRES_COPY_IN ? "COPY ... FROM STDIN" : "COPY ... TO STDOUT";
+  const char* outcome = kind == PGRES_COPY_IN ? "ended with an error, nothing was loaded"
+                        : failed             ? "failed while its rows were read"
+                                             : "ran; the rows it sent were read and dropped";
   throw NotSupported(
       fmt::format("exec() does not support {}: the statement {}; use the libpq COPY functions "
                   "on native()", what, outcome),
@@ -98,23 +217,58 @@ namespace {
 }  // namespace
 
 Result Connection::exec_params(const std::string& sql, std::span<const Param> params) {
+  return exec_params(sql, params, ExecOptions{});
+}
+
+Result Connection::exec_params(const std::string& sql, std::span<const Param> params,
+                               const ExecOptions& options) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   ++uses_;
   detail::ParamArrays a(params);
-  PGresult* res = PQexecParams(conn_, sql.c_str(), a.count(), a.types.data(), a.values.data(),
-                               a.lengths.data(), a.formats.data(), 0);
-  switch (res ? PQresultStatus(res) : PGRES_FATAL_ERROR) {
-    case PGRES_COMMAND_OK:
-    case PGRES_TUPLES_OK:
-    case PGRES_EMPTY_QUERY:
-      return Result(res);
-    case PGRES_COPY_OUT:
-    case PGRES_COPY_IN:
-    case PGRES_COPY_BOTH:
-      refuse_copy(conn_, res);
-    default:
-      throw_for(conn_, res);
+  if (!PQsendQueryParams(conn_, sql.c_str(), a.count(), a.types.data(), a.values.data(),
+                         a.lengths.data(), a.formats.data(), 0))
+    throw_for(conn_, nullptr);
+  StatementReader reader(conn_, cancel_, options);
+  switch (reader.read_all()) {
+    case Ended::done:
+      break;
+    case Ended::deadline:
+      close();  // a statement in an unknown state: this connection is not used again
+      throw ConnectionError(
+          reader.cancelled()
+              ? fmt::format("statement still running {} ms after its deadline and its cancel "
+                            "request: connection closed", options.cancel_wait.count())
+              : std::string("statement still running at its deadline: connection closed"),
+          "08006");
+    case Ended::aborted:
+      close();
+      throw ConnectAborted("statement abandoned: its abort descriptor became readable; connection closed");
+    case Ended::lost: {
+      std::string message = detail::trimmed(PQerrorMessage(conn_));
+      if (message.empty()) message = "the statement's answer could not be read";
+      close();  // lost, or a COPY that cannot end: either way not usable again
+      throw ConnectionError(message, "08006");
+    }
   }
+  PGresult* error = reader.release_error();
+  if (PQstatus(conn_) != CONNECTION_OK) throw_for(conn_, error);  // ConnectionError
+  if (reader.copy() != PGRES_EMPTY_QUERY) {
+    bool failed = error != nullptr;
+    PQclear(error);
+    refuse_copy(reader.copy(), failed);
+  }
+  if (error) {
+    if (reader.cancelled()) {
+      const char* code = PQresultErrorField(error, PG_DIAG_SQLSTATE);
+      if (code && std::string_view(code) == "57014") {
+        std::string message = detail::trimmed(PQresultErrorMessage(error));
+        PQclear(error);
+        throw QueryCanceled(fmt::format("statement cancelled at its deadline: {}", message), "57014");
+      }
+    }
+    throw_for(conn_, error);
+  }
+  return std::move(reader.last());
 }
 
 }  // namespace usher

@@ -70,6 +70,23 @@ struct ConnectLimits {
   int abort_fd = -1;
 };
 
+// Bounds of one statement: Connection::exec(ExecOptions, sql, args...) (docs/client.md,
+// "Statements with a deadline").
+struct ExecOptions {
+  // When it passes with the statement still running, the statement is cancelled (a
+  // cancel request, as Connection::cancel()) and its answer awaited up to cancel_wait
+  // more: the statement then throws QueryCanceled (57014), or returns its result if it
+  // finished after all. time_point::max(): no deadline.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // How long the answer to the cancel is awaited. When it does not come (or this is
+  // zero: no cancel is sent), the connection is closed and ConnectionError (08006)
+  // thrown: a connection with a statement in an unknown state is never used again.
+  std::chrono::milliseconds cancel_wait{1000};
+  // When >= 0, the wait also polls this descriptor (never read); once it is readable
+  // the connection is closed and ConnectAborted thrown.
+  int abort_fd = -1;
+};
+
 // What PQtransactionStatus says, without including libpq-fe.h.
 enum class TransactionStatus { idle, active, in_transaction, in_error, unknown };
 
@@ -113,6 +130,15 @@ class Connection {
     return exec_params(sql, std::span<const Param>(params, sizeof...(Args)));
   }
   Result exec_params(const std::string& sql, std::span<const Param> params);
+
+  // The same within `options` (a deadline, and a descriptor that abandons the wait).
+  template <typename... Args>
+  Result exec(const ExecOptions& options, const std::string& sql, const Args&... args) {
+    Param params[] = {to_param(args)..., Param{}};
+    return exec_params(sql, std::span<const Param>(params, sizeof...(Args)), options);
+  }
+  Result exec_params(const std::string& sql, std::span<const Param> params,
+                     const ExecOptions& options);
 
   // Asks the server to cancel the statement running on this connection. Safe to call
   // from another thread while exec() is blocked. Returns false if the request could
