@@ -133,11 +133,12 @@ struct ServiceFamily {
   const char* name;
   const char* type;
   const char* help;
-  uint64 (*value)(usher::shm::ServiceCopy& copy);
+  int64 (*value)(usher::shm::ServiceCopy& copy);  // as the view's integer / bigint column
 };
 
-uint64 gauge(pg_atomic_uint32& value) { return pg_atomic_read_u32(&value); }
-uint64 counter(pg_atomic_uint64& value) { return pg_atomic_read_u64(&value); }
+int64 gauge(pg_atomic_uint32& value) { return static_cast<int32>(pg_atomic_read_u32(&value)); }
+int64 counter(pg_atomic_uint64& value) { return static_cast<int64>(pg_atomic_read_u64(&value)); }
+int64 counter(uint64 value) { return static_cast<int64>(value); }
 
 void write_family(TextWriter& out, const ServiceFamily& family, const ServicesByName& list) {
   out.family(family.name, family.type, family.help);
@@ -154,21 +155,21 @@ void write_services(TextWriter& out) {
   using Copy = usher::shm::ServiceCopy;
   const ServiceFamily logins[] = {
       {"usher_service_connections", "gauge", "Sessions admitted under the service and still connected.",
-       [](Copy& c) -> uint64 { return c.sessions; }},
+       [](Copy& c) -> int64 { return c.sessions; }},
       {"usher_service_max_connections", "gauge", "The service's connection quota (0: unlimited).",
-       [](Copy& c) -> uint64 { return c.service.max_connections; }},
+       [](Copy& c) -> int64 { return c.service.max_connections; }},
       {"usher_service_reserved_connections", "gauge", "Connections reserved for the service.",
-       [](Copy& c) -> uint64 { return c.service.reserved_connections; }},
+       [](Copy& c) -> int64 { return c.service.reserved_connections; }},
       {"usher_service_peak_connections", "gauge", "Most sessions the service has had at once since server start.",
-       [](Copy& c) -> uint64 { return c.service.peak; }},
+       [](Copy& c) -> int64 { return c.service.peak; }},
       {"usher_service_active_statements", "gauge", "Statements of the service holding a gate slot now.",
        [](Copy& c) { return gauge(c.service.gate.active); }},
       {"usher_service_queued_statements", "gauge", "Statements of the service waiting at the gate now.",
        [](Copy& c) { return gauge(c.service.gate.queued); }},
       {"usher_service_max_active", "gauge", "The service's limit of statements at once (0: unlimited).",
-       [](Copy& c) -> uint64 { return c.service.max_active; }},
+       [](Copy& c) -> int64 { return c.service.max_active; }},
       {"usher_service_admitted_total", "counter", "Logins pg_usher admitted for the service.",
-       [](Copy& c) -> uint64 { return c.service.admitted_total; }}};
+       [](Copy& c) { return counter(c.service.admitted_total); }}};
   for (const ServiceFamily& family : logins) write_family(out, family, list);
 
   out.family("usher_service_rejected_total", "counter",
@@ -176,9 +177,10 @@ void write_services(TextWriter& out) {
              "slots are reserved for other services), full (no slot left for ordinary roles).");
   for (int i = 0; i < list.count; i++) {
     const usher::shm::Service& sv = list.services[i]->service;
-    out.sample({{"service", sv.name}, {"reason", "quota"}}, std::to_string(sv.rejected_quota_total));
-    out.sample({{"service", sv.name}, {"reason", "reservation"}}, std::to_string(sv.rejected_reservation_total));
-    out.sample({{"service", sv.name}, {"reason", "full"}}, std::to_string(sv.rejected_full_total));
+    out.sample({{"service", sv.name}, {"reason", "quota"}}, std::to_string(counter(sv.rejected_quota_total)));
+    out.sample({{"service", sv.name}, {"reason", "reservation"}},
+               std::to_string(counter(sv.rejected_reservation_total)));
+    out.sample({{"service", sv.name}, {"reason", "full"}}, std::to_string(counter(sv.rejected_full_total)));
   }
 
   const ServiceFamily counters[] = {
@@ -200,15 +202,15 @@ void write_services(TextWriter& out) {
     usher::shm::Service& service = list.services[i]->service;
     std::string_view name = service.name;
     usher::shm::Gate& gate = service.gate;
-    uint64 admitted = counter(gate.admitted_total);
-    uint64 waited = counter(gate.waited_total);
+    uint64 admitted = pg_atomic_read_u64(&gate.admitted_total);
+    uint64 waited = pg_atomic_read_u64(&gate.waited_total);
     uint64 cumulative = admitted >= waited ? admitted - waited : 0;
     for (int b = 0; b < usher::shm::wait_buckets; b++) {
-      cumulative += counter(gate.wait_histogram[b]);
+      cumulative += pg_atomic_read_u64(&gate.wait_histogram[b]);
       std::string le = b < usher::shm::wait_buckets - 1 ? fmt::format("{}", usher::shm::wait_bucket_bounds[b]) : "+Inf";
       out.sample_as("_bucket", {{"service", name}, {"le", le}}, static_cast<double>(cumulative));
     }
-    out.sample_as("_sum", {{"service", name}}, static_cast<double>(counter(gate.wait_us_sum)) / 1e6);
+    out.sample_as("_sum", {{"service", name}}, static_cast<double>(pg_atomic_read_u64(&gate.wait_us_sum)) / 1e6);
     out.sample_as("_count", {{"service", name}}, static_cast<double>(cumulative));
   }
 }

@@ -2,7 +2,9 @@
 // counters and one slot per PGPROC. Requested in shmem_request_hook, attached in
 // shmem_startup_hook, guarded by one LWLock from the named tranche "pg_usher" (the
 // lease fields of a slot by the slot's own spinlock, so a pool's checkout never
-// touches the shared lock).
+// touches the shared lock; the gates' queues by their own locks, gate.cpp). That lock
+// is taken in shared_state.cpp only: readers copy one snapshot (take_snapshot), writers
+// run their change in locked().
 //
 // Connection counts are never stored: they are derived by counting the slots that
 // name a service. A slot is filled at login and emptied by the backend's
