@@ -53,11 +53,11 @@ void release_slot(int, Datum) {
   shm::State* s = shm::state();
   shm::BackendSlot* slot = shm::my_slot();
   if (s == nullptr || slot == nullptr) return;
-  LWLockAcquire(s->lock, LW_EXCLUSIVE);
-  slot->service = shm::no_service;
-  slot->provisional = false;
-  slot->pid = 0;
-  LWLockRelease(s->lock);
+  shm::locked(s, shm::Access::exclusive, [&] {
+    slot->service = shm::no_service;
+    slot->provisional = false;
+    slot->pid = 0;
+  });
   SpinLockAcquire(&slot->lease_mutex);
   slot->lease_holder[0] = '\0';
   SpinLockRelease(&slot->lease_mutex);
@@ -87,49 +87,49 @@ bool registry_settled(const shm::State* s) { return s->published || s->registry_
 // Decides under the exclusive lock, and on admission fills this backend's slot there
 // too, so two logins can never both take the last place. Never raises.
 Decision admit(shm::State* s, shm::BackendSlot* slot, const Port* port, bool superuser, int32* counts) {
-  Decision d{};
   char wanted[NAMEDATALEN];
   application_service(port, wanted);
-  LWLockAcquire(s->lock, LW_EXCLUSIVE);
-  d.service = resolve(s, port->user_name, wanted);
-  shm::Service* service = &s->services[d.service];
-  d.used = shm::count_sessions(s, counts);
-  d.current = counts[d.service];
-  d.limit = service->max_connections;
-  d.capacity = MaxConnections - pg::reserved_connection_slots();
-  counts[d.service]++;
-  // 64 bits: the sum of every service's reservation is not bounded by int4 (the
-  // owner can write large values into usher.service directly).
-  for (int i = 0; i < s->service_capacity; i++) {
-    const shm::Service& other = s->services[i];
-    if (other.in_use && other.listed && other.enabled && other.reserved_connections > counts[i])
-      d.unused_reserved += static_cast<int64>(other.reserved_connections) - counts[i];
-  }
-  if (!superuser && d.limit > 0 && d.current >= d.limit) {
-    d.refusal = Refusal::quota;
-    service->rejected_quota_total++;
-  } else if (!superuser && d.used >= d.capacity) {
-    d.refusal = Refusal::full;
-    service->rejected_full_total++;
-  } else if (!superuser && static_cast<int64>(d.capacity) - (d.used + 1) < d.unused_reserved) {
-    d.refusal = Refusal::reservation;
-    service->rejected_reservation_total++;
-  } else {
-    slot->pid = MyProcPid;
-    slot->superuser = superuser;
-    slot->service = d.service;
-    // Only a superuser gets here before the registry is settled (see wait_for_registry).
-    slot->provisional = !registry_settled(s);
-    if (slot->provisional) {
-      strlcpy(slot->login_role, port->user_name, NAMEDATALEN);
-      strlcpy(slot->login_service, wanted, NAMEDATALEN);
+  return shm::locked(s, shm::Access::exclusive, [&] {
+    Decision d{};
+    d.service = resolve(s, port->user_name, wanted);
+    shm::Service* service = &s->services[d.service];
+    d.used = shm::count_sessions(s, counts);
+    d.current = counts[d.service];
+    d.limit = service->max_connections;
+    d.capacity = MaxConnections - pg::reserved_connection_slots();
+    counts[d.service]++;
+    // 64 bits: the sum of every service's reservation is not bounded by int4 (the
+    // owner can write large values into usher.service directly).
+    for (int i = 0; i < s->service_capacity; i++) {
+      const shm::Service& other = s->services[i];
+      if (other.in_use && other.listed && other.enabled && other.reserved_connections > counts[i])
+        d.unused_reserved += static_cast<int64>(other.reserved_connections) - counts[i];
     }
-    service->admitted_total++;
-    service->peak = Max(service->peak, d.current + 1);
-  }
-  strlcpy(d.service_name, service->name, NAMEDATALEN);
-  LWLockRelease(s->lock);
-  return d;
+    if (!superuser && d.limit > 0 && d.current >= d.limit) {
+      d.refusal = Refusal::quota;
+      service->rejected_quota_total++;
+    } else if (!superuser && d.used >= d.capacity) {
+      d.refusal = Refusal::full;
+      service->rejected_full_total++;
+    } else if (!superuser && static_cast<int64>(d.capacity) - (d.used + 1) < d.unused_reserved) {
+      d.refusal = Refusal::reservation;
+      service->rejected_reservation_total++;
+    } else {
+      slot->pid = MyProcPid;
+      slot->superuser = superuser;
+      slot->service = d.service;
+      // Only a superuser gets here before the registry is settled (see wait_for_registry).
+      slot->provisional = !registry_settled(s);
+      if (slot->provisional) {
+        strlcpy(slot->login_role, port->user_name, NAMEDATALEN);
+        strlcpy(slot->login_service, wanted, NAMEDATALEN);
+      }
+      service->admitted_total++;
+      service->peak = Max(service->peak, d.current + 1);
+    }
+    strlcpy(d.service_name, service->name, NAMEDATALEN);
+    return d;
+  });
 }
 
 [[noreturn]] void refuse(const Decision& d) {
@@ -181,29 +181,27 @@ void wait_for_registry(shm::State* s) {
   // backend): a login after the first publication reads the flag without the lock. A
   // stale false only sends it the long way, under the lock.
   if (*static_cast<volatile bool*>(&s->published)) return;
-  LWLockAcquire(s->lock, LW_SHARED);
-  bool settled = registry_settled(s);
-  LWLockRelease(s->lock);
-  if (settled) return;
+  if (shm::locked(s, shm::Access::shared, [&] { return registry_settled(s); })) return;
 
   // Refused before authentication_timeout would end the login with a vaguer message.
   int limit_ms = Min(registry_wait_ms, Max(AuthenticationTimeout * 1000 - 500, 0));
   TimestampTz start = GetCurrentTimestamp();
   TimestampTz deadline = TimestampTzPlusMilliseconds(start, limit_ms);
-  LWLockAcquire(s->lock, LW_EXCLUSIVE);
-  bool first = !s->registry_wait_logged;
-  s->registry_wait_logged = true;
-  LWLockRelease(s->lock);
+  bool first = shm::locked(s, shm::Access::exclusive, [&] {
+    bool unlogged = !s->registry_wait_logged;
+    s->registry_wait_logged = true;
+    return unlogged;
+  });
   if (first)
     ereport(LOG, (errmsg("pg_usher: logins of ordinary roles wait until the service registry of database \"%s\" "
                          "is published (at most usher.registry_wait = %d ms)",
                          settings::database ? settings::database : "", limit_ms)));
   int failures = 0;
   for (;;) {
-    LWLockAcquire(s->lock, LW_SHARED);
-    settled = registry_settled(s);
-    failures = s->publisher_failures;
-    LWLockRelease(s->lock);
+    bool settled = shm::locked(s, shm::Access::shared, [&] {
+      failures = s->publisher_failures;
+      return registry_settled(s);
+    });
     if (settled) return;
     long remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
     if (remaining <= 0) break;
@@ -287,9 +285,7 @@ namespace {
 void set_publisher_flag(bool shm::State::*flag, bool value) {
   shm::State* s = shm::state();
   if (s == nullptr) return;
-  LWLockAcquire(s->lock, LW_EXCLUSIVE);
-  s->*flag = value;
-  LWLockRelease(s->lock);
+  shm::locked(s, shm::Access::exclusive, [&] { s->*flag = value; });
 }
 
 }  // namespace
@@ -301,14 +297,14 @@ void note_no_registry() { set_publisher_flag(&shm::State::registry_absent, true)
 bool note_publisher_ended(bool started) {
   shm::State* s = shm::state();
   if (s == nullptr) return true;
-  LWLockAcquire(s->lock, LW_EXCLUSIVE);
-  // A publisher that could not connect to usher.database (it does not exist, or does
-  // not allow connections) has no registry to read: its own FATAL in the log says why.
-  if (started && !s->published && !s->registry_absent && !s->publisher_connected) s->registry_absent = true;
-  bool settled = registry_settled(s);
-  if (!settled) s->publisher_failures++;
-  LWLockRelease(s->lock);
-  return settled;
+  return shm::locked(s, shm::Access::exclusive, [&] {
+    // A publisher that could not connect to usher.database (it does not exist, or does
+    // not allow connections) has no registry to read: its own FATAL in the log says why.
+    if (started && !s->published && !s->registry_absent && !s->publisher_connected) s->registry_absent = true;
+    bool settled = registry_settled(s);
+    if (!settled) s->publisher_failures++;
+    return settled;
+  });
 }
 
 }  // namespace usher::admission

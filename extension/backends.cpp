@@ -81,55 +81,30 @@ bool set_age(Datum* value, TimestampTz start, TimestampTz now) {
   return true;
 }
 
-// The service each slot was admitted under, as names, copied under the shared lock
-// (nullptr without shared memory: the columns are then NULL).
-struct EnforcedServices {
-  int slot_count;
-  int32* service_of_slot;
-  usher::shm::GateState* gate_state;
-  TimestampTz* gate_since;
-  char (*names)[NAMEDATALEN];
-};
-
-EnforcedServices copy_enforced_services() {
-  EnforcedServices e{};
+// The service each backend slot was admitted under and its place at the gates, from
+// one snapshot of shared state (nullptr without shared memory: the columns are then
+// NULL).
+usher::shm::Snapshot* copy_enforced_services() {
   usher::shm::State* s = usher::shm::state();
-  if (s == nullptr) return e;
-  e.slot_count = s->slot_count;
-  e.service_of_slot = static_cast<int32*>(palloc(sizeof(int32) * s->slot_count));
-  e.gate_state = static_cast<usher::shm::GateState*>(palloc(sizeof(usher::shm::GateState) * s->slot_count));
-  e.gate_since = static_cast<TimestampTz*>(palloc(sizeof(TimestampTz) * s->slot_count));
-  e.names = static_cast<char(*)[NAMEDATALEN]>(palloc(NAMEDATALEN * s->service_capacity));
-  LWLockAcquire(s->lock, LW_SHARED);
-  for (int i = 0; i < s->slot_count; i++) {
-    e.service_of_slot[i] = s->slots[i].service;
-    // Queued at either gate is queued; otherwise active once past the service's gate.
-    const usher::shm::GatePosition* queued = nullptr;
-    for (const auto& position : s->slots[i].gate)
-      if (position.state == usher::shm::GateState::queued) queued = &position;
-    const usher::shm::GatePosition& service_position = s->slots[i].gate[usher::shm::service_stage];
-    e.gate_state[i] = queued ? usher::shm::GateState::queued : service_position.state;
-    e.gate_since[i] = queued ? queued->since : service_position.since;
-  }
-  for (int i = 0; i < s->service_capacity; i++) memcpy(e.names[i], s->services[i].name, NAMEDATALEN);
-  LWLockRelease(s->lock);
-  return e;
+  if (s == nullptr) return nullptr;
+  usher::shm::Snapshot* snapshot = usher::shm::new_snapshot(s, CurrentMemoryContext, true);
+  usher::shm::take_snapshot(s, snapshot);
+  return snapshot;
 }
 
-void set_admission_columns(Datum* values, bool* nulls, const EnforcedServices& e, int proc_index,
-                           TimestampTz now) {
-  if (e.service_of_slot == nullptr || proc_index < 0 || proc_index >= e.slot_count) return;
-  int service = e.service_of_slot[proc_index];
-  if (service >= 0) {
-    values[col_service_enforced] = CStringGetTextDatum(e.names[service]);
+void set_admission_columns(Datum* values, bool* nulls, usher::shm::Snapshot* e, int proc_index, TimestampTz now) {
+  if (e == nullptr || proc_index < 0 || proc_index >= e->slot_count) return;
+  const usher::shm::SlotCopy& admission = e->slots[proc_index];
+  if (const usher::shm::ServiceCopy* service = usher::shm::snapshot_service(e, admission.service)) {
+    values[col_service_enforced] = CStringGetTextDatum(service->service.name);
     nulls[col_service_enforced] = false;
   }
-  if (e.gate_state[proc_index] != usher::shm::GateState::none) {
-    bool queued = e.gate_state[proc_index] == usher::shm::GateState::queued;
+  if (admission.gate_state != usher::shm::GateState::none) {
+    bool queued = admission.gate_state == usher::shm::GateState::queued;
     values[col_admission_state] = CStringGetTextDatum(queued ? "queued" : "active");
     nulls[col_admission_state] = false;
     if (queued) {
-      values[col_queued_since] = TimestampTzGetDatum(e.gate_since[proc_index]);
+      values[col_queued_since] = TimestampTzGetDatum(admission.gate_since);
       nulls[col_queued_since] = false;
     }
   }
@@ -180,7 +155,7 @@ Datum list_backends(FunctionCallInfo fcinfo) {
   bool reads_all_stats = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
   uint32 wait_count;
   ProcWait* waits = collect_waits(&wait_count);
-  EnforcedServices enforced = copy_enforced_services();
+  usher::shm::Snapshot* enforced = copy_enforced_services();
 
   int backend_count = pgstat_fetch_stat_numbackends();
   for (int i = 1; i <= backend_count; i++) {

@@ -1,6 +1,8 @@
 // usher.metrics(): connections, capacity and health in one Prometheus text document.
-// The figures come from the same views and functions a DBA queries, read through SPI;
-// the text is built in C++ with fmt, and returned as text once it is complete.
+// The figures come from the same views and functions a DBA queries, read through SPI,
+// and the per-service ones from one snapshot of shared memory (the same copy
+// usher.service_status shows); the text is built in C++ with fmt, and returned as text
+// once it is complete.
 #include <string>
 
 #include "guard.hpp"
@@ -8,6 +10,11 @@
 #include "semaphore_state.hpp"
 #include "shared_state.hpp"
 #include "spi.hpp"
+
+extern "C" {
+#include "catalog/pg_collation.h"
+#include "utils/varlena.h"
+}
 
 namespace {
 
@@ -96,79 +103,104 @@ void write_health(TextWriter& out) {
                standbys.at(r, 3));
 }
 
-// Per-service admission figures: only where pg_usher is preloaded.
+// The visible services of one snapshot of shared state (shared_state.hpp), ordered by
+// name as ORDER BY on their text would order them (the database's default collation).
+// Plain data: allocating, taking the lock and comparing under the collation can raise,
+// so the caller runs this through pg::call while its C++ objects are alive.
+struct ServicesByName {
+  int count;
+  usher::shm::ServiceCopy** services;
+};
+
+int compare_names(const void* a, const void* b) {
+  const char* x = (*static_cast<usher::shm::ServiceCopy* const*>(a))->service.name;
+  const char* y = (*static_cast<usher::shm::ServiceCopy* const*>(b))->service.name;
+  return varstr_cmp(x, static_cast<int>(strlen(x)), y, static_cast<int>(strlen(y)), DEFAULT_COLLATION_OID);
+}
+
+ServicesByName services_by_name(usher::shm::State* s) {
+  usher::shm::Snapshot* snapshot = usher::shm::new_snapshot(s, CurrentMemoryContext, false);
+  usher::shm::take_snapshot(s, snapshot);
+  ServicesByName list{snapshot->service_count, static_cast<usher::shm::ServiceCopy**>(
+                                                    palloc(sizeof(usher::shm::ServiceCopy*) * (snapshot->service_count + 1)))};
+  for (int i = 0; i < list.count; i++) list.services[i] = &snapshot->services[i];
+  qsort(list.services, list.count, sizeof(usher::shm::ServiceCopy*), compare_names);
+  return list;
+}
+
+// One per-service family: a figure of the snapshot's copy.
+struct ServiceFamily {
+  const char* name;
+  const char* type;
+  const char* help;
+  int64 (*value)(usher::shm::ServiceCopy& copy);  // as the view's integer / bigint column
+};
+
+int64 gauge(pg_atomic_uint32& value) { return static_cast<int32>(pg_atomic_read_u32(&value)); }
+int64 counter(pg_atomic_uint64& value) { return static_cast<int64>(pg_atomic_read_u64(&value)); }
+int64 counter(uint64 value) { return static_cast<int64>(value); }
+
+void write_family(TextWriter& out, const ServiceFamily& family, const ServicesByName& list) {
+  out.family(family.name, family.type, family.help);
+  for (int i = 0; i < list.count; i++)
+    out.sample({{"service", list.services[i]->service.name}}, std::to_string(family.value(*list.services[i])));
+}
+
+// Per-service admission figures and the gate's wait-time histogram, from one snapshot
+// of shared memory: only where pg_usher is preloaded.
 void write_services(TextWriter& out) {
-  if (usher::shm::state() == nullptr) return;
-  // statements_past_limit_total and rejected_full_total (1.1.0) are read by name from the
-  // row, NULL (no sample) where the view is still 1.0.0's: a server running this module
-  // before ALTER EXTENSION UPDATE.
-  Table t = usher::spi::query(
-      "SELECT service, current, max_connections, reserved_connections, peak, active, queued, max_active, "
-      "admitted_total, rejected_quota_total, rejected_reservation_total, statements_admitted_total, "
-      "queue_timeouts_total, queue_cancels_total, "
-      "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'statements_past_limit_total'::pg_catalog.text, "
-      "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'rejected_full_total'::pg_catalog.text "
-      "FROM usher.service_status s ORDER BY 1");
-  const char* gauges[][2] = {
-      {"usher_service_connections", "Sessions admitted under the service and still connected."},
-      {"usher_service_max_connections", "The service's connection quota (0: unlimited)."},
-      {"usher_service_reserved_connections", "Connections reserved for the service."},
-      {"usher_service_peak_connections", "Most sessions the service has had at once since server start."},
-      {"usher_service_active_statements", "Statements of the service holding a gate slot now."},
-      {"usher_service_queued_statements", "Statements of the service waiting at the gate now."},
-      {"usher_service_max_active", "The service's limit of statements at once (0: unlimited)."}};
-  for (size_t column = 1; column <= 7; column++) {
-    out.family(gauges[column - 1][0], "gauge", gauges[column - 1][1]);
-    for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, column));
-  }
-  out.family("usher_service_admitted_total", "counter", "Logins pg_usher admitted for the service.");
-  for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, 8));
+  usher::shm::State* s = usher::shm::state();
+  if (s == nullptr) return;
+  ServicesByName list = usher::pg::call([&] { return services_by_name(s); });
+  using Copy = usher::shm::ServiceCopy;
+  const ServiceFamily logins[] = {
+      {"usher_service_connections", "gauge", "Sessions admitted under the service and still connected.",
+       [](Copy& c) -> int64 { return c.sessions; }},
+      {"usher_service_max_connections", "gauge", "The service's connection quota (0: unlimited).",
+       [](Copy& c) -> int64 { return c.service.max_connections; }},
+      {"usher_service_reserved_connections", "gauge", "Connections reserved for the service.",
+       [](Copy& c) -> int64 { return c.service.reserved_connections; }},
+      {"usher_service_peak_connections", "gauge", "Most sessions the service has had at once since server start.",
+       [](Copy& c) -> int64 { return c.service.peak; }},
+      {"usher_service_active_statements", "gauge", "Statements of the service holding a gate slot now.",
+       [](Copy& c) { return gauge(c.service.gate.active); }},
+      {"usher_service_queued_statements", "gauge", "Statements of the service waiting at the gate now.",
+       [](Copy& c) { return gauge(c.service.gate.queued); }},
+      {"usher_service_max_active", "gauge", "The service's limit of statements at once (0: unlimited).",
+       [](Copy& c) -> int64 { return c.service.max_active; }},
+      {"usher_service_admitted_total", "counter", "Logins pg_usher admitted for the service.",
+       [](Copy& c) { return counter(c.service.admitted_total); }}};
+  for (const ServiceFamily& family : logins) write_family(out, family, list);
+
   out.family("usher_service_rejected_total", "counter",
              "Logins pg_usher refused, by reason: quota (the service's max_connections), reservation (the free "
              "slots are reserved for other services), full (no slot left for ordinary roles).");
-  for (size_t r = 0; r < t.rows(); r++) {
-    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "quota"}}, t.at(r, 9));
-    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "reservation"}}, t.at(r, 10));
-    out.sample({{"service", cell_text(t, r, 0)}, {"reason", "full"}}, t.at(r, 15));
+  for (int i = 0; i < list.count; i++) {
+    const usher::shm::Service& sv = list.services[i]->service;
+    out.sample({{"service", sv.name}, {"reason", "quota"}}, std::to_string(counter(sv.rejected_quota_total)));
+    out.sample({{"service", sv.name}, {"reason", "reservation"}},
+               std::to_string(counter(sv.rejected_reservation_total)));
+    out.sample({{"service", sv.name}, {"reason", "full"}}, std::to_string(counter(sv.rejected_full_total)));
   }
-  const char* counters[][2] = {
-      {"usher_service_statements_total", "Statements the gate admitted for the service."},
-      {"usher_service_queue_timeouts_total", "Statements that waited longer than queue_timeout."},
-      {"usher_service_queue_cancels_total", "Waits ended by cancel, statement_timeout or exit."},
-      {"usher_service_statements_past_limit_total",
-       "Statements admitted beyond max_active without waiting, because their transaction was already running."}};
-  for (size_t column = 11; column <= 14; column++) {
-    out.family(counters[column - 11][0], "counter", counters[column - 11][1]);
-    for (size_t r = 0; r < t.rows(); r++) out.sample({{"service", cell_text(t, r, 0)}}, t.at(r, column));
-  }
-}
 
-// Whether entry i is a listed service, and if so its name copied into `name`. Under the
-// registry lock: a registry publication may reuse the entry and rewrite its name
-// mid-read, as usher.service_status and the sampler guard against. Plain data only:
-// LWLockAcquire raises when a backend holds too many LWLocks, so the caller runs this
-// through pg::call while its C++ objects are alive.
-bool copy_listed_name(usher::shm::State* s, int i, char* name) {
-  const usher::shm::Service& service = s->services[i];
-  LWLockAcquire(s->lock, LW_SHARED);
-  bool listed = service.in_use && service.listed;
-  if (listed) strlcpy(name, service.name, NAMEDATALEN);
-  LWLockRelease(s->lock);
-  return listed;
-}
+  const ServiceFamily counters[] = {
+      {"usher_service_statements_total", "counter", "Statements the gate admitted for the service.",
+       [](Copy& c) { return counter(c.service.gate.admitted_total); }},
+      {"usher_service_queue_timeouts_total", "counter", "Statements that waited longer than queue_timeout.",
+       [](Copy& c) { return counter(c.service.gate.queue_timeouts_total); }},
+      {"usher_service_queue_cancels_total", "counter", "Waits ended by cancel, statement_timeout or exit.",
+       [](Copy& c) { return counter(c.service.gate.queue_cancels_total); }},
+      {"usher_service_statements_past_limit_total", "counter",
+       "Statements admitted beyond max_active without waiting, because their transaction was already running.",
+       [](Copy& c) { return counter(c.service.gate.past_limit_total); }}};
+  for (const ServiceFamily& family : counters) write_family(out, family, list);
 
-// The gate's wait-time histogram per service, read from shared memory (atomics).
-// Statements admitted without waiting count in the first bucket.
-void write_gate_wait_histogram(TextWriter& out) {
-  usher::shm::State* s = usher::shm::state();
-  if (s == nullptr) return;
-  out.family("usher_gate_wait_seconds", "histogram",
-             "Time statements waited at the service's gate before running.");
-  for (int i = 0; i < s->service_capacity; i++) {
-    usher::shm::Service& service = s->services[i];
-    char listed_name[NAMEDATALEN];
-    if (!usher::pg::call([&] { return copy_listed_name(s, i, listed_name); })) continue;
-    std::string name = listed_name;
+  // The gate's wait-time histogram. Statements admitted without waiting count in the
+  // first bucket.
+  out.family("usher_gate_wait_seconds", "histogram", "Time statements waited at the service's gate before running.");
+  for (int i = 0; i < list.count; i++) {
+    usher::shm::Service& service = list.services[i]->service;
+    std::string_view name = service.name;
     usher::shm::Gate& gate = service.gate;
     uint64 admitted = pg_atomic_read_u64(&gate.admitted_total);
     uint64 waited = pg_atomic_read_u64(&gate.waited_total);
@@ -208,7 +240,6 @@ Datum metrics() {
   write_connections(out);
   write_capacity(out);
   write_services(out);
-  write_gate_wait_histogram(out);
   write_semaphores(out);
   write_health(out);
   std::string document = out.take();

@@ -1,7 +1,5 @@
 #include "registry.hpp"
 
-#include <string>
-
 #include "admission.hpp"
 #include "gate.hpp"
 #include "guard.hpp"
@@ -11,14 +9,7 @@
 #include "spi.hpp"
 
 extern "C" {
-#include "catalog/objectaccess.h"
-#include "catalog/pg_extension.h"
-#include "commands/dbcommands.h"
-#include "commands/extension.h"
-#include "commands/trigger.h"
-#include "executor/spi.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 }
 
 namespace usher::registry {
@@ -29,31 +20,22 @@ constexpr const char* services_sql =
     "SELECT name, max_connections, reserved_connections, max_active, "
     "(extract(epoch FROM queue_timeout) * 1000::numeric)::int4, priority, enabled, "
     // gate_mode came with 1.1.0: read through the row's JSON, so that a server running
-    // this module before ALTER EXTENSION pg_usher UPDATE reads NULL, not an error.
-    "pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'gate_mode'::pg_catalog.text "
+    // this module before ALTER EXTENSION pg_usher UPDATE reads NULL (false), not an error.
+    "(pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'gate_mode'::pg_catalog.text) "
+    "OPERATOR(pg_catalog.=) 'transaction'::pg_catalog.text "
     "FROM usher.service s ORDER BY name";
+constexpr spi::Column service_columns[] = {
+    {spi::Column::name, offsetof(ServiceRow, name)},
+    {spi::Column::int4, offsetof(ServiceRow, max_connections)},
+    {spi::Column::int4, offsetof(ServiceRow, reserved_connections)},
+    {spi::Column::int4, offsetof(ServiceRow, max_active)},
+    {spi::Column::int4, offsetof(ServiceRow, queue_timeout_ms)},
+    {spi::Column::int4, offsetof(ServiceRow, priority)},
+    {spi::Column::boolean, offsetof(ServiceRow, enabled)},
+    {spi::Column::boolean, offsetof(ServiceRow, transaction_gate)}};
 constexpr const char* roles_sql = "SELECT role_name::text, service FROM usher.role_service ORDER BY 1";
-
-// Runs a read-only query with the given snapshot; the rows stay in SPI_tuptable.
-void run(const char* sql, ::Snapshot snapshot) {
-  SPIPlanPtr plan = SPI_prepare(sql, 0, nullptr);
-  if (plan == nullptr) elog(ERROR, "pg_usher: could not prepare %s", sql);
-  if (SPI_execute_snapshot(plan, nullptr, nullptr, snapshot, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-    elog(ERROR, "pg_usher: could not read the registry: %s", sql);
-}
-
-int32 int_column(HeapTuple tuple, TupleDesc desc, int column) {
-  bool isnull;
-  Datum value = SPI_getbinval(tuple, desc, column, &isnull);
-  return isnull ? 0 : DatumGetInt32(value);
-}
-
-void text_column(char* to, HeapTuple tuple, TupleDesc desc, int column) {
-  char* value = SPI_getvalue(tuple, desc, column);
-  strlcpy(to, value ? value : "", NAMEDATALEN);
-}
-
-object_access_hook_type previous_object_access_hook = nullptr;
+constexpr spi::Column role_columns[] = {{spi::Column::name, offsetof(RoleRow, role)},
+                                        {spi::Column::name, offsetof(RoleRow, service)}};
 
 // The scratch buffer publish() counts sessions into, allocated with the registry (before
 // commit) because publish() runs at commit, where no allocation may fail.
@@ -84,58 +66,23 @@ int allocate_service(shm::State* s, const int32* counts) {
 }  // namespace
 
 Registry* read(::Snapshot snapshot) {
-  MemoryContext caller = CurrentMemoryContext;
   // As the registry's owner, whoever committed (a role granted EXECUTE on set_service
   // has no rights on the tables), with search_path pinned (spi.hpp).
-  spi::InternalScope scope = spi::enter_internal(spi::owner_of_usher_table("service"));
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
+  Oid owner = spi::owner_of_usher_table("service");
   auto* registry = static_cast<Registry*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Registry)));
   registry->counts = counts_buffer();
-
-  run(services_sql, snapshot);
-  registry->service_count = static_cast<int>(SPI_processed);
-  registry->services = static_cast<ServiceRow*>(
-      MemoryContextAllocZero(TopMemoryContext, sizeof(ServiceRow) * (SPI_processed + 1)));
-  for (uint64 r = 0; r < SPI_processed; r++) {
-    HeapTuple tuple = SPI_tuptable->vals[r];
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    ServiceRow* row = &registry->services[r];
-    text_column(row->name, tuple, desc, 1);
-    row->max_connections = int_column(tuple, desc, 2);
-    row->reserved_connections = int_column(tuple, desc, 3);
-    row->max_active = int_column(tuple, desc, 4);
-    row->queue_timeout_ms = int_column(tuple, desc, 5);
-    row->priority = int_column(tuple, desc, 6);
-    bool isnull;
-    row->enabled = DatumGetBool(SPI_getbinval(tuple, desc, 7, &isnull)) && !isnull;
-    char* gate_mode = SPI_getvalue(tuple, desc, 8);
-    row->gate_mode = gate_mode != nullptr && strcmp(gate_mode, "transaction") == 0 ? shm::GateMode::transaction
-                                                                                    : shm::GateMode::statement;
-  }
-
-  run(roles_sql, snapshot);
-  registry->role_count = static_cast<int>(SPI_processed);
-  registry->roles = static_cast<RoleRow*>(
-      MemoryContextAllocZero(TopMemoryContext, sizeof(RoleRow) * (SPI_processed + 1)));
-  for (uint64 r = 0; r < SPI_processed; r++) {
-    text_column(registry->roles[r].role, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-    text_column(registry->roles[r].service, SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
-  }
-  SPI_finish();
-  spi::leave_internal(scope);
-  MemoryContextSwitchTo(caller);
+  registry->service_count =
+      spi::read_rows(services_sql, owner, snapshot, TopMemoryContext, service_columns, &registry->services);
+  registry->role_count = spi::read_rows(roles_sql, owner, snapshot, TopMemoryContext, role_columns, &registry->roles);
   return registry;
 }
 
-int publish(const Registry* registry) {
-  shm::State* s = shm::state();
-  if (s == nullptr) return 0;
-  // Counts are needed to know which retired entries may be reused: a buffer allocated
-  // with the registry, before commit (this runs at commit, where nothing may fail).
-  int32* counts = registry->counts;
-  int skipped = 0;
+namespace {
 
-  LWLockAcquire(s->lock, LW_EXCLUSIVE);
+// Copies the registry into shared memory, under the registry lock. `counts` is scratch
+// allocated before commit. Returns how many services did not fit.
+int publish_locked(shm::State* s, const Registry* registry, int32* counts) {
+  int skipped = 0;
   shm::count_sessions(s, counts);
   for (int i = 0; i < s->service_capacity; i++) s->services[i].listed = false;
   s->services[shm::default_service_index].listed = true;
@@ -163,7 +110,7 @@ int publish(const Registry* registry) {
     service->max_active = row->max_active;
     service->queue_timeout_ms = row->queue_timeout_ms;
     service->priority = row->priority;
-    service->gate_mode = row->gate_mode;
+    service->gate_mode = row->transaction_gate ? shm::GateMode::transaction : shm::GateMode::statement;
   }
 
   s->role_mapping_count = 0;
@@ -178,7 +125,17 @@ int publish(const Registry* registry) {
   s->published = true;
   s->published_at = GetCurrentTimestamp();
   s->publications++;
-  LWLockRelease(s->lock);
+  return skipped;
+}
+
+}  // namespace
+
+int publish(const Registry* registry) {
+  shm::State* s = shm::state();
+  if (s == nullptr) return 0;
+  // Counts are needed to know which retired entries may be reused: a buffer allocated
+  // with the registry, before commit (this runs at commit, where nothing may fail).
+  int skipped = shm::locked(s, shm::Access::exclusive, [&] { return publish_locked(s, registry, registry->counts); });
   // A raised (or removed) max_active frees slots for statements already waiting.
   for (int i = 0; i < s->service_capacity; i++)
     if (s->services[i].in_use) gate::admit_waiters(s, i);
@@ -193,8 +150,6 @@ void free_registry(Registry* registry) {
   pfree(registry);
 }
 
-namespace {
-
 // Published when a transaction that changed the registry commits (usher.set_service,
 // drop_service and set_role_service lock usher.service, which serialises writers).
 PublishOnCommit publication{
@@ -203,55 +158,33 @@ PublishOnCommit publication{
     .empty = []() -> void* { return empty_registry(); },
     .publish = [](const void* pending) { return publish(static_cast<const Registry*>(pending)); },
     .free = [](void* pending) { free_registry(static_cast<Registry*>(pending)); },
+    .report =
+        [](const void* pending, int) {
+          auto* registry = static_cast<const Registry*>(pending);
+          ereport(LOG, (errmsg("pg_usher: published %d service(s) and %d role mapping(s) from database \"%s\"",
+                               registry->service_count, registry->role_count, settings::database)));
+        },
     .entries = "service(s)",
     .limit = "usher.max_services",
     .full_hint = "Raise usher.max_services and restart the server.",
     .prepare_refusal = "cannot PREPARE a transaction that changed the pg_usher service registry",
+    .feature = "changing the service registry",
+    .published_from = "the service registry is enforced from database",
+    .change_in = "Change services in database",
+    .change_in_hint = ", or set usher.database (takes effect at the next server start).",
+    .publishes_what = "enforces the registry",
+    .warning_hint = ", or set usher.database.",
+    .trigger_function = "usher._registry_changed()",
 };
-// The DROP EXTENSION hook below marks the transaction through these names: the same
-// as publication.mark_dropped().
-bool& changed = publication.changed;
-bool& dropped = publication.dropped;
-void watch_transaction() { publication.watch(); }
 
-void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
-  if (previous_object_access_hook) previous_object_access_hook(access, class_id, object_id, sub_id, arg);
-  if (access != OAT_DROP || class_id != ExtensionRelationId || shm::state() == nullptr) return;
-  char* name = get_extension_name(object_id);
-  if (name == nullptr || strcmp(name, "pg_usher") != 0) return;
-  watch_transaction();
-  changed = dropped = true;
-}
-
-}  // namespace
-
-void install_hooks() {
-  previous_object_access_hook = object_access_hook;
-  object_access_hook = [](ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
-    usher::guard([&] { on_object_access(access, class_id, object_id, sub_id, arg); });
-  };
-}
-
-void mark_changed() {
-  if (shm::state() != nullptr && !in_registry_database())
-    ereport(WARNING, (errmsg("pg_usher enforces the registry of database \"%s\", not this one",
-                             settings::database ? settings::database : ""),
-                      errhint("Change services in database \"%s\", or set usher.database.",
-                              settings::database ? settings::database : "")));
-  publication.mark_changed();
-}
+void install_hooks() { publication.install(); }
 
 }  // namespace usher::registry
 
 extern "C" {
 PG_FUNCTION_INFO_V1(usher_registry_changed);
 Datum usher_registry_changed(PG_FUNCTION_ARGS) {
-  return usher::guard([&] {
-    if (!CALLED_AS_TRIGGER(fcinfo)) throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                                                        "usher._registry_changed() must be called as a trigger");
-    usher::registry::mark_changed();
-    return PointerGetDatum(nullptr);
-  });
+  return usher::guard([&] { return usher::registry::publication.on_trigger(fcinfo); });
 }
 }
 
@@ -259,17 +192,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(usher_check_registry_writable);
 Datum usher_check_registry_writable(PG_FUNCTION_ARGS) {
   return usher::guard([] {
-    usher::shm::require("changing the service registry");
-    const char* registry_database = usher::settings::database ? usher::settings::database : "";
-    const char* here = get_database_name(MyDatabaseId);
-    if (here == nullptr) here = "";  // being dropped
-    if (strcmp(here, registry_database) != 0)
-      throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                         std::string("the service registry is enforced from database \"") + registry_database +
-                             "\", not \"" + here + "\"",
-                         {},
-                         std::string("Change services in database \"") + registry_database +
-                             "\", or set usher.database (takes effect at the next server start).");
+    usher::registry::publication.check_writable();
     return (Datum)0;
   });
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "pg_includes.hpp"
+#include "publish_on_commit.hpp"
 #include "shared_state.hpp"
 
 namespace usher::registry {
@@ -16,7 +17,7 @@ struct ServiceRow {
   int32 queue_timeout_ms;
   int32 priority;
   bool enabled;
-  shm::GateMode gate_mode;
+  bool transaction_gate;  // gate_mode 'transaction'
 };
 
 struct RoleRow {
@@ -44,11 +45,13 @@ int publish(const Registry* registry);
 
 void free_registry(Registry* registry);
 
-// Called by the trigger on the registry tables: publish when this transaction commits.
-void mark_changed();
+// The registry's publication (publish_on_commit.hpp): on commit of a change, as empty
+// when DROP EXTENSION pg_usher commits (only 'default' stays in force), and at server
+// start by the publisher worker (publish_now()).
+extern PublishOnCommit publication;
 
-// Installs the hook that notices DROP EXTENSION pg_usher: when that commits in the
-// registry database, only 'default' stays in force.
+// Adds the registry to the publications DROP EXTENSION pg_usher empties; from _PG_init
+// while preloading.
 void install_hooks();
 
 }  // namespace usher::registry

@@ -77,25 +77,24 @@ void define_settings() {
         &history_samples, 3600, 10, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 }
 
-// Per-entry scratch of the sampler, filled under the registry lock and written to the
-// ring under the sampler's lock. Allocated once, in the launcher's TopMemoryContext.
-struct Scratch {
-  int32* counts;
-  bool* sampled;
-  char (*names)[NAMEDATALEN];
-  Row* rows;
-};
+// The snapshot the sampler copies shared state into: allocated once, in the
+// launcher's TopMemoryContext.
+shm::Snapshot* snapshot_for(shm::State* s) {
+  static shm::Snapshot* snapshot = nullptr;
+  if (snapshot == nullptr) snapshot = shm::new_snapshot(s, TopMemoryContext, false);
+  return snapshot;
+}
 
-Scratch scratch_for(int services) {
-  static Scratch scratch{};
-  if (scratch.counts == nullptr) {
-    scratch.counts = static_cast<int32*>(MemoryContextAllocZero(TopMemoryContext, sizeof(int32) * services));
-    scratch.sampled = static_cast<bool*>(MemoryContextAllocZero(TopMemoryContext, sizeof(bool) * services));
-    scratch.names = static_cast<char(*)[NAMEDATALEN]>(
-        MemoryContextAllocZero(TopMemoryContext, sizeof(char[NAMEDATALEN]) * services));
-    scratch.rows = static_cast<Row*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Row) * services));
-  }
-  return scratch;
+// What a tick records of one service.
+Row row_of(shm::ServiceCopy& copy) {
+  shm::Gate& gate = copy.service.gate;
+  Row row{};
+  row.connected = copy.sessions;
+  row.active = static_cast<int32>(pg_atomic_read_u32(&gate.active));
+  row.queued = static_cast<int32>(pg_atomic_read_u32(&gate.queued));
+  row.admitted_total = pg_atomic_read_u64(&gate.admitted_total);
+  row.busy_us_sum = pg_atomic_read_u64(&gate.busy_us_sum);
+  return row;
 }
 
 uint32 new_incarnation(Ring* r, int entry, const char* name) {
@@ -124,26 +123,9 @@ void take_sample() {
   shm::State* s = shm::state();
   Ring* r = attached;
   if (s == nullptr || r == nullptr) return;
-  int services = Min(r->services, s->service_capacity);
-  Scratch sc = scratch_for(services);
-
-  LWLockAcquire(s->lock, LW_SHARED);
-  shm::count_sessions(s, sc.counts);
-  for (int i = 0; i < services; i++) {
-    const shm::Service& sv = s->services[i];
-    // The same entries usher.service_status lists: in the registry, or retired with
-    // sessions still counted under them.
-    sc.sampled[i] = sv.in_use && (sv.listed || sc.counts[i] > 0);
-    if (!sc.sampled[i]) continue;
-    strlcpy(sc.names[i], sv.name, NAMEDATALEN);
-    Row& row = sc.rows[i];
-    row.connected = sc.counts[i];
-    row.active = static_cast<int32>(pg_atomic_read_u32(const_cast<pg_atomic_uint32*>(&sv.gate.active)));
-    row.queued = static_cast<int32>(pg_atomic_read_u32(const_cast<pg_atomic_uint32*>(&sv.gate.queued)));
-    row.admitted_total = pg_atomic_read_u64(const_cast<pg_atomic_uint64*>(&sv.gate.admitted_total));
-    row.busy_us_sum = pg_atomic_read_u64(const_cast<pg_atomic_uint64*>(&sv.gate.busy_us_sum));
-  }
-  LWLockRelease(s->lock);
+  // The services usher.service_status lists (shm::visible), as one snapshot.
+  shm::Snapshot* snapshot = snapshot_for(s);
+  shm::take_snapshot(s, snapshot);
 
   TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(r->lock, LW_EXCLUSIVE);
@@ -151,16 +133,18 @@ void take_sample() {
   r->tick_at[position] = now;
   Row* tick = &r->rows[static_cast<Size>(position) * r->services];
   for (int i = 0; i < r->services; i++) {
-    if (i >= services || !sc.sampled[i]) {
+    shm::ServiceCopy* copy = shm::snapshot_service(snapshot, i);
+    if (copy == nullptr) {
       tick[i] = Row{};
       continue;
     }
-    Row row = sc.rows[i];
+    const char* name = copy->service.name;
+    Row row = row_of(*copy);
     EntryState& e = r->entries[i];
-    if (e.incarnation == 0 || strcmp(e.name, sc.names[i]) != 0 || row.admitted_total < e.admitted_total ||
+    if (e.incarnation == 0 || strcmp(e.name, name) != 0 || row.admitted_total < e.admitted_total ||
         row.busy_us_sum < e.busy_us_sum) {
-      e.incarnation = new_incarnation(r, i, sc.names[i]);
-      strlcpy(e.name, sc.names[i], NAMEDATALEN);
+      e.incarnation = new_incarnation(r, i, name);
+      strlcpy(e.name, name, NAMEDATALEN);
     }
     e.admitted_total = row.admitted_total;
     e.busy_us_sum = row.busy_us_sum;

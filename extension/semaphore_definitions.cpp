@@ -2,8 +2,6 @@
 // transaction that changed it commits (never on rollback), at server start by the
 // publisher worker, and as empty when DROP EXTENSION pg_usher commits. Mirrors the
 // service registry (registry.cpp); both publish through publish_on_commit.hpp.
-#include <string>
-
 #include "guard.hpp"
 #include "publish_on_commit.hpp"
 #include "semaphore_state.hpp"
@@ -12,14 +10,7 @@
 #include "spi.hpp"
 
 extern "C" {
-#include "catalog/objectaccess.h"
-#include "catalog/pg_extension.h"
-#include "commands/dbcommands.h"
-#include "commands/extension.h"
-#include "commands/trigger.h"
-#include "executor/spi.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 }
 
 namespace usher::semaphores {
@@ -37,8 +28,6 @@ struct Definitions {
   Definition* items;
 };
 
-object_access_hook_type previous_object_access_hook = nullptr;
-
 Definitions* empty_definitions() {
   auto* d = static_cast<Definitions*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definitions)));
   d->items = static_cast<Definition*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definition)));
@@ -51,32 +40,17 @@ void free_definitions(Definitions* d) {
   pfree(d);
 }
 
-// Reads the table with `snapshot` (inside a transaction). Plain data only: SPI errors
-// are PostgreSQL errors.
+constexpr spi::Column definition_columns[] = {{spi::Column::name, offsetof(Definition, name)},
+                                              {spi::Column::int4, offsetof(Definition, capacity)}};
+
+// Reads the table with `snapshot` (inside a transaction), as the table's owner, whoever
+// committed, with search_path pinned (spi.hpp). Plain data only: SPI errors are
+// PostgreSQL errors.
 Definitions* read(::Snapshot snapshot) {
-  MemoryContext caller = CurrentMemoryContext;
-  // As the table's owner, whoever committed, with search_path pinned (spi.hpp).
-  spi::InternalScope scope = spi::enter_internal(spi::owner_of_usher_table("semaphore"));
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
-  SPIPlanPtr plan = SPI_prepare("SELECT name, capacity FROM usher.semaphore ORDER BY name", 0, nullptr);
-  if (plan == nullptr ||
-      SPI_execute_snapshot(plan, nullptr, nullptr, snapshot, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-    elog(ERROR, "pg_usher: could not read usher.semaphore");
+  Oid owner = spi::owner_of_usher_table("semaphore");
   auto* d = static_cast<Definitions*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definitions)));
-  d->count = static_cast<int>(SPI_processed);
-  d->items = static_cast<Definition*>(MemoryContextAllocZero(TopMemoryContext, sizeof(Definition) * (SPI_processed + 1)));
-  for (uint64 r = 0; r < SPI_processed; r++) {
-    HeapTuple tuple = SPI_tuptable->vals[r];
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    char* name = SPI_getvalue(tuple, desc, 1);
-    strlcpy(d->items[r].name, name ? name : "", NAMEDATALEN);
-    bool isnull;
-    Datum capacity = SPI_getbinval(tuple, desc, 2, &isnull);
-    d->items[r].capacity = isnull ? 0 : DatumGetInt32(capacity);
-  }
-  SPI_finish();
-  spi::leave_internal(scope);
-  MemoryContextSwitchTo(caller);
+  d->count = spi::read_rows("SELECT name, capacity FROM usher.semaphore ORDER BY name", owner, snapshot,
+                            TopMemoryContext, definition_columns, &d->items);
   return d;
 }
 
@@ -116,6 +90,8 @@ int publish(const Definitions* d) {
   return skipped;
 }
 
+}  // namespace
+
 // Published when a transaction that changed usher.semaphore commits (usher.set_semaphore
 // and drop_semaphore lock the table, which serialises writers).
 PublishOnCommit publication{
@@ -124,40 +100,28 @@ PublishOnCommit publication{
     .empty = []() -> void* { return empty_definitions(); },
     .publish = [](const void* pending) { return publish(static_cast<const Definitions*>(pending)); },
     .free = [](void* pending) { free_definitions(static_cast<Definitions*>(pending)); },
+    .report =
+        [](const void* pending, int skipped) {
+          ereport(LOG, (errmsg("pg_usher: published %d semaphore(s) from database \"%s\"",
+                               static_cast<const Definitions*>(pending)->count - skipped,
+                               settings::database ? settings::database : "")));
+        },
     .entries = "semaphore(s)",
     .limit = "usher.max_semaphores",
     .full_hint = "Release the permits of dropped semaphores, or raise usher.max_semaphores and restart the server.",
     .prepare_refusal = "cannot PREPARE a transaction that changed pg_usher's semaphores",
+    .feature = "usher.set_semaphore",
+    .published_from = "semaphores are defined in database",
+    .change_in = "Define semaphores in database",
+    .change_in_hint = "; usher.acquire and usher.release work in every database with pg_usher installed.",
+    .publishes_what = "publishes the semaphores",
+    .warning_hint = ".",
+    .trigger_function = "usher._semaphores_changed()",
 };
-
-void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
-  if (previous_object_access_hook) previous_object_access_hook(access, class_id, object_id, sub_id, arg);
-  if (access != OAT_DROP || class_id != ExtensionRelationId || sem::state() == nullptr) return;
-  char* name = get_extension_name(object_id);
-  if (name == nullptr || strcmp(name, "pg_usher") != 0) return;
-  publication.mark_dropped();
-}
-
-}  // namespace
 
 void install() {
   sem::install_shmem();
-  previous_object_access_hook = object_access_hook;
-  object_access_hook = [](ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
-    usher::guard([&] { on_object_access(access, class_id, object_id, sub_id, arg); });
-  };
-}
-
-void publish_from_table() {
-  if (sem::state() == nullptr) return;
-  Definitions* d = read(GetActiveSnapshot());
-  int skipped = publish(d);
-  ereport(LOG, (errmsg("pg_usher: published %d semaphore(s) from database \"%s\"", d->count - skipped,
-                       settings::database ? settings::database : "")));
-  if (skipped > 0)
-    ereport(WARNING, (errmsg("pg_usher: %d semaphore(s) did not fit in usher.max_semaphores", skipped),
-                      errhint("Raise usher.max_semaphores and restart the server.")));
-  free_definitions(d);
+  publication.install();
 }
 
 }  // namespace usher::semaphores
@@ -167,19 +131,7 @@ extern "C" {
 // Trigger on usher.semaphore: publish when this transaction commits.
 PG_FUNCTION_INFO_V1(usher_semaphores_changed);
 Datum usher_semaphores_changed(PG_FUNCTION_ARGS) {
-  return usher::guard([&] {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-      throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "usher._semaphores_changed() must be called as a trigger");
-    // CREATE EXTENSION empties the table to publish "no semaphores" (a database dropped
-    // with the extension in it leaves stale definitions behind); stay quiet there.
-    if (usher::sem::state() != nullptr && !creating_extension && !usher::in_registry_database())
-      ereport(WARNING, (errmsg("pg_usher publishes the semaphores of database \"%s\", not this one",
-                               usher::settings::database ? usher::settings::database : ""),
-                        errhint("Define semaphores in database \"%s\".",
-                                usher::settings::database ? usher::settings::database : "")));
-    usher::semaphores::publication.mark_changed();
-    return PointerGetDatum(nullptr);
-  });
+  return usher::guard([&] { return usher::semaphores::publication.on_trigger(fcinfo); });
 }
 
 // ERROR 55000 unless pg_usher is preloaded and this is the database named by
@@ -187,17 +139,7 @@ Datum usher_semaphores_changed(PG_FUNCTION_ARGS) {
 PG_FUNCTION_INFO_V1(usher_check_semaphores_writable);
 Datum usher_check_semaphores_writable(PG_FUNCTION_ARGS) {
   return usher::guard([] {
-    usher::sem::require("usher.set_semaphore");
-    const char* registry_database = usher::settings::database ? usher::settings::database : "";
-    const char* here = get_database_name(MyDatabaseId);
-    if (here == nullptr) here = "";  // being dropped
-    if (strcmp(here, registry_database) != 0)
-      throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                         std::string("semaphores are defined in database \"") + registry_database + "\", not \"" +
-                             here + "\"",
-                         {},
-                         std::string("Define semaphores in database \"") + registry_database +
-                             "\"; usher.acquire and usher.release work in every database with pg_usher installed.");
+    usher::semaphores::publication.check_writable();
     return (Datum)0;
   });
 }

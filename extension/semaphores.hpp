@@ -5,6 +5,8 @@
 // server start. See docs/semaphores.md.
 #pragma once
 
+#include "publish_on_commit.hpp"
+
 namespace usher::semaphores {
 
 // Installs the shared-memory and DROP EXTENSION hooks (usher.max_semaphores is defined
@@ -12,8 +14,10 @@ namespace usher::semaphores {
 // called from _PG_init while preloading.
 void install();
 
-// Reads usher.semaphore and publishes it (the publisher worker at server start; inside
-// a transaction, in the registry database, with the extension installed).
-void publish_from_table();
+// The semaphore definitions' publication (publish_on_commit.hpp): on commit of a
+// change, as empty when DROP EXTENSION pg_usher commits, and at server start by the
+// publisher worker (publish_now(): inside a transaction, in the registry database,
+// with the extension installed).
+extern PublishOnCommit publication;
 
 }  // namespace usher::semaphores

@@ -1,5 +1,6 @@
 // usher.service_status and usher.published_services: what shared memory holds about
-// each service, copied out under the shared lock, then turned into rows.
+// each service, copied out as one snapshot (shared_state.hpp: take_snapshot), then
+// turned into rows.
 #include "guard.hpp"
 #include "shared_state.hpp"
 
@@ -11,37 +12,33 @@ extern "C" {
 namespace {
 
 using usher::shm::Service;
+using usher::shm::ServiceCopy;
 
-struct Copy {
-  int count;
-  Service* services;
-  int32* sessions;
-  int32* superusers;
-  bool published;
-  TimestampTz published_at;
-  int role_count;
-  usher::shm::RoleMapping* roles;
+// The columns of usher.service_status_internal, in declaration order.
+enum StatusColumn {
+  st_service, st_listed, st_enabled, st_max_connections, st_reserved_connections, st_max_active, st_current,
+  st_current_superusers, st_peak, st_reserved_in_use, st_admitted_total, st_rejected_quota_total,
+  st_rejected_reservation_total, st_rejected_total, st_active, st_queued, st_peak_active,
+  st_statements_admitted_total, st_statements_waited_total, st_queue_timeouts_total, st_queue_cancels_total,
+  st_wait_seconds_sum, st_wait_seconds_max, st_busy_seconds_sum,
+  // 1.1.0
+  st_rejected_full_total, st_gate_mode, st_statements_past_limit_total, status_columns
 };
 
-// Everything is allocated before the lock is taken; under it, only memcpy and counting.
-Copy copy_state(usher::shm::State* s) {
-  Copy c{};
-  c.services = static_cast<Service*>(palloc(sizeof(Service) * s->service_capacity));
-  c.sessions = static_cast<int32*>(palloc0(sizeof(int32) * s->service_capacity));
-  c.superusers = static_cast<int32*>(palloc0(sizeof(int32) * s->service_capacity));
-  c.roles = static_cast<usher::shm::RoleMapping*>(palloc(sizeof(usher::shm::RoleMapping) * (s->role_mapping_capacity + 1)));
-  LWLockAcquire(s->lock, LW_SHARED);
-  c.count = s->service_capacity;
-  memcpy(c.services, s->services, sizeof(Service) * s->service_capacity);
-  usher::shm::count_sessions(s, c.sessions);
-  for (int i = 0; i < s->slot_count; i++)
-    if (s->slots[i].service >= 0 && s->slots[i].superuser) c.superusers[s->slots[i].service]++;
-  c.published = s->published;
-  c.published_at = s->published_at;
-  c.role_count = s->role_mapping_count;
-  memcpy(c.roles, s->role_mappings, sizeof(usher::shm::RoleMapping) * s->role_mapping_count);
-  LWLockRelease(s->lock);
-  return c;
+// The columns of usher.published_services_internal.
+enum PublishedColumn {
+  pub_name, pub_max_connections, pub_reserved_connections, pub_max_active, pub_queue_timeout, pub_priority,
+  pub_enabled, pub_roles, pub_published_at,
+  // 1.1.0
+  pub_gate_mode, published_columns
+};
+
+// Allocated before the lock is taken; under it (shared_state.cpp), only memcpy and
+// counting.
+usher::shm::Snapshot* snapshot_of(usher::shm::State* s) {
+  usher::shm::Snapshot* snapshot = usher::shm::new_snapshot(s, CurrentMemoryContext, false);
+  usher::shm::take_snapshot(s, snapshot);
+  return snapshot;
 }
 
 const char* gate_mode_name(usher::shm::GateMode mode) {
@@ -65,78 +62,90 @@ Datum interval_ms(int32 ms) {
   return IntervalPGetDatum(value);
 }
 
+// The columns both views have: the service's name, whether it is enforced, its limits.
+struct SharedColumns {
+  int name, enabled, max_connections, reserved_connections, max_active;
+};
+constexpr SharedColumns status_shared{st_service, st_enabled, st_max_connections, st_reserved_connections,
+                                      st_max_active};
+constexpr SharedColumns published_shared{pub_name, pub_enabled, pub_max_connections, pub_reserved_connections,
+                                         pub_max_active};
+
+void put_shared(Datum* values, const Service& sv, const SharedColumns& c) {
+  values[c.name] = CStringGetTextDatum(sv.name);
+  values[c.enabled] = BoolGetDatum(sv.enabled);
+  values[c.max_connections] = Int32GetDatum(sv.max_connections);
+  values[c.reserved_connections] = Int32GetDatum(sv.reserved_connections);
+  values[c.max_active] = Int32GetDatum(sv.max_active);
+}
+
+Datum count(pg_atomic_uint64& value) { return Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&value))); }
+Datum seconds(pg_atomic_uint64& value) {
+  return Float8GetDatum(static_cast<double>(pg_atomic_read_u64(&value)) / 1e6);
+}
+Datum gauge(pg_atomic_uint32& value) { return Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&value))); }
+
 Datum service_status(FunctionCallInfo fcinfo, usher::shm::State* s) {
   ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
-  Copy c = copy_state(s);
-  for (int i = 0; i < c.count; i++) {
-    const Service& sv = c.services[i];
-    // Retired entries stay while sessions still count under them.
-    if (!sv.in_use || (!sv.listed && c.sessions[i] == 0)) continue;
-    Datum values[27];
-    bool nulls[27] = {};
-    values[0] = CStringGetTextDatum(sv.name);
-    values[1] = BoolGetDatum(sv.listed);
-    values[2] = BoolGetDatum(sv.enabled);
-    values[3] = Int32GetDatum(sv.max_connections);
-    values[4] = Int32GetDatum(sv.reserved_connections);
-    values[5] = Int32GetDatum(sv.max_active);
-    values[6] = Int32GetDatum(c.sessions[i]);
-    values[7] = Int32GetDatum(c.superusers[i]);
-    values[8] = Int32GetDatum(sv.peak);
-    values[9] = Int32GetDatum(Min(c.sessions[i], sv.reserved_connections));
-    values[10] = Int64GetDatum(static_cast<int64>(sv.admitted_total));
-    values[11] = Int64GetDatum(static_cast<int64>(sv.rejected_quota_total));
-    values[12] = Int64GetDatum(static_cast<int64>(sv.rejected_reservation_total));
-    values[13] = Int64GetDatum(
+  usher::shm::Snapshot* snapshot = snapshot_of(s);
+  for (int i = 0; i < snapshot->service_count; i++) {
+    ServiceCopy& copy = snapshot->services[i];
+    Service& sv = copy.service;
+    usher::shm::Gate& g = sv.gate;
+    Datum values[status_columns];
+    bool nulls[status_columns] = {};
+    put_shared(values, sv, status_shared);
+    values[st_listed] = BoolGetDatum(sv.listed);
+    values[st_current] = Int32GetDatum(copy.sessions);
+    values[st_current_superusers] = Int32GetDatum(copy.superusers);
+    values[st_peak] = Int32GetDatum(sv.peak);
+    values[st_reserved_in_use] = Int32GetDatum(Min(copy.sessions, sv.reserved_connections));
+    values[st_admitted_total] = Int64GetDatum(static_cast<int64>(sv.admitted_total));
+    values[st_rejected_quota_total] = Int64GetDatum(static_cast<int64>(sv.rejected_quota_total));
+    values[st_rejected_reservation_total] = Int64GetDatum(static_cast<int64>(sv.rejected_reservation_total));
+    values[st_rejected_total] = Int64GetDatum(
         static_cast<int64>(sv.rejected_quota_total + sv.rejected_reservation_total + sv.rejected_full_total));
     // The statement gate.
-    usher::shm::Gate& g = c.services[i].gate;
-    auto count = [](pg_atomic_uint64& v) { return Int64GetDatum(static_cast<int64>(pg_atomic_read_u64(&v))); };
-    auto seconds = [](pg_atomic_uint64& v) { return Float8GetDatum(static_cast<double>(pg_atomic_read_u64(&v)) / 1e6); };
-    values[14] = Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&g.active)));
-    values[15] = Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&g.queued)));
-    values[16] = Int32GetDatum(static_cast<int32>(pg_atomic_read_u32(&g.peak_active)));
-    values[17] = count(g.admitted_total);
-    values[18] = count(g.waited_total);
-    values[19] = count(g.queue_timeouts_total);
-    values[20] = count(g.queue_cancels_total);
-    values[21] = seconds(g.wait_us_sum);
-    values[22] = seconds(g.wait_us_max);
-    values[23] = seconds(g.busy_us_sum);
-    // 1.1.0
-    values[24] = Int64GetDatum(static_cast<int64>(sv.rejected_full_total));
-    values[25] = CStringGetTextDatum(gate_mode_name(sv.gate_mode));
-    values[26] = count(g.past_limit_total);
-    put_row(rsinfo, values, nulls, 27);
+    values[st_active] = gauge(g.active);
+    values[st_queued] = gauge(g.queued);
+    values[st_peak_active] = gauge(g.peak_active);
+    values[st_statements_admitted_total] = count(g.admitted_total);
+    values[st_statements_waited_total] = count(g.waited_total);
+    values[st_queue_timeouts_total] = count(g.queue_timeouts_total);
+    values[st_queue_cancels_total] = count(g.queue_cancels_total);
+    values[st_wait_seconds_sum] = seconds(g.wait_us_sum);
+    values[st_wait_seconds_max] = seconds(g.wait_us_max);
+    values[st_busy_seconds_sum] = seconds(g.busy_us_sum);
+    values[st_rejected_full_total] = Int64GetDatum(static_cast<int64>(sv.rejected_full_total));
+    values[st_gate_mode] = CStringGetTextDatum(gate_mode_name(sv.gate_mode));
+    values[st_statements_past_limit_total] = count(g.past_limit_total);
+    put_row(rsinfo, values, nulls, status_columns);
   }
   return (Datum)0;
 }
 
+// The services of the published registry: the visible ones that are listed.
 Datum published_services(FunctionCallInfo fcinfo, usher::shm::State* s) {
   ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
-  Copy c = copy_state(s);
-  for (int i = 0; i < c.count; i++) {
-    const Service& sv = c.services[i];
-    if (!sv.in_use || !sv.listed) continue;
-    Datum values[10];
-    bool nulls[10] = {};
-    values[0] = CStringGetTextDatum(sv.name);
-    values[1] = Int32GetDatum(sv.max_connections);
-    values[2] = Int32GetDatum(sv.reserved_connections);
-    values[3] = Int32GetDatum(sv.max_active);
-    values[4] = interval_ms(sv.queue_timeout_ms);
-    values[5] = Int32GetDatum(sv.priority);
-    values[6] = BoolGetDatum(sv.enabled);
+  usher::shm::Snapshot* snapshot = snapshot_of(s);
+  for (int i = 0; i < snapshot->service_count; i++) {
+    const ServiceCopy& copy = snapshot->services[i];
+    const Service& sv = copy.service;
+    if (!sv.listed) continue;
+    Datum values[published_columns];
+    bool nulls[published_columns] = {};
+    put_shared(values, sv, published_shared);
+    values[pub_queue_timeout] = interval_ms(sv.queue_timeout_ms);
+    values[pub_priority] = Int32GetDatum(sv.priority);
     int mapped = 0;
-    Datum* roles = static_cast<Datum*>(palloc(sizeof(Datum) * (c.role_count + 1)));
-    for (int r = 0; r < c.role_count; r++)
-      if (c.roles[r].service == i) roles[mapped++] = CStringGetTextDatum(c.roles[r].role);
-    values[7] = PointerGetDatum(construct_array(roles, mapped, TEXTOID, -1, false, TYPALIGN_INT));
-    if (c.published) values[8] = TimestampTzGetDatum(c.published_at);
-    else nulls[8] = true;
-    // 1.1.0
-    values[9] = CStringGetTextDatum(gate_mode_name(sv.gate_mode));
-    put_row(rsinfo, values, nulls, 10);
+    Datum* roles = static_cast<Datum*>(palloc(sizeof(Datum) * (snapshot->role_count + 1)));
+    for (int r = 0; r < snapshot->role_count; r++)
+      if (snapshot->roles[r].service == copy.entry) roles[mapped++] = CStringGetTextDatum(snapshot->roles[r].role);
+    values[pub_roles] = PointerGetDatum(construct_array(roles, mapped, TEXTOID, -1, false, TYPALIGN_INT));
+    if (snapshot->published) values[pub_published_at] = TimestampTzGetDatum(snapshot->published_at);
+    else nulls[pub_published_at] = true;
+    values[pub_gate_mode] = CStringGetTextDatum(gate_mode_name(sv.gate_mode));
+    put_row(rsinfo, values, nulls, published_columns);
   }
   return (Datum)0;
 }

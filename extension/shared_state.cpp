@@ -128,6 +128,73 @@ int count_sessions(const State* s, int32* counts) {
   return total;
 }
 
+namespace detail {
+
+void lock(State* s, Access access) { LWLockAcquire(s->lock, access == Access::exclusive ? LW_EXCLUSIVE : LW_SHARED); }
+void unlock(State* s) { LWLockRelease(s->lock); }
+
+}  // namespace detail
+
+Snapshot* new_snapshot(const State* s, MemoryContext context, bool with_slots) {
+  auto* snapshot = static_cast<Snapshot*>(MemoryContextAllocZero(context, sizeof(Snapshot)));
+  int capacity = s->service_capacity;
+  snapshot->capacity = capacity;
+  snapshot->services = static_cast<ServiceCopy*>(MemoryContextAllocZero(context, sizeof(ServiceCopy) * capacity));
+  snapshot->position = static_cast<int32*>(MemoryContextAllocZero(context, sizeof(int32) * capacity));
+  snapshot->sessions = static_cast<int32*>(MemoryContextAllocZero(context, sizeof(int32) * capacity));
+  snapshot->superusers = static_cast<int32*>(MemoryContextAllocZero(context, sizeof(int32) * capacity));
+  snapshot->roles =
+      static_cast<RoleMapping*>(MemoryContextAllocZero(context, sizeof(RoleMapping) * (s->role_mapping_capacity + 1)));
+  if (with_slots) {
+    snapshot->slot_count = s->slot_count;
+    snapshot->slots = static_cast<SlotCopy*>(MemoryContextAllocZero(context, sizeof(SlotCopy) * (s->slot_count + 1)));
+  }
+  return snapshot;
+}
+
+namespace {
+
+SlotCopy copy_slot(const BackendSlot& slot) {
+  // Queued at either gate is queued; otherwise active once past the service's gate.
+  const GatePosition* queued = nullptr;
+  for (const auto& position : slot.gate)
+    if (position.state == GateState::queued) queued = &position;
+  const GatePosition& service_position = slot.gate[service_stage];
+  return {slot.service, queued ? GateState::queued : service_position.state,
+          queued ? queued->since : service_position.since};
+}
+
+}  // namespace
+
+void take_snapshot(State* s, Snapshot* into) {
+  int capacity = Min(into->capacity, s->service_capacity);
+  int slots = into->slots != nullptr ? Min(into->slot_count, s->slot_count) : 0;
+  LWLockAcquire(s->lock, LW_SHARED);
+  count_sessions(s, into->sessions);
+  for (int i = 0; i < capacity; i++) into->superusers[i] = 0;
+  for (int i = 0; i < s->slot_count; i++) {
+    int service = s->slots[i].service;
+    if (service >= 0 && service < capacity && s->slots[i].superuser) into->superusers[service]++;
+  }
+  into->service_count = 0;
+  for (int i = 0; i < capacity; i++) {
+    into->position[i] = -1;
+    if (!visible(s->services[i], into->sessions[i])) continue;
+    into->position[i] = into->service_count;
+    ServiceCopy& copy = into->services[into->service_count++];
+    copy.entry = i;
+    copy.sessions = into->sessions[i];
+    copy.superusers = into->superusers[i];
+    memcpy(&copy.service, &s->services[i], sizeof(Service));
+  }
+  into->published = s->published;
+  into->published_at = s->published_at;
+  into->role_count = s->role_mapping_count;
+  memcpy(into->roles, s->role_mappings, sizeof(RoleMapping) * s->role_mapping_count);
+  for (int i = 0; i < slots; i++) into->slots[i] = copy_slot(s->slots[i]);
+  LWLockRelease(s->lock);
+}
+
 int find_service(const State* s, const char* name) {
   for (int i = 0; i < s->service_capacity; i++)
     if (s->services[i].in_use && strcmp(s->services[i].name, name) == 0) return i;

@@ -2,13 +2,17 @@
 // counters and one slot per PGPROC. Requested in shmem_request_hook, attached in
 // shmem_startup_hook, guarded by one LWLock from the named tranche "pg_usher" (the
 // lease fields of a slot by the slot's own spinlock, so a pool's checkout never
-// touches the shared lock).
+// touches the shared lock; the gates' queues by their own locks, gate.cpp). That lock
+// is taken in shared_state.cpp only: readers copy one snapshot (take_snapshot), writers
+// run their change in locked().
 //
 // Connection counts are never stored: they are derived by counting the slots that
 // name a service. A slot is filled at login and emptied by the backend's
 // before_shmem_exit callback, and a crash resets all of shared memory, so no exit
 // path can make a count drift.
 #pragma once
+
+#include <type_traits>
 
 #include "pg_includes.hpp"
 
@@ -172,6 +176,94 @@ inline BackendSlot* slot_at(State* s, int proc_index) {
 // Counts, for every service entry, the slots that name it (caller holds the lock).
 // `counts` has service_capacity entries; returns the total of counted slots.
 int count_sessions(const State* s, int32* counts);
+
+// --- The registry lock -------------------------------------------------------------------
+//
+// State::lock is taken in this module only: readers take a snapshot (below), writers (a
+// login's admission, a registry publication, the publisher's flags, a backend's exit)
+// run their change as `body` in locked(). `body` works on shared memory alone (reads,
+// writes, counting, strlcpy): no palloc, no ereport, nothing that can raise, so the
+// lock is always released here. Plain C: locked() itself holds no C++ object, and the
+// only call that can raise is LWLockAcquire (too many LWLocks held).
+enum class Access : uint8 { shared, exclusive };
+
+namespace detail {
+void lock(State* s, Access access);
+void unlock(State* s);
+}  // namespace detail
+
+template <typename Body>
+auto locked(State* s, Access access, Body&& body) {
+  detail::lock(s, access);
+  if constexpr (std::is_void_v<decltype(body())>) {
+    body();
+    detail::unlock(s);
+  } else {
+    auto result = body();
+    detail::unlock(s);
+    return result;
+  }
+}
+
+// --- Reading: one consistent snapshot -------------------------------------------------
+//
+// Every reader of the per-service figures (usher.service_status,
+// usher.published_services, usher.metrics(), the sampler, usher.backends) copies them
+// out with take_snapshot() and works on the copy: the registry lock is taken only here,
+// and which services a reader sees is decided by one rule, visible().
+
+// A service is visible while it is in the published registry, and after it left it
+// (dropped, or its entry retired) as long as sessions still count under it.
+inline bool visible(const Service& service, int32 sessions) {
+  return service.in_use && (service.listed || sessions > 0);
+}
+
+// One visible service as the snapshot saw it.
+struct ServiceCopy {
+  int32 entry;       // its index in State::services (the sampler's rows are keyed by it)
+  int32 sessions;    // backend slots counted under it
+  int32 superusers;  // of those, superusers' sessions
+  Service service;   // the entry; read its gate's atomics with pg_atomic_read_* (copies)
+};
+
+// One backend slot's admission, as usher.backends shows it.
+struct SlotCopy {
+  int32 service;         // entry index, or no_service
+  GateState gate_state;  // queued at either gate is queued; else its service gate's state
+  TimestampTz gate_since;
+};
+
+struct Snapshot {
+  int service_count;       // visible services, in entry order
+  ServiceCopy* services;   // [service_capacity]
+  int32* position;         // [service_capacity]: entry index -> index in services, or -1
+  bool published;
+  TimestampTz published_at;
+  int role_count;
+  RoleMapping* roles;      // [role_mapping_capacity]
+  int slot_count;          // 0 unless asked for
+  SlotCopy* slots;         // [slot_count], or nullptr
+  // Scratch for counting, one per entry: allocated with the snapshot.
+  int32* sessions;
+  int32* superusers;
+  int capacity;            // the entries this snapshot has room for
+};
+
+// Allocates a snapshot of `s` in `context` (with room for every backend slot when
+// `with_slots`). May raise (palloc); take it before copying, and keep it to copy again
+// (the sampler takes one per tick into the same memory).
+Snapshot* new_snapshot(const State* s, MemoryContext context, bool with_slots);
+
+// Copies the services, role mappings and, if the snapshot has room, the backend slots
+// under the shared lock: only memcpy and counting there. Plain C; the only call that can
+// raise is LWLockAcquire (too many LWLocks held).
+void take_snapshot(State* s, Snapshot* into);
+
+// The visible service of entry `entry` in a snapshot, or nullptr.
+inline ServiceCopy* snapshot_service(Snapshot* snapshot, int entry) {
+  if (entry < 0 || entry >= snapshot->capacity || snapshot->position[entry] < 0) return nullptr;
+  return &snapshot->services[snapshot->position[entry]];
+}
 
 // A service entry by name among the entries in use, or -1.
 int find_service(const State* s, const char* name);

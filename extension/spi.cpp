@@ -41,6 +41,46 @@ Oid owner_of_usher_table(const char* relname) {
   return owner;
 }
 
+int read_rows(const char* sql, Oid run_as, ::Snapshot snapshot, MemoryContext context, const Column* columns,
+              int column_count, size_t row_size, void** rows) {
+  MemoryContext caller = CurrentMemoryContext;
+  InternalScope scope = enter_internal(run_as);
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher: SPI_connect failed");
+  SPIPlanPtr plan = SPI_prepare(sql, 0, nullptr);
+  if (plan == nullptr) elog(ERROR, "pg_usher: could not prepare %s", sql);
+  if (SPI_execute_snapshot(plan, nullptr, nullptr, snapshot, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+    elog(ERROR, "pg_usher: could not read: %s", sql);
+  int count = static_cast<int>(SPI_processed);
+  auto* read = static_cast<char*>(MemoryContextAllocZero(context, row_size * (SPI_processed + 1)));
+  TupleDesc desc = SPI_tuptable->tupdesc;
+  for (int r = 0; r < count; r++) {
+    HeapTuple tuple = SPI_tuptable->vals[r];
+    char* row = read + row_size * r;
+    for (int c = 0; c < column_count; c++) {
+      char* field = row + columns[c].offset;
+      bool isnull;
+      Datum value = SPI_getbinval(tuple, desc, c + 1, &isnull);
+      if (isnull) continue;  // zeroed: "", 0, false
+      switch (columns[c].kind) {
+        case Column::name:
+          strlcpy(field, SPI_getvalue(tuple, desc, c + 1), NAMEDATALEN);
+          break;
+        case Column::int4:
+          *reinterpret_cast<int32*>(field) = DatumGetInt32(value);
+          break;
+        case Column::boolean:
+          *reinterpret_cast<bool*>(field) = DatumGetBool(value);
+          break;
+      }
+    }
+  }
+  SPI_finish();
+  leave_internal(scope);
+  MemoryContextSwitchTo(caller);
+  *rows = read;
+  return count;
+}
+
 namespace {
 
 // Plain C: runs a prepared plan and leaves the result as palloc'd C strings (NULL for

@@ -37,6 +37,33 @@ void leave_internal(const InternalScope& scope);
 // rights a publication reads that table with, whoever committed the change.
 Oid owner_of_usher_table(const char* relname);
 
+// Plain-data reads of internal SQL (the publications at PRE_COMMIT, the publisher
+// worker): one query, run read-only with a given snapshot, as a given role, between
+// enter_internal() and leave_internal(), every row copied into a struct of plain fields.
+// PostgreSQL calls only, nothing to destroy: call it from plain frames or inside
+// pg::call.
+struct Column {
+  // text into char[NAMEDATALEN] (cut), int4 into int32, boolean into bool;
+  // NULL reads as "", 0, false.
+  enum Kind : uint8 { name, int4, boolean } kind;
+  size_t offset;  // of the field in the row struct (offsetof)
+};
+
+// Runs `sql` as `run_as` (InvalidOid: the current user) with `snapshot` and copies its
+// rows into an array allocated zeroed in `context` (room for one row more, so never
+// empty), `row_size` bytes a row, each column into its field. Returns the row count.
+int read_rows(const char* sql, Oid run_as, ::Snapshot snapshot, MemoryContext context, const Column* columns,
+              int column_count, size_t row_size, void** rows);
+
+template <typename Row, size_t N>
+int read_rows(const char* sql, Oid run_as, ::Snapshot snapshot, MemoryContext context, const Column (&columns)[N],
+              Row** rows) {
+  void* read = nullptr;
+  int count = read_rows(sql, run_as, snapshot, context, columns, static_cast<int>(N), sizeof(Row), &read);
+  *rows = static_cast<Row*>(read);
+  return count;
+}
+
 class Table {
  public:
   Table(size_t columns, std::vector<std::optional<std::string>> cells)

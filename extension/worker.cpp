@@ -11,7 +11,6 @@
 #include "spi.hpp"
 
 extern "C" {
-#include "executor/spi.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -41,8 +40,16 @@ void fill_common(BackgroundWorker* worker, const char* function, const char* nam
 }
 
 bool extension_installed() {
-  int rc = SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_usher'", true, 1);
-  return rc == SPI_OK_SELECT && SPI_processed == 1;
+  struct Found {
+    bool found;
+  };
+  constexpr spi::Column columns[] = {{spi::Column::boolean, offsetof(Found, found)}};
+  Found* rows;
+  // The database's (or the bootstrap superuser's) search_path is not ours: read_rows
+  // pins it.
+  int count = spi::read_rows("SELECT true FROM pg_catalog.pg_extension WHERE extname = 'pg_usher'", InvalidOid,
+                             GetActiveSnapshot(), CurrentMemoryContext, columns, &rows);
+  return count == 1;
 }
 
 void publish() {
@@ -52,22 +59,9 @@ void publish() {
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
   PushActiveSnapshot(GetTransactionSnapshot());
-  // The database's (or the bootstrap superuser's) search_path is not ours: pinned.
-  spi::InternalScope scope = spi::enter_internal(InvalidOid);
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_usher publisher: SPI_connect failed");
-  bool installed = extension_installed();
-  SPI_finish();
-  spi::leave_internal(scope);
-  if (installed) {
-    registry::Registry* published = registry::read(GetActiveSnapshot());
-    int skipped = registry::publish(published);
-    ereport(LOG, (errmsg("pg_usher: published %d service(s) and %d role mapping(s) from database \"%s\"",
-                         published->service_count, published->role_count, settings::database)));
-    if (skipped > 0)
-      ereport(WARNING, (errmsg("pg_usher: %d service(s) did not fit in usher.max_services", skipped),
-                        errhint("Raise usher.max_services and restart the server.")));
-    registry::free_registry(published);
-    semaphores::publish_from_table();
+  if (extension_installed()) {
+    registry::publication.publish_now();
+    semaphores::publication.publish_now();
   } else {
     ereport(LOG, (errmsg("pg_usher: extension not installed in database \"%s\"; only service \"default\" is in force",
                          settings::database),

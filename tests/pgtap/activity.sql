@@ -47,17 +47,11 @@ SELECT throws_ok($$SELECT * FROM usher.pool_advice('{"tap_nope": 2}')$$, '22023'
 -- A session of another service appears in the history with its count.
 SELECT usher.set_service('tap_act', max_connections => 8);
 SELECT dblink_connect('act_other', pg_temp.here('tap_act/worker-1'));
-CREATE FUNCTION pg_temp.await_connected(svc text, n integer) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-  FOR i IN 1..600 LOOP  -- bounded: 30 s at most
-    IF EXISTS (SELECT 1 FROM usher.activity_history h WHERE h.service = svc AND h.connected = n
-                  AND h.sampled_at > now()) THEN
-      RETURN true;
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-  RETURN false;
-END $$;
+-- A sample taken after this statement began shows n sessions of svc connected.
+CREATE FUNCTION pg_temp.await_connected(svc text, n integer) RETURNS boolean LANGUAGE sql AS $$
+  SELECT pg_temp.await(format('SELECT EXISTS (SELECT 1 FROM usher.activity_history h WHERE h.service = %L '
+                              'AND h.connected = %s AND h.sampled_at > %L)', svc, n, now()))
+$$;
 SELECT ok(pg_temp.await_connected('tap_act', 1), 'a sample after the login shows 1 connected session of tap_act');
 SELECT is((SELECT peak_connected FROM usher.activity_summary WHERE service = 'tap_act'), 1,
           'activity_summary: peak_connected 1');

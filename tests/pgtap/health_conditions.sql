@@ -26,17 +26,10 @@ CREATE FUNCTION pg_temp.remote_pid(name text) RETURNS integer LANGUAGE sql AS $$
   SELECT pid FROM remote WHERE conn = name
 $$;
 -- Waits (bounded) until a session shows the wanted wait event type.
-CREATE FUNCTION pg_temp.await_wait(target integer, wanted text) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-  FOR i IN 1..200 LOOP
-    PERFORM pg_stat_clear_snapshot();
-    IF EXISTS (SELECT 1 FROM usher.backends WHERE pid = target AND wait_event_type = wanted) THEN
-      RETURN true;
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-  RETURN false;
-END $$;
+CREATE FUNCTION pg_temp.await_wait(target integer, wanted text) RETURNS boolean LANGUAGE sql AS $$
+  SELECT pg_temp.await(format('SELECT EXISTS (SELECT 1 FROM usher.backends WHERE pid = %s AND wait_event_type = %L)',
+                              target, wanted))
+$$;
 
 SELECT dblink_connect('idle', pg_temp.here('orders/worker-1'));
 SELECT dblink_connect('holder', pg_temp.here('billing/holder'));
