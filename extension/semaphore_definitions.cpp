@@ -140,8 +140,7 @@ void on_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int 
 
 }  // namespace
 
-void install() {
-  sem::install_shmem();
+void install_hooks() {
   previous_object_access_hook = object_access_hook;
   object_access_hook = [](ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void* arg) {
     usher::guard([&] { on_object_access(access, class_id, object_id, sub_id, arg); });

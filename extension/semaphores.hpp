@@ -7,10 +7,9 @@
 
 namespace usher::semaphores {
 
-// Installs the shared-memory and DROP EXTENSION hooks (usher.max_semaphores is defined
-// by settings::define through sem::define_settings);
-// called from _PG_init while preloading.
-void install();
+// Installs the DROP EXTENSION hook (the shared memory is semaphore_state's); from
+// _PG_init while preloading.
+void install_hooks();
 
 // Reads usher.semaphore and publishes it (the publisher worker at server start; inside
 // a transaction, in the registry database, with the extension installed).
