@@ -9,6 +9,7 @@
 #include "settings.hpp"
 #include "shared_state.hpp"
 #include "spi.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "catalog/objectaccess.h"
@@ -243,34 +244,24 @@ void mark_changed() {
 
 }  // namespace usher::registry
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_registry_changed);
-Datum usher_registry_changed(PG_FUNCTION_ARGS) {
-  return usher::guard([&] {
-    if (!CALLED_AS_TRIGGER(fcinfo)) throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                                                        "usher._registry_changed() must be called as a trigger");
-    usher::registry::mark_changed();
-    return PointerGetDatum(nullptr);
-  });
-}
+USHER_SQL_FUNCTION(usher_registry_changed) {
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "usher._registry_changed() must be called as a trigger");
+  usher::registry::mark_changed();
+  return PointerGetDatum(nullptr);
 }
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_check_registry_writable);
-Datum usher_check_registry_writable(PG_FUNCTION_ARGS) {
-  return usher::guard([] {
-    usher::shm::require("changing the service registry");
-    const char* registry_database = usher::settings::database ? usher::settings::database : "";
-    const char* here = get_database_name(MyDatabaseId);
-    if (here == nullptr) here = "";  // being dropped
-    if (strcmp(here, registry_database) != 0)
-      throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                         std::string("the service registry is enforced from database \"") + registry_database +
-                             "\", not \"" + here + "\"",
-                         {},
-                         std::string("Change services in database \"") + registry_database +
-                             "\", or set usher.database (takes effect at the next server start).");
-    return (Datum)0;
-  });
-}
+USHER_SQL_FUNCTION(usher_check_registry_writable) {
+  usher::shm::require("changing the service registry");
+  const char* registry_database = usher::settings::database ? usher::settings::database : "";
+  const char* here = get_database_name(MyDatabaseId);
+  if (here == nullptr) here = "";  // being dropped
+  if (strcmp(here, registry_database) != 0)
+    throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                       std::string("the service registry is enforced from database \"") + registry_database +
+                           "\", not \"" + here + "\"",
+                       {},
+                       std::string("Change services in database \"") + registry_database +
+                           "\", or set usher.database (takes effect at the next server start).");
+  return (Datum)0;
 }

@@ -10,6 +10,7 @@
 #include "semaphores.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "catalog/objectaccess.h"
@@ -161,43 +162,34 @@ void publish_from_table() {
 
 }  // namespace usher::semaphores
 
-extern "C" {
-
 // Trigger on usher.semaphore: publish when this transaction commits.
-PG_FUNCTION_INFO_V1(usher_semaphores_changed);
-Datum usher_semaphores_changed(PG_FUNCTION_ARGS) {
-  return usher::guard([&] {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-      throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "usher._semaphores_changed() must be called as a trigger");
-    // CREATE EXTENSION empties the table to publish "no semaphores" (a database dropped
-    // with the extension in it leaves stale definitions behind); stay quiet there.
-    if (usher::sem::state() != nullptr && !creating_extension && !usher::in_registry_database())
-      ereport(WARNING, (errmsg("pg_usher publishes the semaphores of database \"%s\", not this one",
-                               usher::settings::database ? usher::settings::database : ""),
-                        errhint("Define semaphores in database \"%s\".",
-                                usher::settings::database ? usher::settings::database : "")));
-    usher::semaphores::publication.mark_changed();
-    return PointerGetDatum(nullptr);
-  });
+USHER_SQL_FUNCTION(usher_semaphores_changed) {
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw usher::Error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "usher._semaphores_changed() must be called as a trigger");
+  // CREATE EXTENSION empties the table to publish "no semaphores" (a database dropped
+  // with the extension in it leaves stale definitions behind); stay quiet there.
+  if (usher::sem::state() != nullptr && !creating_extension && !usher::in_registry_database())
+    ereport(WARNING, (errmsg("pg_usher publishes the semaphores of database \"%s\", not this one",
+                             usher::settings::database ? usher::settings::database : ""),
+                      errhint("Define semaphores in database \"%s\".",
+                              usher::settings::database ? usher::settings::database : "")));
+  usher::semaphores::publication.mark_changed();
+  return PointerGetDatum(nullptr);
 }
 
 // ERROR 55000 unless pg_usher is preloaded and this is the database named by
 // usher.database: definitions anywhere else would never be published.
-PG_FUNCTION_INFO_V1(usher_check_semaphores_writable);
-Datum usher_check_semaphores_writable(PG_FUNCTION_ARGS) {
-  return usher::guard([] {
-    usher::sem::require("usher.set_semaphore");
-    const char* registry_database = usher::settings::database ? usher::settings::database : "";
-    const char* here = get_database_name(MyDatabaseId);
-    if (here == nullptr) here = "";  // being dropped
-    if (strcmp(here, registry_database) != 0)
-      throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                         std::string("semaphores are defined in database \"") + registry_database + "\", not \"" +
-                             here + "\"",
-                         {},
-                         std::string("Define semaphores in database \"") + registry_database +
-                             "\"; usher.acquire and usher.release work in every database with pg_usher installed.");
-    return (Datum)0;
-  });
-}
+USHER_SQL_FUNCTION(usher_check_semaphores_writable) {
+  usher::sem::require("usher.set_semaphore");
+  const char* registry_database = usher::settings::database ? usher::settings::database : "";
+  const char* here = get_database_name(MyDatabaseId);
+  if (here == nullptr) here = "";  // being dropped
+  if (strcmp(here, registry_database) != 0)
+    throw usher::Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                       std::string("semaphores are defined in database \"") + registry_database + "\", not \"" +
+                           here + "\"",
+                       {},
+                       std::string("Define semaphores in database \"") + registry_database +
+                           "\"; usher.acquire and usher.release work in every database with pg_usher installed.");
+  return (Datum)0;
 }
