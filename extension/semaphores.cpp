@@ -467,10 +467,8 @@ struct ReleaseCall {
 };
 
 ReleaseCall check_release(FunctionCallInfo fcinfo) { return {checked_permits(fcinfo), require("usher.release")}; }
-}
 
 // Plain C frame.
-
 void release(State* s, const char* name, int32 permits) {
   int index = my_index();
   if (index == none) elog(ERROR, "usher.release: this process has no PGPROC slot");
