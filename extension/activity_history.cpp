@@ -2,9 +2,9 @@
 // sample and service, with the statements admitted and the busy time since that
 // service's previous sample (NULL at its first sample, or after its counters were
 // reset). Copied out under the sampler's shared lock, then turned into rows.
-#include "guard.hpp"
 #include "sampler.hpp"
 #include "shared_state.hpp"
+#include "sql_function.hpp"
 
 namespace {
 
@@ -43,6 +43,9 @@ Copy copy_ring(Ring* r) {
   return c;
 }
 
+// The columns of usher.activity_history, in its declared order.
+enum Column { col_sampled_at, col_service, col_connected, col_active, col_queued, col_statements, col_busy_seconds, column_count };
+
 const char* name_of(const Copy& c, uint32 incarnation) {
   const Incarnation& inc = c.incarnations[incarnation % c.incarnation_capacity];
   return inc.id == incarnation ? inc.name : nullptr;
@@ -69,16 +72,16 @@ Datum activity_history(FunctionCallInfo fcinfo) {
       previous[i] = row;
       // An incarnation whose name was overwritten (extreme registry churn) is skipped.
       if (name == nullptr) continue;
-      Datum values[7];
-      bool nulls[7] = {};
-      values[0] = TimestampTzGetDatum(c.tick_at[position]);
-      values[1] = CStringGetTextDatum(name);
-      values[2] = Int32GetDatum(row.connected);
-      values[3] = Int32GetDatum(row.active);
-      values[4] = Int32GetDatum(row.queued);
-      values[5] = Int64GetDatum(static_cast<int64>(statements));
-      values[6] = Float8GetDatum(static_cast<double>(busy_us) / 1e6);
-      nulls[5] = nulls[6] = !continues;
+      Datum values[column_count];
+      bool nulls[column_count] = {};
+      values[col_sampled_at] = TimestampTzGetDatum(c.tick_at[position]);
+      values[col_service] = CStringGetTextDatum(name);
+      values[col_connected] = Int32GetDatum(row.connected);
+      values[col_active] = Int32GetDatum(row.active);
+      values[col_queued] = Int32GetDatum(row.queued);
+      values[col_statements] = Int64GetDatum(static_cast<int64>(statements));
+      values[col_busy_seconds] = Float8GetDatum(static_cast<double>(busy_us) / 1e6);
+      nulls[col_statements] = nulls[col_busy_seconds] = !continues;
       tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
   }
@@ -87,26 +90,19 @@ Datum activity_history(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_activity_history);
-Datum usher_activity_history(PG_FUNCTION_ARGS) {
-  return usher::guard([&] { return activity_history(fcinfo); });
-}
+USHER_SQL_FUNCTION(usher_activity_history) { return activity_history(fcinfo); }
 
 // The cores usher.pool_advice() plans for, and where the number comes from.
-PG_FUNCTION_INFO_V1(usher_cpu_cores);
-Datum usher_cpu_cores(PG_FUNCTION_ARGS) {
-  return usher::guard([&] {
-    usher::shm::require("usher.pool_advice");
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-      elog(ERROR, "return type must be a row type");
-    const char* source = nullptr;
-    Datum values[2];
-    bool nulls[2] = {};
-    values[0] = Int32GetDatum(usher::sampler::cpu_cores(&source));
-    values[1] = CStringGetTextDatum(source);
-    return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
-  });
-}
+USHER_SQL_FUNCTION(usher_cpu_cores) {
+  enum Column { col_cores, col_source, column_count };
+  usher::shm::require("usher.pool_advice");
+  TupleDesc desc;
+  if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+    elog(ERROR, "return type must be a row type");
+  const char* source = nullptr;
+  Datum values[column_count];
+  bool nulls[column_count] = {};
+  values[col_cores] = Int32GetDatum(usher::sampler::cpu_cores(&source));
+  values[col_source] = CStringGetTextDatum(source);
+  return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
 }

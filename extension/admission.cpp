@@ -7,6 +7,7 @@
 // with no C++ object alive and no C++ try around them; nothing here throws.
 #include "admission.hpp"
 
+#include "hooks.hpp"
 #include "service_name.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
@@ -28,10 +29,6 @@ namespace usher::admission {
 namespace {
 
 ClientAuthentication_hook_type previous_hook = nullptr;
-
-// usher.registry_wait: how long a login of an ordinary role waits, after a server
-// start, for the registry's first publication (ms).
-int registry_wait_ms = 10000;
 
 enum class Refusal { none, quota, full, reservation };
 
@@ -184,7 +181,7 @@ void wait_for_registry(shm::State* s) {
   if (shm::locked(s, shm::Access::shared, [&] { return registry_settled(s); })) return;
 
   // Refused before authentication_timeout would end the login with a vaguer message.
-  int limit_ms = Min(registry_wait_ms, Max(AuthenticationTimeout * 1000 - 500, 0));
+  int limit_ms = Min(settings::registry_wait_ms, Max(AuthenticationTimeout * 1000 - 500, 0));
   TimestampTz start = GetCurrentTimestamp();
   TimestampTz deadline = TimestampTzPlusMilliseconds(start, limit_ms);
   bool first = shm::locked(s, shm::Access::exclusive, [&] {
@@ -247,14 +244,7 @@ void on_authenticated(Port* port, int status) {
 }  // namespace
 
 void install_hooks() {
-  DefineCustomIntVariable(
-      "usher.registry_wait",
-      "How long a login of an ordinary role waits, after a server start, for the service registry to be published.",
-      "Until then no login could be counted under its service. A login still waiting when this passes is refused "
-      "(57P03); superusers never wait.",
-      &registry_wait_ms, 10000, 0, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-  previous_hook = ClientAuthentication_hook;
-  ClientAuthentication_hook = on_authenticated;
+  chain_hook(ClientAuthentication_hook, previous_hook, on_authenticated);
 }
 
 void settle_provisional(shm::State* s, int32* counts) {

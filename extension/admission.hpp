@@ -8,8 +8,7 @@
 
 namespace usher::admission {
 
-// Defines usher.registry_wait and installs the login hook; from _PG_init while
-// preloading.
+// Installs the login hook; from _PG_init while preloading.
 void install_hooks();
 
 // Counts the superusers admitted before the first publication under the service they

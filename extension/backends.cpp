@@ -1,9 +1,9 @@
 // usher.backends: one row per client backend, read straight from the backend status
 // array (the snapshot pg_stat_activity reads too), with the service it belongs to,
 // ages as intervals, its wait event and, for lock waits only, who blocks it.
-#include "guard.hpp"
 #include "service_name.hpp"
 #include "shared_state.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -220,9 +220,4 @@ Datum list_backends(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_backends);
-Datum usher_backends(PG_FUNCTION_ARGS) {
-  return usher::guard([&] { return list_backends(fcinfo); });
-}
-}
+USHER_SQL_FUNCTION(usher_backends) { return list_backends(fcinfo); }

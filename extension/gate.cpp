@@ -12,6 +12,8 @@
 // ereport (queue timeout), after the bookkeeping is done.
 #include "gate.hpp"
 
+#include "settings.hpp"
+
 extern "C" {
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -19,9 +21,6 @@ extern "C" {
 }
 
 namespace usher::gate {
-
-bool enabled = true;
-int max_active_total = 0;
 
 namespace {
 
@@ -47,7 +46,7 @@ GateRef service_gate(shm::State* s, int service) {
 }
 
 GateRef server_gate(shm::State* s) {
-  return {&s->server_gate, &s->gate_locks[s->service_capacity].lock, static_cast<uint32>(max_active_total),
+  return {&s->server_gate, &s->gate_locks[s->service_capacity].lock, static_cast<uint32>(settings::max_active_total),
           shm::server_stage};
 }
 
@@ -311,12 +310,12 @@ void acquire() {
 
   shm::State* s = shm::state();
   int index = shm::my_slot_index();
-  if (!enabled || s == nullptr || index == shm::no_slot) return;
+  if (!settings::gate || s == nullptr || index == shm::no_slot) return;
   shm::BackendSlot* slot = &s->slots[index];
   int service = slot->service;
   if (service < 0 || slot->superuser || slot->gate_service != shm::no_service) return;
   shm::Service* entry = &s->services[service];
-  if (entry->max_active == 0 && max_active_total == 0) return;
+  if (entry->max_active == 0 && settings::max_active_total == 0) return;
   if (!exit_callback_registered) {
     before_shmem_exit(leave_at_exit, 0);
     exit_callback_registered = true;
@@ -340,7 +339,7 @@ void acquire() {
     pg_atomic_fetch_add_u64(&own.gate->queue_timeouts_total, 1);
     raise_timeout(name, own, start);
   }
-  if (max_active_total > 0) {
+  if (settings::max_active_total > 0) {
     GateRef server = server_gate(s);
     if (!pass(s, slot, index, server, deadline, may_wait, &waited, &past_limit)) {
       leave(s, slot, index, own);

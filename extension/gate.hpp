@@ -9,13 +9,6 @@
 
 namespace usher::gate {
 
-// usher.gate: the server-wide switch (on by default).
-extern bool enabled;
-
-// usher.max_active_total: statements of all services at once (0: no server-wide limit).
-// Waiters at this gate go by their service's priority, then in arrival order.
-extern int max_active_total;
-
 // Installs the executor and utility hooks and the transaction callbacks; from _PG_init
 // while preloading.
 void install_hooks();

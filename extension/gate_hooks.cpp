@@ -28,6 +28,8 @@
 
 #include <type_traits>
 
+#include "hooks.hpp"
+
 extern "C" {
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
@@ -162,26 +164,12 @@ void gate_subtransaction_end(SubXactEvent event, SubTransactionId, SubTransactio
 }  // namespace
 
 void install_hooks() {
-  DefineCustomBoolVariable("usher.gate", "Enforces the services' max_active statement limits.",
-                           "Off: statements are not gated; statements already waiting keep waiting for their turn.",
-                           &enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("usher.max_active_total",
-                          "Statements of all services that may run at once (0: no server-wide limit).",
-                          "Waiting statements are admitted by their service's priority, then in arrival order. "
-                          "Superusers are not counted.",
-                          &max_active_total, 0, 0, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  previous_planner = planner_hook;
-  planner_hook = gate_planner;
-  previous_start = ExecutorStart_hook;
-  ExecutorStart_hook = gate_executor_start;
-  previous_run = ExecutorRun_hook;
-  ExecutorRun_hook = gate_executor_run;
-  previous_finish = ExecutorFinish_hook;
-  ExecutorFinish_hook = gate_executor_finish;
-  previous_end = ExecutorEnd_hook;
-  ExecutorEnd_hook = gate_executor_end;
-  previous_utility = ProcessUtility_hook;
-  ProcessUtility_hook = gate_utility;
+  chain_hook(planner_hook, previous_planner, gate_planner);
+  chain_hook(ExecutorStart_hook, previous_start, gate_executor_start);
+  chain_hook(ExecutorRun_hook, previous_run, gate_executor_run);
+  chain_hook(ExecutorFinish_hook, previous_finish, gate_executor_finish);
+  chain_hook(ExecutorEnd_hook, previous_end, gate_executor_end);
+  chain_hook(ProcessUtility_hook, previous_utility, gate_utility);
   RegisterXactCallback(gate_transaction_end, nullptr);
   RegisterSubXactCallback(gate_subtransaction_end, nullptr);
 }

@@ -1,7 +1,7 @@
 // usher.health_thresholds(): the warning / critical threshold of every health check, in
 // the unit health() reports, NULL where a threshold is 0 (disabled). health() joins it.
-#include "guard.hpp"
 #include "settings.hpp"
+#include "sql_function.hpp"
 
 namespace {
 
@@ -12,15 +12,18 @@ Datum reported_value(const usher::settings::ThresholdPair& pair, int value, bool
   return Float8GetDatum(scaled);
 }
 
+// The columns of usher.health_thresholds(), in its declared order.
+enum Column { col_check, col_unit, col_warning, col_critical, column_count };
+
 Datum health_thresholds(FunctionCallInfo fcinfo) {
   ReturnSetInfo* rsinfo = usher::pg::begin_materialized_srf(fcinfo);
   for (const auto& pair : usher::settings::thresholds()) {
-    Datum values[4];
-    bool nulls[4] = {false, false, false, false};
-    values[0] = CStringGetTextDatum(pair.check);
-    values[1] = CStringGetTextDatum(usher::settings::reported_unit(pair.unit));
-    values[2] = reported_value(pair, pair.warning, &nulls[2]);
-    values[3] = reported_value(pair, pair.critical, &nulls[3]);
+    Datum values[column_count];
+    bool nulls[column_count] = {};
+    values[col_check] = CStringGetTextDatum(pair.check);
+    values[col_unit] = CStringGetTextDatum(usher::settings::reported_unit(pair.unit));
+    values[col_warning] = reported_value(pair, pair.warning, &nulls[col_warning]);
+    values[col_critical] = reported_value(pair, pair.critical, &nulls[col_critical]);
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }
   return (Datum)0;
@@ -28,9 +31,4 @@ Datum health_thresholds(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_health_thresholds);
-Datum usher_health_thresholds(PG_FUNCTION_ARGS) {
-  return usher::guard([&] { return health_thresholds(fcinfo); });
-}
-}
+USHER_SQL_FUNCTION(usher_health_thresholds) { return health_thresholds(fcinfo); }

@@ -2,8 +2,8 @@
 // clients has borrowed this connection. checkout returns true so that one round trip
 // both validates the connection and records the lease. Only this backend writes its
 // slot's lease, under the slot's spinlock: the pool's hot path takes no shared lock.
-#include "guard.hpp"
 #include "shared_state.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "mb/pg_wchar.h"
@@ -27,10 +27,7 @@ void set_lease(const char* holder, int length) {
 
 }  // namespace
 
-extern "C" {
-
-PG_FUNCTION_INFO_V1(usher_checkout);
-Datum usher_checkout(PG_FUNCTION_ARGS) {
+USHER_SQL_FUNCTION(usher_checkout) {
   const char* holder = nullptr;
   int length = 0;
   if (!PG_ARGISNULL(0)) {
@@ -38,17 +35,11 @@ Datum usher_checkout(PG_FUNCTION_ARGS) {
     holder = VARDATA_ANY(arg);
     length = VARSIZE_ANY_EXHDR(arg);
   }
-  return usher::guard([&] {
-    set_lease(holder, length);
-    return BoolGetDatum(true);
-  });
+  set_lease(holder, length);
+  return BoolGetDatum(true);
 }
 
-PG_FUNCTION_INFO_V1(usher_checkin);
-Datum usher_checkin(PG_FUNCTION_ARGS) {
-  return usher::guard([] {
-    set_lease(nullptr, 0);
-    return BoolGetDatum(true);
-  });
-}
+USHER_SQL_FUNCTION(usher_checkin) {
+  set_lease(nullptr, 0);
+  return BoolGetDatum(true);
 }

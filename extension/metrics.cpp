@@ -10,6 +10,7 @@
 #include "semaphore_state.hpp"
 #include "shared_state.hpp"
 #include "spi.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "catalog/pg_collation.h"
@@ -250,9 +251,4 @@ Datum metrics() {
 
 }  // namespace
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_metrics);
-Datum usher_metrics(PG_FUNCTION_ARGS) {
-  return usher::guard([] { return metrics(); });
-}
-}
+USHER_SQL_FUNCTION(usher_metrics) { return metrics(); }

@@ -5,11 +5,31 @@
 #include "gate.hpp"
 #include "guard.hpp"
 #include "registry.hpp"
-#include "semaphores.hpp"
 #include "sampler.hpp"
+#include "semaphore_state.hpp"
+#include "semaphores.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 #include "worker.hpp"
+
+namespace {
+
+// What each module hooks into the server when pg_usher is preloaded -- PostgreSQL's
+// hooks, callbacks, a shared-memory part (shmem_hooks.hpp), a background worker --
+// all through one verb, install_hooks(), called in this order. Shared-memory parts are
+// requested and set up in the order they are added here.
+constexpr void (*preloaded_modules[])() = {
+    usher::sampler::install_hooks,     // the sampler's ring
+    usher::shm::install_hooks,         // the registry, backend slots and gates
+    usher::admission::install_hooks,   // ClientAuthentication_hook
+    usher::registry::install_hooks,    // DROP EXTENSION of the registry
+    usher::sem::install_hooks,         // the semaphores' shared memory
+    usher::semaphores::install_hooks,  // DROP EXTENSION of the semaphores
+    usher::gate::install_hooks,        // planner, executor and utility hooks
+    usher::worker::install_hooks,      // the launcher background worker
+};
+
+}  // namespace
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -18,19 +38,13 @@ PGDLLEXPORT void _PG_init(void);
 
 void _PG_init(void) {
   usher::guard([] {
+    // Every usher.* setting first, before any hook can read one.
     usher::settings::define();
-    usher::sampler::install();
-    if (process_shared_preload_libraries_in_progress) {
-      usher::shm::install_hooks();
-      usher::admission::install_hooks();
-      usher::registry::install_hooks();
-      usher::semaphores::install();
-      usher::gate::install_hooks();
-      usher::worker::register_worker();
-    }
-    // Last, once every module has defined its usher.* settings: reserving the prefix
-    // drops placeholders read from postgresql.conf that are not defined yet.
+    // Reserving the prefix drops placeholders read from postgresql.conf that no
+    // definition claimed (a misspelt usher.* setting), with a WARNING.
     MarkGUCPrefixReserved("usher");
+    if (!process_shared_preload_libraries_in_progress) return;
+    for (auto install_hooks : preloaded_modules) install_hooks();
   });
 }
 }

@@ -7,6 +7,7 @@
 #include "settings.hpp"
 #include "shared_state.hpp"
 #include "spi.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "utils/memutils.h"
@@ -181,19 +182,9 @@ void install_hooks() { publication.install(); }
 
 }  // namespace usher::registry
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_registry_changed);
-Datum usher_registry_changed(PG_FUNCTION_ARGS) {
-  return usher::guard([&] { return usher::registry::publication.on_trigger(fcinfo); });
-}
-}
+USHER_SQL_FUNCTION(usher_registry_changed) { return usher::registry::publication.on_trigger(fcinfo); }
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_check_registry_writable);
-Datum usher_check_registry_writable(PG_FUNCTION_ARGS) {
-  return usher::guard([] {
-    usher::registry::publication.check_writable();
-    return (Datum)0;
-  });
-}
+USHER_SQL_FUNCTION(usher_check_registry_writable) {
+  usher::registry::publication.check_writable();
+  return (Datum)0;
 }

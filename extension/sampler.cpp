@@ -18,17 +18,13 @@ namespace {
 
 constexpr const char* tranche_name = "pg_usher sampler";
 
-int sample_interval_ms = 1000;  // usher.sample_interval (SIGHUP)
-int history_samples = 3600;     // usher.history_samples (server start)
-int cpu_cores_setting = 0;      // usher.cpu_cores (superuser; 0 = detect)
-
 Ring* attached = nullptr;
 int incarnation_capacity() { return settings::max_services * 4 + 16; }
 
 Size ring_size() {
   Size size = MAXALIGN(sizeof(Ring));
-  size = add_size(size, MAXALIGN(mul_size(history_samples, sizeof(TimestampTz))));
-  size = add_size(size, MAXALIGN(mul_size(mul_size(history_samples, settings::max_services), sizeof(Row))));
+  size = add_size(size, MAXALIGN(mul_size(settings::history_samples, sizeof(TimestampTz))));
+  size = add_size(size, MAXALIGN(mul_size(mul_size(settings::history_samples, settings::max_services), sizeof(Row))));
   size = add_size(size, MAXALIGN(mul_size(incarnation_capacity(), sizeof(Incarnation))));
   size = add_size(size, MAXALIGN(mul_size(settings::max_services, sizeof(EntryState))));
   return size;
@@ -46,7 +42,7 @@ void startup() {
   if (!found) {
     memset(r, 0, ring_size());
     r->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
-    r->capacity = history_samples;
+    r->capacity = settings::history_samples;
     r->services = settings::max_services;
     r->incarnation_capacity = incarnation_capacity();
     r->next_incarnation = 1;
@@ -61,20 +57,6 @@ void startup() {
   }
   LWLockRelease(AddinShmemInitLock);
   attached = r;
-}
-
-void define_settings() {
-  DefineCustomIntVariable(
-      "usher.sample_interval", "How often the launcher samples per-service activity into usher.activity_history.",
-      nullptr, &sample_interval_ms, 1000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable(
-      "usher.cpu_cores", "CPU cores usher.pool_advice() assumes (0: detect with sysconf).", nullptr,
-      &cpu_cores_setting, 0, 0, 65536, PGC_SUSET, 0, nullptr, nullptr, nullptr);
-  if (process_shared_preload_libraries_in_progress)
-    DefineCustomIntVariable(
-        "usher.history_samples", "Samples usher.activity_history keeps per service (a ring buffer).",
-        "Shared memory used: about 32 bytes x usher.history_samples x usher.max_services.",
-        &history_samples, 3600, 10, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 }
 
 // The snapshot the sampler copies shared state into: allocated once, in the
@@ -109,15 +91,11 @@ uint32 new_incarnation(Ring* r, int entry, const char* name) {
 
 }  // namespace
 
-void install() {
-  define_settings();
-  if (!process_shared_preload_libraries_in_progress) return;
-  shm::add_shmem_part(request, startup);
-}
+void install_hooks() { shm::add_shmem_part(request, startup); }
 
 Ring* ring() { return attached; }
 
-int interval_ms() { return sample_interval_ms; }
+int interval_ms() { return settings::sample_interval_ms; }
 
 void take_sample() {
   shm::State* s = shm::state();
@@ -156,9 +134,9 @@ void take_sample() {
 }
 
 int cpu_cores(const char** source) {
-  if (cpu_cores_setting > 0) {
+  if (settings::cpu_cores > 0) {
     *source = "usher.cpu_cores";
-    return cpu_cores_setting;
+    return settings::cpu_cores;
   }
   *source = "sysconf";
   long n = sysconf(_SC_NPROCESSORS_ONLN);

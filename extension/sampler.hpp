@@ -53,9 +53,9 @@ struct Ring {
   EntryState* entries;         // [services]
 };
 
-// Defines the sampler's settings and, while preloading, installs its shared-memory
-// hooks. Called from _PG_init, before settings::define() reserves the "usher" prefix.
-void install();
+// Adds the ring's shared-memory part (sized by usher.history_samples); from _PG_init
+// while preloading.
+void install_hooks();
 
 // The attached ring, or nullptr when pg_usher was not preloaded.
 Ring* ring();

@@ -8,6 +8,7 @@
 #include "semaphores.hpp"
 #include "settings.hpp"
 #include "spi.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "utils/memutils.h"
@@ -119,28 +120,20 @@ PublishOnCommit publication{
     .trigger_function = "usher._semaphores_changed()",
 };
 
-void install() {
-  sem::install_shmem();
+void install_hooks() {
   publication.install();
 }
 
 }  // namespace usher::semaphores
 
-extern "C" {
-
 // Trigger on usher.semaphore: publish when this transaction commits.
-PG_FUNCTION_INFO_V1(usher_semaphores_changed);
-Datum usher_semaphores_changed(PG_FUNCTION_ARGS) {
-  return usher::guard([&] { return usher::semaphores::publication.on_trigger(fcinfo); });
+USHER_SQL_FUNCTION(usher_semaphores_changed) {
+  return usher::semaphores::publication.on_trigger(fcinfo);
 }
 
 // ERROR 55000 unless pg_usher is preloaded and this is the database named by
 // usher.database: definitions anywhere else would never be published.
-PG_FUNCTION_INFO_V1(usher_check_semaphores_writable);
-Datum usher_check_semaphores_writable(PG_FUNCTION_ARGS) {
-  return usher::guard([] {
-    usher::semaphores::publication.check_writable();
-    return (Datum)0;
-  });
-}
+USHER_SQL_FUNCTION(usher_check_semaphores_writable) {
+  usher::semaphores::publication.check_writable();
+  return (Datum)0;
 }

@@ -1,6 +1,7 @@
 #include "semaphore_state.hpp"
 
 #include "guard.hpp"
+#include "settings.hpp"
 #include "shmem_hooks.hpp"
 #include "shared_state.hpp"
 
@@ -13,8 +14,6 @@ extern "C" {
 
 namespace usher::sem {
 
-int max_semaphores = 64;
-
 namespace {
 
 constexpr const char* tranche_name = "pg_usher semaphores";
@@ -22,7 +21,7 @@ State* attached = nullptr;
 
 Size state_size() {
   Size size = MAXALIGN(sizeof(State));
-  size = add_size(size, MAXALIGN(mul_size(max_semaphores, sizeof(Semaphore))));
+  size = add_size(size, MAXALIGN(mul_size(settings::max_semaphores, sizeof(Semaphore))));
   size = add_size(size, MAXALIGN(mul_size(shm::proc_slot_count(), sizeof(Slot))));
   return size;
 }
@@ -39,7 +38,7 @@ void startup() {
   if (!found) {
     memset(s, 0, state_size());
     s->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
-    s->capacity = max_semaphores;
+    s->capacity = settings::max_semaphores;
     s->slot_count = shm::proc_slot_count();
     char* next = reinterpret_cast<char*>(s) + MAXALIGN(sizeof(State));
     s->semaphores = reinterpret_cast<Semaphore*>(next);
@@ -66,13 +65,7 @@ void settle(State* s, int index, WaitState outcome) {
 
 }  // namespace
 
-void define_settings() {
-  DefineCustomIntVariable(
-      "usher.max_semaphores", "Number of application semaphores (usher.set_semaphore) pg_usher can hold in shared memory.",
-      nullptr, &max_semaphores, 64, 1, 10000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
-}
-
-void install_shmem() {
+void install_hooks() {
   shm::add_shmem_part(request, startup);
 }
 

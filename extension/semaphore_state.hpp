@@ -67,15 +67,9 @@ struct State {
   Slot* slots;
 };
 
-// usher.max_semaphores (defined only when preloaded).
-extern int max_semaphores;
-
-// Defines usher.max_semaphores; from settings::define while preloading (before the
-// "usher" prefix is reserved, which would drop a value set in postgresql.conf).
-void define_settings();
-
-// Chains the shared-memory hooks; from _PG_init while preloading.
-void install_shmem();
+// Adds the semaphores' shared-memory part (sized by usher.max_semaphores); from
+// _PG_init while preloading.
+void install_hooks();
 
 // The attached state, or nullptr when pg_usher was not preloaded.
 State* state();

@@ -3,8 +3,8 @@
 // into palloc'd memory, turned into rows after the lock is released. Plain C frames:
 // only the check that pg_usher is preloaded runs in C++ (inside the guard), so no
 // PostgreSQL error can unwind through a C++ frame.
-#include "guard.hpp"
 #include "semaphore_state.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -14,6 +14,12 @@ extern "C" {
 namespace {
 
 using namespace usher::sem;
+
+// The columns of usher.semaphores_internal(), in its declared order.
+enum Column {
+  col_name, col_capacity, col_held, col_available, col_waiters, col_holders, col_holder_pids, col_peak_held,
+  col_acquired_total, col_timeouts_total, col_defined, column_count
+};
 
 struct HolderRow {
   int32 semaphore;
@@ -48,19 +54,19 @@ Datum semaphores_view(FunctionCallInfo fcinfo, State* s) {
         pids[b] = pids[b - 1];
         pids[b - 1] = t;
       }
-    Datum values[11];
-    bool nulls[11] = {};
-    values[0] = CStringGetTextDatum(sem.name);
-    values[1] = Int32GetDatum(sem.capacity);
-    values[2] = Int32GetDatum(sem.held);
-    values[3] = Int32GetDatum(Max(sem.capacity - sem.held, 0));
-    values[4] = Int32GetDatum(sem.waiters);
-    values[5] = Int32GetDatum(n);
-    values[6] = PointerGetDatum(construct_array(pids, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
-    values[7] = Int32GetDatum(sem.peak_held);
-    values[8] = Int64GetDatum(static_cast<int64>(sem.acquired_total));
-    values[9] = Int64GetDatum(static_cast<int64>(sem.timeouts_total));
-    values[10] = BoolGetDatum(sem.listed);
+    Datum values[column_count];
+    bool nulls[column_count] = {};
+    values[col_name] = CStringGetTextDatum(sem.name);
+    values[col_capacity] = Int32GetDatum(sem.capacity);
+    values[col_held] = Int32GetDatum(sem.held);
+    values[col_available] = Int32GetDatum(Max(sem.capacity - sem.held, 0));
+    values[col_waiters] = Int32GetDatum(sem.waiters);
+    values[col_holders] = Int32GetDatum(n);
+    values[col_holder_pids] = PointerGetDatum(construct_array(pids, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+    values[col_peak_held] = Int32GetDatum(sem.peak_held);
+    values[col_acquired_total] = Int64GetDatum(static_cast<int64>(sem.acquired_total));
+    values[col_timeouts_total] = Int64GetDatum(static_cast<int64>(sem.timeouts_total));
+    values[col_defined] = BoolGetDatum(sem.listed);
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }
   return (Datum)0;
@@ -68,10 +74,6 @@ Datum semaphores_view(FunctionCallInfo fcinfo, State* s) {
 
 }  // namespace
 
-extern "C" {
-PG_FUNCTION_INFO_V1(usher_semaphores);
-Datum usher_semaphores(PG_FUNCTION_ARGS) {
-  State* s = usher::guard([] { return require("usher.semaphores"); });
-  return semaphores_view(fcinfo, s);
-}
+USHER_SQL_FUNCTION_PLAIN(usher_semaphores, State*, require("usher.semaphores")) {
+  return semaphores_view(fcinfo, checked);
 }

@@ -16,12 +16,14 @@
 // the entry points, the callbacks, the shared-memory work and the wait -- is a plain C
 // frame with no C++ object alive and no C++ try around it, so a PostgreSQL error
 // (cancel, statement_timeout, out of memory) unwinds only C frames. C++ runs in two
-// places only, each inside usher::guard and calling no PostgreSQL function that can
-// raise: checking the arguments, and building an error's message (raise_error() below).
+// places only, each inside usher::guard: reading and checking the arguments (the check
+// of a plain-frame entry point, sql_function.hpp; the one PostgreSQL call there, reading
+// a text argument, goes through pg::call), and building an error's message
+// (raise_error() below).
 #include <string>
 
-#include "guard.hpp"
 #include "semaphore_state.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "storage/ipc.h"
@@ -301,11 +303,32 @@ struct Request {
   bool session_scope;
 };
 
-// C++ only, inside the guard: checks the arguments and throws usher::Error for a bad one.
-Request check_request(const char* name, bool permits_null, int32 permits, const Interval* timeout,
-                      const char* scope) {
+// A text argument as a C string, or nullptr for NULL. Detoasting and copying can raise
+// (out of memory): through pg::call, so the error reaches the guard as a PgError.
+const char* text_argument(FunctionCallInfo fcinfo, int n) {
+  if (PG_ARGISNULL(n)) return nullptr;
+  return usher::pg::call([&] { return text_to_cstring(PG_GETARG_TEXT_PP(n)); });
+}
+
+// The first two arguments of usher.acquire and usher.release: a semaphore and a number
+// of permits, read and checked (C++, inside the guard).
+struct Permits {
+  const char* name;
+  int32 permits;
+};
+
+Permits checked_permits(FunctionCallInfo fcinfo) {
+  const char* name = text_argument(fcinfo, 0);
+  bool permits_null = PG_ARGISNULL(1);
+  int32 permits = permits_null ? 0 : PG_GETARG_INT32(1);
   check_name(name);
   check_permits(name, permits_null, permits);
+  return {name, permits};
+}
+
+// C++ only, inside the guard: checks the other arguments and throws usher::Error for a
+// bad one.
+Request check_request(Permits p, const Interval* timeout, const char* scope) {
   int64 timeout_us = 0;
   if (timeout != nullptr) {
     // Months count as 30 days, as interval comparison does.
@@ -322,7 +345,20 @@ Request check_request(const char* name, bool permits_null, int32 permits, const 
   if (!session_scope && strcmp(scope, "transaction") != 0)
     throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string("unknown semaphore scope \"") + scope + "\"",
                        {}, "The scope is 'transaction' (released at transaction end) or 'session' (released by usher.release or at session end).");
-  return {name, permits, timeout == nullptr, timeout_us, session_scope};
+  return {p.name, p.permits, timeout == nullptr, timeout_us, session_scope};
+}
+
+// A call of usher.acquire, checked (C++, inside the guard), with the state it works on.
+struct AcquireCall {
+  Request request;
+  State* state;
+};
+
+AcquireCall check_acquire(FunctionCallInfo fcinfo) {
+  Permits p = checked_permits(fcinfo);
+  const Interval* timeout = PG_ARGISNULL(2) ? nullptr : PG_GETARG_INTERVAL_P(2);
+  Request request = check_request(p, timeout, text_argument(fcinfo, 3));
+  return {request, require("usher.acquire")};
 }
 
 // Plain C frame from here on (see the top of this file).
@@ -422,8 +458,17 @@ bool acquire(State* s, const Request& r) {
 }
 
 // ---------------------------------------------------------------------------------
-// release (plain C frame)
+// release
 
+// A call of usher.release, checked (C++, inside the guard), with the state it works on.
+struct ReleaseCall {
+  Permits release;
+  State* state;
+};
+
+ReleaseCall check_release(FunctionCallInfo fcinfo) { return {checked_permits(fcinfo), require("usher.release")}; }
+
+// Plain C frame.
 void release(State* s, const char* name, int32 permits) {
   int index = my_index();
   if (index == none) elog(ERROR, "usher.release: this process has no PGPROC slot");
@@ -463,33 +508,13 @@ void release(State* s, const char* name, int32 permits) {
 
 }  // namespace
 
-extern "C" {
-
-// Plain C frames: arguments are read, checked (C++, in the guard), and the request runs
-// with no C++ frame below it.
-PG_FUNCTION_INFO_V1(usher_acquire);
-Datum usher_acquire(PG_FUNCTION_ARGS) {
-  const char* name = PG_ARGISNULL(0) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(0));
-  bool permits_null = PG_ARGISNULL(1);
-  int32 permits = permits_null ? 0 : PG_GETARG_INT32(1);
-  const Interval* timeout = PG_ARGISNULL(2) ? nullptr : PG_GETARG_INTERVAL_P(2);
-  const char* scope = PG_ARGISNULL(3) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(3));
-  Request request = usher::guard([&] { return check_request(name, permits_null, permits, timeout, scope); });
-  State* s = usher::guard([] { return require("usher.acquire"); });
-  PG_RETURN_BOOL(acquire(s, request));
+// Plain C frames: the arguments are read and checked (C++, in the guard), and the
+// request runs with no C++ frame below it.
+USHER_SQL_FUNCTION_PLAIN(usher_acquire, AcquireCall, check_acquire(fcinfo)) {
+  PG_RETURN_BOOL(acquire(checked.state, checked.request));
 }
 
-PG_FUNCTION_INFO_V1(usher_release);
-Datum usher_release(PG_FUNCTION_ARGS) {
-  const char* name = PG_ARGISNULL(0) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(0));
-  bool permits_null = PG_ARGISNULL(1);
-  int32 permits = permits_null ? 0 : PG_GETARG_INT32(1);
-  usher::guard([&] {
-    check_name(name);
-    check_permits(name, permits_null, permits);
-  });
-  State* s = usher::guard([] { return require("usher.release"); });
-  release(s, name, permits);
+USHER_SQL_FUNCTION_PLAIN(usher_release, ReleaseCall, check_release(fcinfo)) {
+  release(checked.state, checked.release.name, checked.release.permits);
   PG_RETURN_VOID();
-}
 }

@@ -9,10 +9,9 @@
 
 namespace usher::semaphores {
 
-// Installs the shared-memory and DROP EXTENSION hooks (usher.max_semaphores is defined
-// by settings::define through sem::define_settings);
-// called from _PG_init while preloading.
-void install();
+// Installs the DROP EXTENSION hook (the shared memory is semaphore_state's); from
+// _PG_init while preloading.
+void install_hooks();
 
 // The semaphore definitions' publication (publish_on_commit.hpp): on commit of a
 // change, as empty when DROP EXTENSION pg_usher commits, and at server start by the

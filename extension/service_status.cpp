@@ -1,8 +1,8 @@
 // usher.service_status and usher.published_services: what shared memory holds about
 // each service, copied out as one snapshot (shared_state.hpp: take_snapshot), then
 // turned into rows.
-#include "guard.hpp"
 #include "shared_state.hpp"
+#include "sql_function.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -152,19 +152,14 @@ Datum published_services(FunctionCallInfo fcinfo, usher::shm::State* s) {
 
 }  // namespace
 
-extern "C" {
 // Plain C frames: only the check that pg_usher is preloaded runs in C++, inside the
 // guard; copying shared memory and building rows call PostgreSQL (palloc, LWLockAcquire,
 // the tuplestore), whose errors then unwind no C++ frame.
-PG_FUNCTION_INFO_V1(usher_service_status);
-Datum usher_service_status(PG_FUNCTION_ARGS) {
-  usher::shm::State* s = usher::guard([] { return usher::shm::require("usher.service_status"); });
-  return service_status(fcinfo, s);
+USHER_SQL_FUNCTION_PLAIN(usher_service_status, usher::shm::State*, usher::shm::require("usher.service_status")) {
+  return service_status(fcinfo, checked);
 }
 
-PG_FUNCTION_INFO_V1(usher_published_services);
-Datum usher_published_services(PG_FUNCTION_ARGS) {
-  usher::shm::State* s = usher::guard([] { return usher::shm::require("usher.published_services"); });
-  return published_services(fcinfo, s);
-}
+USHER_SQL_FUNCTION_PLAIN(usher_published_services, usher::shm::State*,
+                         usher::shm::require("usher.published_services")) {
+  return published_services(fcinfo, checked);
 }

@@ -1,5 +1,7 @@
-// pg_usher's configuration parameters (GUCs). Health thresholds come in warning /
-// critical pairs, one pair per health check, named usher.<check>_warning / _critical.
+// pg_usher's configuration parameters (GUCs): every usher.* setting is defined here, in
+// one table in settings.cpp, and the modules read their values from the variables
+// below. Health thresholds come in warning / critical pairs, one pair per health check,
+// named usher.<check>_warning / _critical.
 #pragma once
 
 #include <span>
@@ -21,12 +23,23 @@ struct ThresholdPair {
   int critical;
 };
 
-// Server-wide settings (postmaster context: fixed at server start).
+// Defined only while preloading: server start (postmaster context), fixed until restart.
 extern char* database;          // usher.database: where the registry lives
 extern int max_services;        // usher.max_services
 extern int max_role_mappings;   // usher.max_role_mappings
+extern int max_semaphores;      // usher.max_semaphores
+extern int history_samples;     // usher.history_samples: ticks the sampler's ring keeps
 
-// Defines every usher.* GUC. Called once from _PG_init.
+// Defined only while preloading: reloadable (SIGHUP), read by hooks installed only then.
+extern int registry_wait_ms;    // usher.registry_wait: a login's wait for the first publication
+extern bool gate;               // usher.gate: enforce the services' max_active
+extern int max_active_total;    // usher.max_active_total: statements of all services (0: no limit)
+
+// Defined whenever the library is loaded (also on first use, without preloading).
+extern int sample_interval_ms;  // usher.sample_interval (SIGHUP)
+extern int cpu_cores;           // usher.cpu_cores (superuser; 0 = detect)
+
+// Defines every usher.* GUC. Called once from _PG_init, before any hook is installed.
 void define();
 
 // The health thresholds, in the order health() reports its checks.

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "guard.hpp"
+#include "hooks.hpp"
 
 extern "C" {
 #include "access/twophase.h"
@@ -42,11 +43,9 @@ void startup_all() {
 void add_shmem_part(void (*request)(), void (*startup)()) {
   if (part_count == 0) {
 #if PG_VERSION_NUM >= 150000
-    previous_request_hook = shmem_request_hook;
-    shmem_request_hook = [] { usher::guard(request_all); };
+    chain_hook(shmem_request_hook, previous_request_hook, [] { usher::guard(request_all); });
 #endif
-    previous_startup_hook = shmem_startup_hook;
-    shmem_startup_hook = [] { usher::guard(startup_all); };
+    chain_hook(shmem_startup_hook, previous_startup_hook, [] { usher::guard(startup_all); });
   }
   if (part_count == static_cast<int>(parts.size()))
     throw Error(ERRCODE_INTERNAL_ERROR, "pg_usher: too many shared-memory parts");

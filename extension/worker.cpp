@@ -152,7 +152,7 @@ void launcher() {
 
 }  // namespace
 
-void register_worker() {
+void install_hooks() {
   BackgroundWorker worker{};
   worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
   // Consistent state: a hot standby enforces the registry it replicated, too.

@@ -5,7 +5,8 @@
 
 namespace usher::worker {
 
-// Registers the launcher; called from _PG_init while preloading.
-void register_worker();
+// Registers the launcher (the hook into the postmaster's worker start-up); from
+// _PG_init while preloading.
+void install_hooks();
 
 }  // namespace usher::worker

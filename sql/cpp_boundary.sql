@@ -45,6 +45,15 @@ SELECT usher_test.divide_through_cpp(42, 2) AS quotient;
 -- Every call above destroyed its C++ objects: five failing calls and one passing.
 SELECT usher_test.destructors_run() AS destructors_after;
 
+-- A plain-frame function (USHER_SQL_FUNCTION_PLAIN): a usher::Error of its check keeps
+-- its SQLSTATE and message, a PostgreSQL error of its body (plain C frames) keeps its
+-- own, and a check that passes hands its value to the body. Each check ran with a C++
+-- object alive, and each was destroyed: three more.
+SELECT usher_test.plain_divide(4) AS hundred_by_four;
+SELECT * FROM pg_temp.error_of('SELECT usher_test.plain_divide(-1)');
+SELECT * FROM pg_temp.error_of('SELECT usher_test.plain_divide(0)');
+SELECT usher_test.destructors_run() AS destructors_after_plain;
+
 -- Errors inside a transaction roll back to a savepoint like any other ERROR.
 BEGIN;
 CREATE TEMP TABLE kept (x int);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "guard.hpp"
+#include "sql_function.hpp"
 
 namespace {
 
@@ -28,45 +28,48 @@ int divide(int dividend, int divisor) {
   return DatumGetInt32(quotient);
 }
 
+int32 checked_divisor(int32 divisor) {
+  Tracked tracked;
+  if (divisor < 0)
+    throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE, "divisor " + std::to_string(divisor) + " is negative");
+  return divisor;
+}
+
 }  // namespace
 
 extern "C" {
-
 PG_MODULE_MAGIC;
+}
 
-PG_FUNCTION_INFO_V1(usher_test_throw_cpp_exception);
-Datum usher_test_throw_cpp_exception(PG_FUNCTION_ARGS) {
+// Every function is declared the way pg_usher declares its SQL functions
+// (extension/sql_function.hpp), so these tests exercise that declaration too.
+
+USHER_SQL_FUNCTION(usher_test_throw_cpp_exception) {
   const char* message = text_to_cstring(PG_GETARG_TEXT_PP(0));
-  return usher::guard([&]() -> Datum {
-    Tracked tracked;
-    throw std::runtime_error(message);
-  });
+  Tracked tracked;
+  throw std::runtime_error(message);
 }
 
-PG_FUNCTION_INFO_V1(usher_test_throw_usher_error);
-Datum usher_test_throw_usher_error(PG_FUNCTION_ARGS) {
-  return usher::guard([&]() -> Datum {
-    Tracked tracked;
-    throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE,
-                       "value " + std::to_string(PG_GETARG_INT32(0)) + " is out of range",
-                       "The test limit is 10.", "Pass a value from 0 to 10.");
-  });
+USHER_SQL_FUNCTION(usher_test_throw_usher_error) {
+  Tracked tracked;
+  throw usher::Error(ERRCODE_INVALID_PARAMETER_VALUE, "value " + std::to_string(PG_GETARG_INT32(0)) + " is out of range",
+                     "The test limit is 10.", "Pass a value from 0 to 10.");
 }
 
-PG_FUNCTION_INFO_V1(usher_test_throw_bad_alloc);
-Datum usher_test_throw_bad_alloc(PG_FUNCTION_ARGS) {
-  return usher::guard([]() -> Datum {
-    Tracked tracked;
-    throw std::bad_alloc();
-  });
+USHER_SQL_FUNCTION(usher_test_throw_bad_alloc) {
+  Tracked tracked;
+  throw std::bad_alloc();
 }
 
-PG_FUNCTION_INFO_V1(usher_test_divide_through_cpp);
-Datum usher_test_divide_through_cpp(PG_FUNCTION_ARGS) {
-  int dividend = PG_GETARG_INT32(0), divisor = PG_GETARG_INT32(1);
-  return usher::guard([=] { return Int32GetDatum(divide(dividend, divisor)); });
+USHER_SQL_FUNCTION(usher_test_divide_through_cpp) {
+  return Int32GetDatum(divide(PG_GETARG_INT32(0), PG_GETARG_INT32(1)));
 }
 
-PG_FUNCTION_INFO_V1(usher_test_destructors_run);
-Datum usher_test_destructors_run(PG_FUNCTION_ARGS) { PG_RETURN_INT32(destructors_run); }
+// A plain-frame function: the check (C++, in the guard) refuses a negative divisor with
+// a usher::Error while a C++ object is alive; the body divides 100 by the checked value
+// in plain C frames, where a divisor of 0 raises PostgreSQL's own 22012 by longjmp.
+USHER_SQL_FUNCTION_PLAIN(usher_test_plain_divide, int32, checked_divisor(PG_GETARG_INT32(0))) {
+  return DirectFunctionCall2(int4div, Int32GetDatum(100), Int32GetDatum(checked));
 }
+
+USHER_SQL_FUNCTION(usher_test_destructors_run) { PG_RETURN_INT32(destructors_run); }

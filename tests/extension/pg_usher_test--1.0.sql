@@ -14,3 +14,6 @@ LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_divide_through_cpp';
 
 CREATE FUNCTION usher_test.destructors_run() RETURNS integer
 LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_destructors_run';
+
+CREATE FUNCTION usher_test.plain_divide(divisor integer) RETURNS integer
+LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_plain_divide';

@@ -51,4 +51,26 @@ for u in "${updates[@]}"; do
   assert_match "$u" '^[0-9]+(\.[0-9]+)*--[0-9]+(\.[0-9]+)*$' "update script pg_usher--$u.sql is named pg_usher--FROM--TO.sql"
   assert_cmd "update script pg_usher--$u.sql goes from a shipped version to a shipped version" ships_both "${u%%--*}" "${u##*--}"
 done
+
+# Every C function an install or update script names -- of this version and of every
+# earlier one, which a server runs until ALTER EXTENSION UPDATE -- is in the installed
+# module as a version-1 SQL function (its symbol and its pg_finfo_ record).
+module=$("$PG_CONFIG" --pkglibdir)/pg_usher.so
+exported=$(nm -D --defined-only "$module" | awk '{print $3}')
+named=$(cat "$ROOT"/extension/sql/*.sql "$ROOT"/extension/versions/*.sql |
+  grep -o "MODULE_PATHNAME', *'[A-Za-z0-9_]*'" | sed "s/.*'\([A-Za-z0-9_]*\)'$/\1/" | LC_ALL=C sort -u)
+assert_match "$(echo "$named" | wc -l)" '^[1-9][0-9]*$' "the scripts name C functions"
+for symbol in $named; do
+  assert_cmd "pg_usher.so exports $symbol and pg_finfo_$symbol" \
+    bash -c "grep -qx '$symbol' <<<\"\$1\" && grep -qx 'pg_finfo_$symbol' <<<\"\$1\"" _ "$exported"
+done
+# ...and each is declared through extension/sql_function.hpp, whose macros put the body
+# behind usher::guard (docs/cpp-in-the-backend.md, rule 1): no source file writes
+# PG_FUNCTION_INFO_V1 itself.
+own=$(grep -l 'PG_FUNCTION_INFO_V1' "$ROOT"/extension/*.cpp "$ROOT"/extension/*.hpp | grep -v '/sql_function\.hpp$')
+assert_eq "$own" "" "every SQL function of the extension is declared with USHER_SQL_FUNCTION[_PLAIN]"
+for symbol in $named; do
+  assert_cmd "$symbol is declared with USHER_SQL_FUNCTION[_PLAIN]" \
+    grep -Eq "^USHER_SQL_FUNCTION(_PLAIN)?\($symbol[,)]" "$ROOT"/extension/*.cpp
+done
 assert_done
