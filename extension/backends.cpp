@@ -1,8 +1,11 @@
 // usher.backends: one row per client backend, read straight from the backend status
 // array (the snapshot pg_stat_activity reads too), with the service it belongs to,
 // ages as intervals, its wait event and, for lock waits only, who blocks it.
+// usher.health_sessions_internal(): the same sessions for usher.health(), narrowed to
+// the ones a health check can report on, so that health() builds no row per idle session.
+#include "common/service_name.hpp"  // common/ before any PostgreSQL header (common/pure_cpp.hpp)
+
 #include "guard.hpp"
-#include "service_name.hpp"
 #include "shared_state.hpp"
 
 extern "C" {
