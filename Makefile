@@ -5,6 +5,8 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 MODULE_big = pg_usher
 OBJS = $(patsubst %.cpp,%.o,$(wildcard extension/*.cpp))
+# Pure C++ shared with the client library (no PostgreSQL or libpq header).
+OBJS += $(patsubst %.cpp,%.o,$(wildcard common/*.cpp))
 EXTENSION = extension/pg_usher
 EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" extension/pg_usher.control)
 # The install script is built from its parts, one concern each, in name order.
@@ -30,7 +32,7 @@ include extension/cxx.mk
 # install them and then run make again, so a fresh machine needs only `make test`.
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
-$(OBJS): $(wildcard extension/*.hpp)
+$(OBJS): $(wildcard extension/*.hpp) $(wildcard common/*.hpp)
 build/pg_usher--$(EXTVERSION).sql: $(SQL_PARTS) extension/pg_usher.control
 	@mkdir -p build
 	cat $(SQL_PARTS) > $@

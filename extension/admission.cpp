@@ -5,10 +5,10 @@
 // end. The previous hook (another extension's, which may raise), the catalog lookup,
 // the allocation, the wait for the registry and the refusal's ereport(FATAL) all run
 // with no C++ object alive and no C++ try around them; nothing here throws.
-#include "admission.hpp"
+#include "common/service_name.hpp"  // common/ before any PostgreSQL header (common/pure_cpp.hpp)
 
+#include "admission.hpp"
 #include "hooks.hpp"
-#include "service_name.hpp"
 #include "settings.hpp"
 #include "shared_state.hpp"
 

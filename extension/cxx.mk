@@ -6,6 +6,10 @@
 PG_CXXFLAGS += -std=c++20 -Wno-register -Wno-missing-field-initializers
 PG_CPPFLAGS += -isystem $(shell $(PG_CONFIG) --includedir-server)
 SHLIB_LINK += -lfmt -lstdc++
+# common/ (pure C++ both halves use) is included as "common/NAME.hpp" from the top of
+# the tree. Its headers must come before any PostgreSQL header (common/pure_cpp.hpp).
+USHER_SOURCE_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
+PG_CPPFLAGS += -I$(USHER_SOURCE_ROOT)
 
 # No LLVM bitcode: PGXS compiles it with clang and its own flags, which would have to
 # track ours (-std=c++20) and fmt's requirements, and JIT inlining gains nothing for

@@ -5,8 +5,8 @@
 // once it is complete.
 #include <string>
 
+#include "common/prometheus_text.hpp"  // common/ before any PostgreSQL header
 #include "guard.hpp"
-#include "prometheus_text.hpp"
 #include "semaphore_state.hpp"
 #include "shared_state.hpp"
 #include "spi.hpp"

@@ -1,6 +1,8 @@
 // PoolConfig::validate: every setting checked, every error names its setting.
 #include "usher/pool_config.hpp"
 
+#include "common/service_name.hpp"  // common/ before libpq (common/pure_cpp.hpp)
+
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
@@ -83,8 +85,7 @@ void PoolConfig::validate() const {
 
 std::string PoolConfig::effective_application_name() const {
   if (!application_name.empty()) return application_name;
-  std::string s = service.empty() ? "usher/" + name : service + "/" + name;
-  return s.substr(0, 63);
+  return application_name_for(service.empty() ? "usher" : service, name);
 }
 
 }  // namespace usher

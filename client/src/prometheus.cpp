@@ -1,4 +1,8 @@
-// Pool::prometheus(): the text exposition format, one `pool` label on every series.
+// Pool::prometheus(): the text exposition format, one `pool` label on every series,
+// written with the writer usher.metrics() uses too (common/prometheus_text.hpp), which
+// escapes label values and HELP text.
+#include "common/prometheus_text.hpp"  // common/ before libpq (common/pure_cpp.hpp)
+
 #include <fmt/format.h>
 
 #include "pool_core.hpp"
@@ -7,70 +11,53 @@
 namespace usher {
 namespace {
 
-// Label values escape backslash, double quote and newline.
-std::string escape_label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+using prometheus::TextWriter;
+
+void histogram(TextWriter& out, std::string_view name, std::string_view help,
+               std::string_view pool, const HistogramSnapshot& h) {
+  out.family(name, "histogram", help);
+  for (const auto& [le, count] : h.cumulative) {
+    std::string bound = fmt::format("{:g}", le);
+    out.sample_as("_bucket", {{"pool", pool}, {"le", bound}}, static_cast<double>(count));
   }
-  return out;
-}
-
-void header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-}
-
-void histogram(std::string& out, std::string_view name, std::string_view help,
-               const std::string& label, const HistogramSnapshot& h) {
-  header(out, name, "histogram", help);
-  for (const auto& [le, count] : h.cumulative)
-    fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"{:g}\"}} {}\n", name, label, le, count);
-  fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"+Inf\"}} {}\n", name, label, h.count);
-  fmt::format_to(std::back_inserter(out), "{}_sum{{{}}} {:.9f}\n", name, label,
-                 std::chrono::duration<double>(h.sum).count());
-  fmt::format_to(std::back_inserter(out), "{}_count{{{}}} {}\n", name, label, h.count);
+  out.sample_as("_bucket", {{"pool", pool}, {"le", "+Inf"}}, static_cast<double>(h.count));
+  out.sample_as("_sum", {{"pool", pool}}, std::chrono::duration<double>(h.sum).count());
+  out.sample_as("_count", {{"pool", pool}}, static_cast<double>(h.count));
 }
 
 }  // namespace
 
 std::string Pool::prometheus() const {
   PoolStats s = stats();
-  std::string label = fmt::format("pool=\"{}\"", escape_label(config().name));
-  std::string out;
-  auto it = std::back_inserter(out);
+  const std::string& pool = config().name;
+  TextWriter out;
 
-  header(out, "usher_pool_connections", "gauge", "Open connections of the pool, by state.");
-  fmt::format_to(it, "usher_pool_connections{{{},state=\"idle\"}} {}\n", label, s.idle);
-  fmt::format_to(it, "usher_pool_connections{{{},state=\"in_use\"}} {}\n", label, s.in_use);
-  fmt::format_to(it, "usher_pool_connections{{{},state=\"pending\"}} {}\n", label, s.pending);
+  out.family("usher_pool_connections", "gauge", "Open connections of the pool, by state.");
+  out.sample({{"pool", pool}, {"state", "idle"}}, static_cast<double>(s.idle));
+  out.sample({{"pool", pool}, {"state", "in_use"}}, static_cast<double>(s.in_use));
+  out.sample({{"pool", pool}, {"state", "pending"}}, static_cast<double>(s.pending));
 
-  auto gauge = [&](std::string_view name, std::string_view help, std::uint64_t v) {
-    header(out, name, "gauge", help);
-    fmt::format_to(it, "{}{{{}}} {}\n", name, label, v);
+  auto one = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
+    out.family(name, type, help);
+    out.sample({{"pool", pool}}, static_cast<double>(v));
   };
-  gauge("usher_pool_max_connections", "The pool's max_size in force (configured, or from usher.pool_advice()).", s.max_size);
-  gauge("usher_pool_waiting_threads", "Threads waiting in acquire().", s.waiting);
+  one("usher_pool_max_connections", "gauge",
+      "The pool's max_size in force (configured, or from usher.pool_advice()).", s.max_size);
+  one("usher_pool_waiting_threads", "gauge", "Threads waiting in acquire().", s.waiting);
+  one("usher_pool_connections_created_total", "counter", "Connections opened.", s.created);
+  one("usher_pool_connections_destroyed_total", "counter", "Connections closed.", s.destroyed);
+  one("usher_pool_acquires_total", "counter", "Leases handed out.", s.acquired);
+  one("usher_pool_acquire_timeouts_total", "counter", "acquire() calls that timed out.", s.timeouts);
+  one("usher_pool_validation_failures_total", "counter",
+      "Connections that failed validation or keepalive and were replaced.", s.validation_failures);
+  one("usher_pool_connect_failures_total", "counter", "Failed attempts to open a connection.",
+      s.connect_failures);
+  one("usher_pool_leaks_total", "counter", "Leases reported as possible leaks.", s.leaks);
 
-  auto counter = [&](std::string_view name, std::string_view help, std::uint64_t v) {
-    header(out, name, "counter", help);
-    fmt::format_to(it, "{}{{{}}} {}\n", name, label, v);
-  };
-  counter("usher_pool_connections_created_total", "Connections opened.", s.created);
-  counter("usher_pool_connections_destroyed_total", "Connections closed.", s.destroyed);
-  counter("usher_pool_acquires_total", "Leases handed out.", s.acquired);
-  counter("usher_pool_acquire_timeouts_total", "acquire() calls that timed out.", s.timeouts);
-  counter("usher_pool_validation_failures_total",
-          "Connections that failed validation or keepalive and were replaced.", s.validation_failures);
-  counter("usher_pool_connect_failures_total", "Failed attempts to open a connection.", s.connect_failures);
-  counter("usher_pool_leaks_total", "Leases reported as possible leaks.", s.leaks);
-
-  histogram(out, "usher_pool_acquire_wait_seconds", "Time from acquire() to a lease in hand.",
-            label, s.acquire_wait);
-  histogram(out, "usher_pool_usage_seconds", "Time a lease was held.", label, s.usage);
-  return out;
+  histogram(out, "usher_pool_acquire_wait_seconds", "Time from acquire() to a lease in hand.", pool,
+            s.acquire_wait);
+  histogram(out, "usher_pool_usage_seconds", "Time a lease was held.", pool, s.usage);
+  return out.take();
 }
 
 }  // namespace usher

@@ -24,10 +24,34 @@ CREATE VIEW usher.leases AS
 COMMENT ON VIEW usher.leases IS
   'Leased backends (usher.checkout); suspect when idle with a lease older than usher.lease_warning';
 
+-- The sessions usher.health()'s per-session checks read: every client backend but the
+-- caller's that a check can report on, one row each; the others (idle, no transaction,
+-- no lease, no lock wait) in one row with pid NULL that counts them. health() reads it
+-- instead of usher.backends, which builds a full row for every session.
+CREATE FUNCTION usher.health_sessions_internal(
+    OUT sessions integer,
+    OUT pid integer,
+    OUT service text,
+    OUT role name,
+    OUT state text,
+    OUT state_age interval,
+    OUT xact_age interval,
+    OUT wait_event_type text,
+    OUT lease_holder text,
+    OUT lease_age interval)
+RETURNS SETOF record
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_health_sessions';
+
+COMMENT ON FUNCTION usher.health_sessions_internal() IS
+  'For usher.health(): the other client backends a health check can report on, one row each, and one row (pid NULL) counting the rest';
+
 -- One row per check. Each measure below yields (check, value, detail); the grading
 -- against the thresholds is done once, at the end. Values are in the unit that
 -- health_thresholds() reports. The calling session itself is left out of the
--- per-session checks: a monitoring query must not report its own transaction.
+-- per-session checks: a monitoring query must not report its own transaction
+-- (health_sessions_internal() leaves it out; connection_saturation adds it back).
 -- PL/pgSQL, not SQL, so that the session keeps the plan of this query: health probes
 -- call it often, and planning it was a third of its cost.
 CREATE FUNCTION usher.health(
@@ -44,7 +68,7 @@ AS $$
 BEGIN
 RETURN QUERY
 WITH b AS MATERIALIZED (
-  SELECT * FROM usher.backends WHERE pid <> pg_catalog.pg_backend_pid()
+  SELECT * FROM usher.health_sessions_internal()
 ),
 idle_in_xact AS (
   SELECT * FROM b WHERE state LIKE 'idle in transaction%'
@@ -66,7 +90,7 @@ measures AS (
          100.0 * n::numeric / s.max_connections::numeric AS value,
          pg_catalog.format('%s of %s connections in use (%s reserved for superusers)',
                            n, s.max_connections, s.reserved) AS detail
-    FROM (SELECT count(*) + 1 AS n FROM b) c,
+    FROM (SELECT coalesce(sum(sessions), 0) + 1 AS n FROM b) c,
          (SELECT max_connections, reserved FROM usher.capacity WHERE scope = 'server') s
 
   UNION ALL

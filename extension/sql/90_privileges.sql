@@ -7,6 +7,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA usher FROM PUBLIC;
 GRANT USAGE ON SCHEMA usher TO pg_monitor;
 GRANT SELECT ON usher.backends, usher.connections, usher.capacity, usher.service, usher.role_service,
   usher.published_services, usher.service_status, usher.leases TO pg_monitor;
-GRANT EXECUTE ON FUNCTION usher.backends_internal(), usher.health_thresholds(), usher.health(),
+GRANT EXECUTE ON FUNCTION usher.backends_internal(), usher.health_sessions_internal(),
+  usher.health_thresholds(), usher.health(),
   usher.ready(), usher.metrics(), usher.published_services_internal(), usher.service_status_internal()
   TO pg_monitor;

@@ -119,158 +119,8 @@ ALTER FUNCTION usher.release(text,integer) SET search_path = pg_catalog, pg_temp
 ALTER FUNCTION usher.semaphores_internal() SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION usher.service_status_internal() SET search_path = pg_catalog, pg_temp;
 
-CREATE OR REPLACE FUNCTION usher.health(
-    OUT "check" text,
-    OUT status text,
-    OUT value double precision,
-    OUT threshold double precision,
-    OUT detail text)
-RETURNS SETOF record
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_column
-BEGIN
-RETURN QUERY
-WITH b AS MATERIALIZED (
-  SELECT * FROM usher.backends WHERE pid <> pg_catalog.pg_backend_pid()
-),
-idle_in_xact AS (
-  SELECT * FROM b WHERE state LIKE 'idle in transaction%'
-),
-in_xact AS (
-  SELECT * FROM b WHERE xact_age IS NOT NULL
-),
-lock_waits AS (
-  SELECT l.pid, l.mode, l.locktype,
-         pg_catalog.clock_timestamp() - l.waitstart AS waited,
-         b.service, pg_catalog.pg_blocking_pids(l.pid) AS blockers
-    FROM pg_catalog.pg_locks l JOIN b ON b.pid = l.pid
-   WHERE NOT l.granted AND l.waitstart IS NOT NULL
-     -- pg_locks copies the whole lock table; skip it when nobody waits for a lock.
-     AND EXISTS (SELECT 1 FROM b WHERE b.wait_event_type = 'Lock')
-),
-measures AS (
-  SELECT 1 AS ord, 'connection_saturation' AS "check",
-         100.0 * n::numeric / s.max_connections::numeric AS value,
-         pg_catalog.format('%s of %s connections in use (%s reserved for superusers)',
-                           n, s.max_connections, s.reserved) AS detail
-    FROM (SELECT count(*) + 1 AS n FROM b) c,
-         (SELECT max_connections, reserved FROM usher.capacity WHERE scope = 'server') s
-
-  UNION ALL
-  SELECT 2, 'idle_in_transaction',
-         coalesce(extract(epoch FROM w.state_age), 0),
-         CASE WHEN w.pid IS NULL THEN 'no session is idle in a transaction'
-              ELSE pg_catalog.format(
-                     'pid %s (service %s, role %s) %s for %s; %s session(s) idle in a transaction',
-                     w.pid, w.service, w.role, w.state, w.state_age,
-                     (SELECT count(*) FROM idle_in_xact)) END
-    FROM (SELECT 1) one
-    LEFT JOIN LATERAL (SELECT * FROM idle_in_xact ORDER BY state_age DESC LIMIT 1) w ON true
-
-  UNION ALL
-  SELECT 3, 'long_transactions',
-         coalesce(extract(epoch FROM t.xact_age), 0),
-         CASE WHEN t.pid IS NULL THEN 'no other transaction is open'
-              ELSE pg_catalog.format(
-                     'pid %s (service %s, role %s, %s) has had a transaction open for %s',
-                     t.pid, t.service, t.role, t.state, t.xact_age) END
-    FROM (SELECT 1) one
-    LEFT JOIN LATERAL (SELECT * FROM in_xact ORDER BY xact_age DESC LIMIT 1) t ON true
-
-  UNION ALL
-  SELECT 4, 'lock_waits',
-         coalesce(extract(epoch FROM w.waited), 0),
-         CASE WHEN w.pid IS NULL THEN 'no session is waiting for a lock'
-              ELSE pg_catalog.format(
-                     'pid %s (service %s) has waited %s for %s on a %s, blocked by pid(s) %s; %s session(s) waiting',
-                     w.pid, w.service, w.waited, w.mode, w.locktype,
-                     pg_catalog.array_to_string(w.blockers, ', '),
-                     (SELECT count(*) FROM lock_waits)) END
-    FROM (SELECT 1) one
-    LEFT JOIN LATERAL (SELECT * FROM lock_waits ORDER BY waited DESC LIMIT 1) w ON true
-
-  UNION ALL
-  -- A standby measures its own replay delay: zero while everything received is
-  -- replayed, else the time since the last replayed commit (since server start when
-  -- none has been replayed yet: an upper bound, not a zero).
-  SELECT 5, 'replication_lag',
-         CASE WHEN pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_catalog.pg_last_wal_replay_lsn()
-              THEN 0
-              ELSE extract(epoch FROM pg_catalog.clock_timestamp()
-                                      - coalesce(pg_catalog.pg_last_xact_replay_timestamp(),
-                                                 pg_catalog.pg_postmaster_start_time())) END,
-         pg_catalog.format('standby: %s bytes received but not yet replayed%s',
-                           coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(),
-                                                               pg_catalog.pg_last_wal_replay_lsn()), 0),
-                           CASE WHEN pg_catalog.pg_is_wal_replay_paused() THEN '; replay is paused' ELSE '' END)
-   WHERE pg_catalog.pg_is_in_recovery()
-
-  UNION ALL
-  -- A primary reports one row per connected standby. (WAL senders joined to their
-  -- own activity row: pg_stat_replication would build a row for every backend.)
-  SELECT 5, 'replication_lag',
-         coalesce(extract(epoch FROM w.replay_lag), 0),
-         pg_catalog.format('standby %s (%s, %s): replay lag %s, %s bytes behind',
-                           a.application_name, coalesce(host(a.client_addr), 'local'), w.state,
-                           coalesce(w.replay_lag, '0'),
-                           coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), w.replay_lsn), 0))
-    FROM pg_catalog.pg_stat_get_wal_senders() w
-   CROSS JOIN LATERAL pg_catalog.pg_stat_get_activity(w.pid) a
-   WHERE NOT pg_catalog.pg_is_in_recovery()
-
-  UNION ALL
-  SELECT 5, 'replication_lag', 0, 'primary with no standby connected'
-   WHERE NOT pg_catalog.pg_is_in_recovery()
-     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders())
-
-  UNION ALL
-  SELECT 6, 'wraparound', a.age,
-         pg_catalog.format('database %s: transaction ID age %s, multixact age %s (wraparound at 2^31)',
-                           a.datname, a.xid_age, a.mxid_age)
-    FROM (SELECT datname, age(datfrozenxid) AS xid_age, mxid_age(datminmxid) AS mxid_age,
-                 greatest(age(datfrozenxid), mxid_age(datminmxid)) AS age
-            FROM pg_catalog.pg_database
-           ORDER BY 4 DESC LIMIT 1) a
-
-  UNION ALL
-  SELECT 7, 'prepared_transactions',
-         coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - p.prepared), 0),
-         CASE WHEN p.gid IS NULL THEN 'no prepared transaction'
-              ELSE pg_catalog.format('%s prepared transaction(s); the oldest, %L in database %s by %s, was prepared %s ago',
-                                     (SELECT count(*) FROM pg_catalog.pg_prepared_xacts),
-                                     p.gid, p.database, p.owner,
-                                     pg_catalog.clock_timestamp() - p.prepared) END
-    FROM (SELECT 1) one
-    LEFT JOIN LATERAL (SELECT * FROM pg_catalog.pg_prepared_xacts ORDER BY prepared LIMIT 1) p ON true
-  UNION ALL
-  SELECT 8, 'leases',
-         coalesce(extract(epoch FROM l.lease_age), 0),
-         CASE WHEN l.pid IS NULL THEN 'no idle backend holds a lease'
-              ELSE pg_catalog.format(
-                     'pid %s (service %s) is idle, lent to %L for %s; %s idle leased backend(s)',
-                     l.pid, l.service, l.lease_holder, l.lease_age,
-                     (SELECT count(*) FROM b WHERE lease_holder IS NOT NULL AND state LIKE 'idle%')) END
-    FROM (SELECT 1) one
-    LEFT JOIN LATERAL (SELECT * FROM b WHERE lease_holder IS NOT NULL AND state LIKE 'idle%'
-                        ORDER BY lease_age DESC LIMIT 1) l ON true
-),
-graded AS (
-  SELECT m.ord, m."check", m.value::double precision AS value, m.detail,
-         CASE WHEN t.critical IS NOT NULL AND m.value::double precision >= t.critical THEN 'critical'
-              WHEN t.warning IS NOT NULL AND m.value::double precision >= t.warning THEN 'warning'
-              ELSE 'ok' END AS status,
-         t.warning, t.critical
-    FROM measures m JOIN usher.health_thresholds() t USING ("check")
-)
-SELECT g."check", g.status, g.value,
-       CASE g.status WHEN 'critical' THEN g.critical ELSE coalesce(g.warning, g.critical) END,
-       g.detail
-  FROM graded g
- ORDER BY g.ord, g.detail;
-END
-$$;
+-- health() (PL/pgSQL, exact operators) is defined whole by the section "health() speed"
+-- at the end of this script, in its final form.
 
 CREATE OR REPLACE VIEW usher.capacity AS
   WITH used AS MATERIALIZED (SELECT database, role FROM usher.backends),
@@ -559,3 +409,180 @@ SELECT pg_temp.usher_copy_grants('function', 'usher.service_status_internal_1_0_
 SELECT pg_temp.usher_copy_grants('view', 'usher.service_status_1_0_0', 'usher.service_status');
 DROP VIEW usher.service_status_1_0_0;
 DROP FUNCTION usher.service_status_internal_1_0_0();
+
+-- health() speed (issue 11)
+-- usher.health() reads usher.health_sessions_internal(), a row only for the sessions a
+-- per-session check can report on and one row counting the others, instead of
+-- usher.backends, a full row for every session. Same checks, values and details.
+CREATE FUNCTION usher.health_sessions_internal(
+    OUT sessions integer,
+    OUT pid integer,
+    OUT service text,
+    OUT role name,
+    OUT state text,
+    OUT state_age interval,
+    OUT xact_age interval,
+    OUT wait_event_type text,
+    OUT lease_holder text,
+    OUT lease_age interval)
+RETURNS SETOF record
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_health_sessions';
+
+COMMENT ON FUNCTION usher.health_sessions_internal() IS
+  'For usher.health(): the other client backends a health check can report on, one row each, and one row (pid NULL) counting the rest';
+REVOKE ALL ON FUNCTION usher.health_sessions_internal() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION usher.health_sessions_internal() TO pg_monitor;
+CREATE OR REPLACE FUNCTION usher.health(
+    OUT "check" text,
+    OUT status text,
+    OUT value double precision,
+    OUT threshold double precision,
+    OUT detail text)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
+WITH b AS MATERIALIZED (
+  SELECT * FROM usher.health_sessions_internal()
+),
+idle_in_xact AS (
+  SELECT * FROM b WHERE state LIKE 'idle in transaction%'
+),
+in_xact AS (
+  SELECT * FROM b WHERE xact_age IS NOT NULL
+),
+lock_waits AS (
+  SELECT l.pid, l.mode, l.locktype,
+         pg_catalog.clock_timestamp() - l.waitstart AS waited,
+         b.service, pg_catalog.pg_blocking_pids(l.pid) AS blockers
+    FROM pg_catalog.pg_locks l JOIN b ON b.pid = l.pid
+   WHERE NOT l.granted AND l.waitstart IS NOT NULL
+     -- pg_locks copies the whole lock table; skip it when nobody waits for a lock.
+     AND EXISTS (SELECT 1 FROM b WHERE b.wait_event_type = 'Lock')
+),
+measures AS (
+  SELECT 1 AS ord, 'connection_saturation' AS "check",
+         100.0 * n::numeric / s.max_connections::numeric AS value,
+         pg_catalog.format('%s of %s connections in use (%s reserved for superusers)',
+                           n, s.max_connections, s.reserved) AS detail
+    FROM (SELECT coalesce(sum(sessions), 0) + 1 AS n FROM b) c,
+         (SELECT max_connections, reserved FROM usher.capacity WHERE scope = 'server') s
+
+  UNION ALL
+  SELECT 2, 'idle_in_transaction',
+         coalesce(extract(epoch FROM w.state_age), 0),
+         CASE WHEN w.pid IS NULL THEN 'no session is idle in a transaction'
+              ELSE pg_catalog.format(
+                     'pid %s (service %s, role %s) %s for %s; %s session(s) idle in a transaction',
+                     w.pid, w.service, w.role, w.state, w.state_age,
+                     (SELECT count(*) FROM idle_in_xact)) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM idle_in_xact ORDER BY state_age DESC LIMIT 1) w ON true
+
+  UNION ALL
+  SELECT 3, 'long_transactions',
+         coalesce(extract(epoch FROM t.xact_age), 0),
+         CASE WHEN t.pid IS NULL THEN 'no other transaction is open'
+              ELSE pg_catalog.format(
+                     'pid %s (service %s, role %s, %s) has had a transaction open for %s',
+                     t.pid, t.service, t.role, t.state, t.xact_age) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM in_xact ORDER BY xact_age DESC LIMIT 1) t ON true
+
+  UNION ALL
+  SELECT 4, 'lock_waits',
+         coalesce(extract(epoch FROM w.waited), 0),
+         CASE WHEN w.pid IS NULL THEN 'no session is waiting for a lock'
+              ELSE pg_catalog.format(
+                     'pid %s (service %s) has waited %s for %s on a %s, blocked by pid(s) %s; %s session(s) waiting',
+                     w.pid, w.service, w.waited, w.mode, w.locktype,
+                     pg_catalog.array_to_string(w.blockers, ', '),
+                     (SELECT count(*) FROM lock_waits)) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM lock_waits ORDER BY waited DESC LIMIT 1) w ON true
+
+  UNION ALL
+  -- A standby measures its own replay delay: zero while everything received is
+  -- replayed, else the time since the last replayed commit (since server start when
+  -- none has been replayed yet: an upper bound, not a zero).
+  SELECT 5, 'replication_lag',
+         CASE WHEN pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_catalog.pg_last_wal_replay_lsn()
+              THEN 0
+              ELSE extract(epoch FROM pg_catalog.clock_timestamp()
+                                      - coalesce(pg_catalog.pg_last_xact_replay_timestamp(),
+                                                 pg_catalog.pg_postmaster_start_time())) END,
+         pg_catalog.format('standby: %s bytes received but not yet replayed%s',
+                           coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(),
+                                                               pg_catalog.pg_last_wal_replay_lsn()), 0),
+                           CASE WHEN pg_catalog.pg_is_wal_replay_paused() THEN '; replay is paused' ELSE '' END)
+   WHERE pg_catalog.pg_is_in_recovery()
+
+  UNION ALL
+  -- A primary reports one row per connected standby. (WAL senders joined to their
+  -- own activity row: pg_stat_replication would build a row for every backend.)
+  SELECT 5, 'replication_lag',
+         coalesce(extract(epoch FROM w.replay_lag), 0),
+         pg_catalog.format('standby %s (%s, %s): replay lag %s, %s bytes behind',
+                           a.application_name, coalesce(host(a.client_addr), 'local'), w.state,
+                           coalesce(w.replay_lag, '0'),
+                           coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), w.replay_lsn), 0))
+    FROM pg_catalog.pg_stat_get_wal_senders() w
+   CROSS JOIN LATERAL pg_catalog.pg_stat_get_activity(w.pid) a
+   WHERE NOT pg_catalog.pg_is_in_recovery()
+
+  UNION ALL
+  SELECT 5, 'replication_lag', 0, 'primary with no standby connected'
+   WHERE NOT pg_catalog.pg_is_in_recovery()
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders())
+
+  UNION ALL
+  SELECT 6, 'wraparound', a.age,
+         pg_catalog.format('database %s: transaction ID age %s, multixact age %s (wraparound at 2^31)',
+                           a.datname, a.xid_age, a.mxid_age)
+    FROM (SELECT datname, age(datfrozenxid) AS xid_age, mxid_age(datminmxid) AS mxid_age,
+                 greatest(age(datfrozenxid), mxid_age(datminmxid)) AS age
+            FROM pg_catalog.pg_database
+           ORDER BY 4 DESC LIMIT 1) a
+
+  UNION ALL
+  SELECT 7, 'prepared_transactions',
+         coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - p.prepared), 0),
+         CASE WHEN p.gid IS NULL THEN 'no prepared transaction'
+              ELSE pg_catalog.format('%s prepared transaction(s); the oldest, %L in database %s by %s, was prepared %s ago',
+                                     (SELECT count(*) FROM pg_catalog.pg_prepared_xacts),
+                                     p.gid, p.database, p.owner,
+                                     pg_catalog.clock_timestamp() - p.prepared) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM pg_catalog.pg_prepared_xacts ORDER BY prepared LIMIT 1) p ON true
+  UNION ALL
+  SELECT 8, 'leases',
+         coalesce(extract(epoch FROM l.lease_age), 0),
+         CASE WHEN l.pid IS NULL THEN 'no idle backend holds a lease'
+              ELSE pg_catalog.format(
+                     'pid %s (service %s) is idle, lent to %L for %s; %s idle leased backend(s)',
+                     l.pid, l.service, l.lease_holder, l.lease_age,
+                     (SELECT count(*) FROM b WHERE lease_holder IS NOT NULL AND state LIKE 'idle%')) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM b WHERE lease_holder IS NOT NULL AND state LIKE 'idle%'
+                        ORDER BY lease_age DESC LIMIT 1) l ON true
+),
+graded AS (
+  SELECT m.ord, m."check", m.value::double precision AS value, m.detail,
+         CASE WHEN t.critical IS NOT NULL AND m.value::double precision >= t.critical THEN 'critical'
+              WHEN t.warning IS NOT NULL AND m.value::double precision >= t.warning THEN 'warning'
+              ELSE 'ok' END AS status,
+         t.warning, t.critical
+    FROM measures m JOIN usher.health_thresholds() t USING ("check")
+)
+SELECT g."check", g.status, g.value,
+       CASE g.status WHEN 'critical' THEN g.critical ELSE coalesce(g.warning, g.critical) END,
+       g.detail
+  FROM graded g
+ ORDER BY g.ord, g.detail;
+END
+$$;

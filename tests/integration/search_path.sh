@@ -190,6 +190,7 @@ declare -A CALL=(
   ['usher.backends_internal()']="SELECT count(*) FROM usher.backends_internal()"
   ['usher.health_thresholds()']="SELECT count(*) FROM usher.health_thresholds()"
   ['usher.health()']="SELECT count(*) FROM usher.health()"
+  ['usher.health_sessions_internal()']="SELECT count(*) FROM usher.health_sessions_internal()"
   ['usher.ready()']="SELECT usher.ready()"
   ['usher.metrics()']="SELECT length(usher.metrics()) > 0"
   ['usher.published_services_internal()']="SELECT count(*) FROM usher.published_services_internal()"

@@ -1,5 +1,6 @@
 // Writing the Prometheus text exposition format (version 0.0.4): metric families with
-// HELP and TYPE lines, samples with escaped label values.
+// HELP and TYPE lines, samples with escaped label values. One writer for both halves:
+// usher.metrics() in the extension and Pool::prometheus() in libusher.
 #pragma once
 
 #include <fmt/format.h>
@@ -10,6 +11,8 @@
 #include <string_view>
 #include <utility>
 
+#include "common/pure_cpp.hpp"  // must be the last include
+
 namespace usher::prometheus {
 
 using Label = std::pair<std::string_view, std::string_view>;
@@ -18,7 +21,9 @@ class TextWriter {
  public:
   // Starts a metric family; every sample written until the next family belongs to it.
   void family(std::string_view name, std::string_view type, std::string_view help);
-  // One sample of the current family. A missing value (SQL NULL) writes nothing.
+  // One sample of the current family. A missing value (SQL NULL) writes nothing; a
+  // text value is written as it is, but for PostgreSQL's float8 spellings of the
+  // infinities. A double is written in its shortest exact form (counts as integers).
   void sample(std::initializer_list<Label> labels, const std::optional<std::string>& value);
   void sample(std::initializer_list<Label> labels, double value);
   // A sample of the current family under a suffixed name (histograms: _bucket, _sum,

@@ -1,4 +1,6 @@
-#include "prometheus_text.hpp"
+#include "common/pure_cpp_source.hpp"  // must be the first include
+
+#include "common/prometheus_text.hpp"
 
 #include <cmath>
 #include <iterator>
