@@ -33,8 +33,8 @@ void PoolCore::log(LogLevel level, std::string_view message) const {
 
 void PoolCore::retire(std::vector<Retired>& retired) const {
   for (auto& r : retired) {
-    auto id = r.slot.id;
-    r.slot.conn = Connection();  // PQfinish: outside the lock, it may send a Terminate message
+    auto id = r.connection.id;
+    r.connection.conn = Connection();  // PQfinish: outside the lock, it may send a Terminate message
     emit(PoolEventType::retire, id, r.reason);
   }
   retired.clear();
