@@ -19,7 +19,7 @@ Clock::time_point expiry(Clock::time_point created, std::chrono::milliseconds ma
 
 PoolCore::PoolCore(PoolConfig config)
     : config_((config.validate(), std::move(config))),
-      round_trips_(config_),
+      round_trips_(config_, statistics_.validations),
       max_size_(config_.max_size),
       min_idle_(config_.min_idle),
       rng_(std::random_device{}()),
@@ -67,7 +67,7 @@ PooledConnection* PoolCore::acquire(Clock::time_point start, Clock::time_point d
         std::string message;
         {
           std::lock_guard lk(mu_);
-          ++timeouts_;
+          ++statistics_.timeouts;
           auto waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
           message = fmt::format("pool \"{}\": no connection within {} ms ({})", config_.name,
                                 waited_ms.count(), describe_locked());
@@ -85,9 +85,9 @@ PooledConnection* PoolCore::acquire(Clock::time_point start, Clock::time_point d
     slow = slow || waited || round_trip;
     if (ok) {
       if (slow) {
-        acquire_wait_.record(Clock::now() - start);
+        statistics_.acquire_wait.record(Clock::now() - start);
       } else {
-        acquire_wait_.record_zero();  // the hot path: no second clock read
+        statistics_.acquire_wait.record_zero();  // the hot path: no second clock read
       }
       return pc;
     }
@@ -98,7 +98,7 @@ PooledConnection* PoolCore::acquire(Clock::time_point start, Clock::time_point d
     bool drop;
     {
       std::lock_guard lk(mu_);
-      ++validation_failures_;
+      ++statistics_.validation_failures;
       retired.push_back(take_out_locked(pc, why, &drop));
       wake_opener_locked();
     }
@@ -111,7 +111,7 @@ PooledConnection* PoolCore::acquire(Clock::time_point start, Clock::time_point d
 
 void PoolCore::give_back(PooledConnection* pc, bool discard) noexcept {
   auto now = Clock::now();
-  usage_.record(now - pc->borrowed_at());
+  statistics_.usage.record(now - pc->borrowed_at());
   // Before the pool's own round trips below, which count as uses too.
   bool used = pc->conn.uses() != pc->uses_at_lend;
   std::string why;

@@ -2,8 +2,9 @@
 // Internal: the state and threads behind usher::Pool. The pooled connections, their
 // lending states, the idle set, the waiters and the lend cache are the lending bag's
 // (lending_bag.hpp, where the strict-FIFO hand-off rule is written down); PoolCore keeps
-// what is around it: the round trips (round_trips.cpp), the sizing, the opener and
-// maintenance threads, the statistics and the events. mu_ guards PoolCore's own state
+// what is around it: the round trips (round_trips.hpp), the sizing (pool_sizing.cpp), the
+// opener and maintenance threads, the statistics (pool_statistics.hpp) and the events
+// (pool_notify.cpp). mu_ guards PoolCore's own state
 // and is taken before the bag's lock, never after it. Neither is held across network
 // I/O: connecting, validating, resetting and closing happen on a pooled connection the
 // thread holds.
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "histogram.hpp"
+#include "pool_statistics.hpp"
 #include "lending_bag.hpp"
 #include "pooled_connection.hpp"
 #include "round_trips.hpp"
@@ -61,7 +63,7 @@ class PoolCore {
   using Bag = LendingBag<PooledConnection>;
 
   // pool_state.cpp: the books, under mu_
-  // Takes the connection out of its place (counted in destroyed_); `drop` says that it
+  // Takes the connection out of its place (counted as destroyed); `drop` says that it
   // was lent when the pool closed and held a reference (refs_).
   Retired take_out_locked(PooledConnection* pc, std::string reason, bool* drop = nullptr);
   std::size_t connections_wanted_locked() const;
@@ -80,14 +82,19 @@ class PoolCore {
   void put_back_locked(PooledConnection* pc, bool ok, std::string_view reason,
                        std::vector<Retired>& retired);
 
-  // pool_events.cpp-like helpers (pool_notify.cpp)
+  // pool_notify.cpp: how the pool tells the world (events, log lines, retirements)
   void emit(PoolEventType type, std::uint64_t connection_id, std::string reason,
             const LeakInfo* leak = nullptr, const PoolAdvice* advice = nullptr) const;
   void log(LogLevel level, std::string_view message) const;
   void retire(std::vector<Retired>& retired) const;  // closes them and emits events
+  void report_leak(const LeakInfo& leak) const;      // the event and the warning
 
   const PoolConfig config_;
-  RoundTrips round_trips_;  // open, validate, reset, keepalive, advice (round_trips.hpp)
+  // Counters under mu_, histograms lock-free (pool_statistics.hpp).
+  PoolStatistics statistics_;
+  // Open, validate, reset, keepalive, advice (round_trips.hpp); counts its validations
+  // in statistics_.
+  RoundTrips round_trips_;
 
   std::atomic<int> extension_{-1};  // -1 unknown, 0 absent, 1 present
 
@@ -105,20 +112,12 @@ class PoolCore {
   bool advice_failing_ = false;            // the last read failed (warn once per run)
   Clock::time_point next_advice_ = Clock::time_point::max();  // the maintenance thread's next read
   bool advice_read_ = false;               // opener thread only: the first read is done
-  std::size_t peak_total_ = 0;
   std::uint64_t next_id_ = 0;
-  std::uint64_t created_ = 0, destroyed_ = 0, timeouts_ = 0;
-  std::uint64_t validation_failures_ = 0, connect_failures_ = 0, leaks_ = 0;
-  std::uint64_t keepalives_ = 0, maintenance_runs_ = 0;
   std::string last_connect_error_;
   bool connect_failing_ = false;
   Clock::time_point next_connect_attempt_{};
   std::chrono::milliseconds connect_backoff_{10};
   std::mt19937_64 rng_;
-
-  // Sharded per thread: recording moves no shared cache line. The number of
-  // acquires is acquire_wait_'s count.
-  Histogram acquire_wait_, usage_;
 
   // Declared last but for the threads: its listener (a borrower waits: wake the opener)
   // uses mu_ and the sizes above.

@@ -3,9 +3,6 @@
 // max_size (after a smaller usher.pool_advice()), pings idle connections every
 // keepalive_interval and reads the pool advice again every advice_interval.
 // Replacements are the opener's job.
-#include <fmt/format.h>
-#include <fmt/std.h>
-
 #include <algorithm>
 
 #include "pool_core.hpp"
@@ -33,7 +30,7 @@ void PoolCore::put_back_locked(PooledConnection* pc, bool ok, std::string_view r
 
 void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
   auto now = Clock::now();
-  ++maintenance_runs_;
+  ++statistics_.maintenance_runs;
 
   std::vector<LeakInfo> new_leaks;
   if (auto threshold = config_.leak_detection_threshold; threshold.count() > 0) {
@@ -43,7 +40,7 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
         return;
       if (auto info = leak_info(pc, now); info && info->held >= threshold) {
         pc.leak_reported_seq = lease->seq;  // once per lease
-        ++leaks_;
+        ++statistics_.leaks;
         new_leaks.push_back(std::move(*info));
       }
     });
@@ -86,15 +83,7 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
   lk.unlock();
 
   retire(retired);
-  for (const auto& leak : new_leaks) {
-    emit(PoolEventType::leak, leak.connection_id, "held too long", &leak);
-    log(LogLevel::warning,
-        fmt::format("pool \"{}\": connection {} (backend {}) lent at {}:{} ({}) to thread {} "
-                    "has been held for {} ms: possible leak",
-                    config_.name, leak.connection_id, leak.backend_pid, leak.where.file_name(),
-                    leak.where.line(), leak.where.function_name(), leak.thread,
-                    std::chrono::duration_cast<std::chrono::milliseconds>(leak.held).count()));
-  }
+  for (const auto& leak : new_leaks) report_leak(leak);
   for (PooledConnection* s : to_ping) {
     std::string why;
     auto epoch = round_trips_.health_epoch();
@@ -102,12 +91,12 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
     std::vector<Retired> broken;
     {
       std::lock_guard guard(mu_);
-      ++keepalives_;
+      ++statistics_.keepalives;
       if (ok) {
         s->last_checked = Clock::now();
         s->proven_epoch = epoch;
       } else {
-        ++validation_failures_;
+        ++statistics_.validation_failures;
       }
       put_back_locked(s, ok, why, broken);
     }

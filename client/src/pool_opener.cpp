@@ -24,7 +24,7 @@ void PoolCore::opener_loop() {
     PooledConnection* place = bag_.reserve();  // counted as pending from now on
     {
       auto c = bag_.counts();
-      peak_total_ = std::max(peak_total_, c.open() + c.reserved);
+      statistics_.peak_total = std::max(statistics_.peak_total, c.open() + c.reserved);
     }
     lk.unlock();
 
@@ -60,7 +60,7 @@ void PoolCore::opener_loop() {
       record->id = ++next_id_;
       record->expires = expiry(record->created, config_.max_lifetime, rng_);
       extension_.store(record->has_extension ? 1 : 0, std::memory_order_relaxed);
-      ++created_;
+      ++statistics_.created;
       connect_failing_ = false;
       bag_.refuse(nullptr);
       connect_backoff_ = std::chrono::milliseconds(10);
@@ -73,7 +73,7 @@ void PoolCore::opener_loop() {
       continue;
     } else {
       bag_.cancel(place);
-      ++connect_failures_;
+      ++statistics_.connect_failures;
       bool first = !connect_failing_;
       connect_failing_ = true;
       last_connect_error_ = error;

@@ -11,7 +11,7 @@ namespace usher::detail {
 
 Retired PoolCore::take_out_locked(PooledConnection* pc, std::string reason, bool* drop) {
   auto removed = bag_.remove(pc);
-  ++destroyed_;
+  ++statistics_.destroyed;
   if (drop) *drop = removed.out_at_close;
   return {std::move(removed.contents), std::move(reason)};
 }
@@ -70,7 +70,7 @@ CloseReport PoolCore::close(std::chrono::milliseconds timeout) {
       auto closed = bag_.close();
       for (auto& c : closed.removed) {
         retired.push_back({std::move(c), "pool closed"});
-        ++destroyed_;
+        ++statistics_.destroyed;
       }
       refs_ += closed.lent;
       opener_cv_.notify_all();
@@ -115,20 +115,9 @@ PoolStats PoolCore::stats() const {
     s.pending = c.reserved;
     s.max_size = max_size_;
     s.min_idle = min_idle_;
-    s.peak_total = peak_total_;
-    s.created = created_;
-    s.destroyed = destroyed_;
-    s.timeouts = timeouts_;
-    s.validation_failures = validation_failures_;
-    s.connect_failures = connect_failures_;
-    s.leaks = leaks_;
-    s.validations = round_trips_.validations();
-    s.keepalives = keepalives_;
-    s.maintenance_runs = maintenance_runs_;
+    statistics_.counters_into(s);
   }
-  s.acquire_wait = acquire_wait_.snapshot();
-  s.acquired = s.acquire_wait.count;  // one record per successful acquire
-  s.usage = usage_.snapshot();
+  statistics_.histograms_into(s);
   return s;
 }
 

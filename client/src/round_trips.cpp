@@ -78,8 +78,11 @@ std::string holder_text(std::string_view pool, const std::source_location& where
   return fmt::format("{}/{}", pool.substr(0, kMax - site.size() - 1), site);
 }
 
-RoundTrips::RoundTrips(const PoolConfig& config)
-    : config_(config), connect_options_(connect_options(config)), abort_fd_(make_abort_fd()) {}
+RoundTrips::RoundTrips(const PoolConfig& config, std::atomic<std::uint64_t>& validations)
+    : config_(config),
+      connect_options_(connect_options(config)),
+      abort_fd_(make_abort_fd()),
+      validations_(validations) {}
 
 RoundTrips::~RoundTrips() { ::close(abort_fd_); }
 

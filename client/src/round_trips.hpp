@@ -27,7 +27,8 @@ std::string holder_text(std::string_view pool, const std::source_location& where
 
 class RoundTrips {
  public:
-  explicit RoundTrips(const PoolConfig& config);  // config outlives this
+  // config and validations outlive this.
+  RoundTrips(const PoolConfig& config, std::atomic<std::uint64_t>& validations);
   ~RoundTrips();
   RoundTrips(const RoundTrips&) = delete;
   RoundTrips& operator=(const RoundTrips&) = delete;
@@ -57,10 +58,6 @@ class RoundTrips {
     return health_epoch_.load(std::memory_order_relaxed);
   }
   void mark_suspect() noexcept { health_epoch_.fetch_add(1, std::memory_order_relaxed); }
-  // Validation and checkout round trips made on borrow (PoolStats::validations).
-  std::uint64_t validations() const noexcept {
-    return validations_.load(std::memory_order_relaxed);
-  }
 
  private:
   const PoolConfig& config_;
@@ -71,7 +68,7 @@ class RoundTrips {
   const int abort_fd_;
   // Read by every acquire, written once in a long while: its own cache line.
   alignas(64) std::atomic<std::uint64_t> health_epoch_{0};
-  std::atomic<std::uint64_t> validations_{0};
+  std::atomic<std::uint64_t>& validations_;  // validation and checkout round trips on borrow
 };
 
 }  // namespace usher::detail
