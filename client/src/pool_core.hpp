@@ -4,10 +4,9 @@
 // (lending_bag.hpp, where the strict-FIFO hand-off rule is written down); PoolCore keeps
 // what is around it: the round trips (round_trips.hpp), the sizing (pool_sizing.cpp), the
 // opener and maintenance threads, the statistics (pool_statistics.hpp) and the events
-// (pool_notify.cpp). mu_ guards PoolCore's own state
-// and is taken before the bag's lock, never after it. Neither is held across network
-// I/O: connecting, validating, resetting and closing happen on a pooled connection the
-// thread holds.
+// (pool_notify.cpp). mu_ guards PoolCore's own state and is taken before the bag's
+// lock, never after it. Neither is held across network I/O: connecting, validating,
+// resetting and closing happen on a pooled connection the thread holds.
 
 #include <atomic>
 #include <chrono>
