@@ -25,9 +25,9 @@ Lease Pool::acquire(Clock::time_point deadline, std::source_location where) {
 
 std::optional<Lease> Pool::try_acquire(std::source_location where) {
   auto now = Clock::now();
-  detail::Slot* slot = core_->acquire(now, now + core_->config().validation_timeout, where, true);
-  if (!slot) return std::nullopt;
-  return Lease(core_, slot);
+  auto* pc = core_->acquire(now, now + core_->config().validation_timeout, where, true);
+  if (!pc) return std::nullopt;
+  return Lease(core_, pc);
 }
 
 CloseReport Pool::close(std::chrono::milliseconds timeout) { return core_->close(timeout); }
@@ -38,30 +38,30 @@ std::optional<PoolAdvice> Pool::advice() const { return core_->advice(); }
 const PoolConfig& Pool::config() const noexcept { return core_->config(); }
 
 Lease::Lease(Lease&& other) noexcept
-    : core_(std::exchange(other.core_, nullptr)), slot_(std::exchange(other.slot_, nullptr)) {}
+    : core_(std::exchange(other.core_, nullptr)), pooled_(std::exchange(other.pooled_, nullptr)) {}
 
 Lease& Lease::operator=(Lease&& other) noexcept {
   if (this != &other) {
     release();
     core_ = std::exchange(other.core_, nullptr);
-    slot_ = std::exchange(other.slot_, nullptr);
+    pooled_ = std::exchange(other.pooled_, nullptr);
   }
   return *this;
 }
 
 Lease::~Lease() { release(); }
 
-Connection& Lease::operator*() const noexcept { return slot_->conn; }
-Connection* Lease::operator->() const noexcept { return &slot_->conn; }
+Connection& Lease::operator*() const noexcept { return pooled_->conn; }
+Connection* Lease::operator->() const noexcept { return &pooled_->conn; }
 
 void Lease::release() noexcept {
-  if (slot_) std::exchange(core_, nullptr)->give_back(std::exchange(slot_, nullptr), false);
+  if (pooled_) std::exchange(core_, nullptr)->give_back(std::exchange(pooled_, nullptr), false);
 }
 
 void Lease::discard() noexcept {
-  if (slot_) std::exchange(core_, nullptr)->give_back(std::exchange(slot_, nullptr), true);
+  if (pooled_) std::exchange(core_, nullptr)->give_back(std::exchange(pooled_, nullptr), true);
 }
 
-std::uint64_t Lease::connection_id() const noexcept { return slot_ ? slot_->id : 0; }
+std::uint64_t Lease::connection_id() const noexcept { return pooled_ ? pooled_->id : 0; }
 
 }  // namespace usher

@@ -3,9 +3,6 @@
 // max_size (after a smaller usher.pool_advice()), pings idle connections every
 // keepalive_interval and reads the pool advice again every advice_interval.
 // Replacements are the opener's job.
-#include <fmt/format.h>
-#include <fmt/std.h>
-
 #include <algorithm>
 
 #include "pool_core.hpp"
@@ -21,54 +18,57 @@ void PoolCore::maintenance_loop() {
   }
 }
 
+// The maintenance thread is done with a connection it took busy: back in the bag (idle,
+// or to a waiter) if it is fine and the pool open, else retired: for `reason`, or
+// because the pool closed.
+void PoolCore::put_back_locked(PooledConnection* pc, bool ok, std::string_view reason,
+                               std::vector<Retired>& retired) {
+  if (ok && !closed_ && bag_.give_back(pc)) return;
+  retired.push_back(take_out_locked(pc, ok ? "pool closed" : std::string(reason)));
+  wake_opener_locked();
+}
+
 void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
   auto now = Clock::now();
-  ++maintenance_runs_;
+  ++statistics_.maintenance_runs;
 
   std::vector<LeakInfo> new_leaks;
   if (auto threshold = config_.leak_detection_threshold; threshold.count() > 0) {
-    for (const auto& cell : cells_) {
-      auto s = cell->state.load(std::memory_order_acquire);
-      if (s != SlotState::lent && s != SlotState::lent_slow) continue;
-      auto lease = cell->read_lease();
-      if (!lease || lease->seq == cell->leak_reported_seq || now - lease->borrowed_at < threshold)
-        continue;
-      if (auto info = leak_info_locked(*cell, now); info && info->held >= threshold) {
-        cell->leak_reported_seq = lease->seq;  // once per lease
-        ++leaks_;
+    bag_.for_each_lent([&](PooledConnection& pc) {
+      auto lease = pc.read_lease();
+      if (!lease || lease->seq == pc.leak_reported_seq || now - lease->borrowed_at < threshold)
+        return;
+      if (auto info = leak_info(pc, now); info && info->held >= threshold) {
+        pc.leak_reported_seq = lease->seq;  // once per lease
+        ++statistics_.leaks;
         new_leaks.push_back(std::move(*info));
       }
-    }
+    });
   }
 
-  // Take every idle cell (a lock-free acquire may beat us to one: then it is not idle),
-  // oldest returned first, so that the least used retire first.
-  std::vector<Slot*> idle;
-  for (const auto& cell : cells_) {
-    auto expected = SlotState::idle;
-    if (cell->state.compare_exchange_strong(expected, SlotState::busy, std::memory_order_acquire,
-                                            std::memory_order_relaxed))
-      idle.push_back(cell.get());
-  }
-  std::sort(idle.begin(), idle.end(),
-            [](const Slot* a, const Slot* b) { return a->last_used < b->last_used; });
+  // Take every idle connection (a lock-free acquire may beat us to one: then it is not
+  // idle), oldest returned first, so that the least used retire first.
+  std::vector<PooledConnection*> idle = bag_.take_idle();
+  std::sort(idle.begin(), idle.end(), [](const PooledConnection* a, const PooledConnection* b) {
+    return a->last_used < b->last_used;
+  });
   std::vector<Retired> retired;
-  std::vector<Slot*> to_ping;
-  Slot* advisor = nullptr;  // reads usher.pool_advice() again, when that is due
+  std::vector<PooledConnection*> to_ping;
+  PooledConnection* advisor = nullptr;  // reads usher.pool_advice() again, when that is due
   bool advice_due = now >= next_advice_;
   std::size_t idle_left = idle.size();
   // More open than max_size (the advice shrank it): the idle ones go now, leased ones
-  // once they are back and idle (busy cells, ours, count as idle here).
-  Counts open = count_locked();
-  std::size_t excess = open.idle + open.lent > max_size_ ? open.idle + open.lent - max_size_ : 0;
-  for (Slot* s : idle) {
+  // once they are back and idle (busy ones, ours, count as idle here).
+  std::size_t open = bag_.counts().open();
+  std::size_t excess = open > max_size_ ? open - max_size_ : 0;
+  for (PooledConnection* s : idle) {
     if (now >= s->expires || excess > 0) {
-      retired.push_back(remove_locked(s, now >= s->expires ? "lifetime" : "above max_size"));
+      retired.push_back(take_out_locked(s, now >= s->expires ? "lifetime" : "above max_size"));
       --idle_left;
       if (excess > 0) --excess;
     } else if (config_.idle_timeout.count() > 0 && now - s->last_used >= config_.idle_timeout &&
                idle_left > min_idle_) {
-      retired.push_back(remove_locked(s, "idle"));
+      retired.push_back(take_out_locked(s, "idle"));
       --idle_left;
     } else if (config_.keepalive_interval.count() > 0 &&
                now - s->last_checked >= config_.keepalive_interval) {
@@ -76,43 +76,33 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
     } else if (advice_due && !advisor) {
       advisor = s;  // stays busy until the advice is read
     } else {
-      make_available_locked(s);  // back to idle (nobody waits while a cell is idle)
+      put_back_locked(s, true, {}, retired);  // idle again, or to a waiter that came since
     }
   }
   wake_opener_locked();
   lk.unlock();
 
   retire(retired);
-  for (const auto& leak : new_leaks) {
-    emit(PoolEventType::leak, leak.connection_id, "held too long", &leak);
-    log(LogLevel::warning,
-        fmt::format("pool \"{}\": connection {} (backend {}) lent at {}:{} ({}) to thread {} "
-                    "has been held for {} ms: possible leak",
-                    config_.name, leak.connection_id, leak.backend_pid, leak.where.file_name(),
-                    leak.where.line(), leak.where.function_name(), leak.thread,
-                    std::chrono::duration_cast<std::chrono::milliseconds>(leak.held).count()));
-  }
-  for (Slot* s : to_ping) {
+  for (const auto& leak : new_leaks) report_leak(leak);
+  for (PooledConnection* s : to_ping) {
     std::string why;
-    auto epoch = health_epoch_.load(std::memory_order_relaxed);
-    bool ok = keepalive(*s, why);
+    auto epoch = round_trips_.health_epoch();
+    bool ok = round_trips_.keepalive(*s, why);
     std::vector<Retired> broken;
     {
       std::lock_guard guard(mu_);
-      ++keepalives_;
-      if (ok && !closed_) {
+      ++statistics_.keepalives;
+      if (ok) {
         s->last_checked = Clock::now();
         s->proven_epoch = epoch;
-        make_available_locked(s);
       } else {
-        if (!ok) ++validation_failures_;
-        broken.push_back(remove_locked(s, ok ? "pool closed" : why));
-        wake_opener_locked();
+        ++statistics_.validation_failures;
       }
+      put_back_locked(s, ok, why, broken);
     }
     if (!ok) {
-      mark_suspect();
-      emit(PoolEventType::validation_failure, broken.front().slot.id, why);
+      round_trips_.mark_suspect();
+      emit(PoolEventType::validation_failure, broken.front().connection.id, why);
     }
     retire(broken);
   }
@@ -122,12 +112,7 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
     {
       std::lock_guard guard(mu_);
       bool ok = advisor->conn.transaction_status() == TransactionStatus::idle;
-      if (ok && !closed_) {
-        make_available_locked(advisor);
-      } else {
-        broken.push_back(remove_locked(advisor, ok ? "pool closed" : "broken"));
-        wake_opener_locked();
-      }
+      put_back_locked(advisor, ok, "broken", broken);
     }
     retire(broken);
   }

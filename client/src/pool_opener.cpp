@@ -21,65 +21,66 @@ void PoolCore::opener_loop() {
       opener_cv_.wait_until(lk, next_connect_attempt_);
       continue;
     }
-    ++pending_;
+    PooledConnection* place = bag_.reserve();  // counted as pending from now on
     {
-      Counts c = count_locked();
-      peak_total_ = std::max(peak_total_, c.idle + c.lent + pending_);
+      auto c = bag_.counts();
+      statistics_.peak_total = std::max(statistics_.peak_total, c.open() + c.reserved);
     }
     lk.unlock();
 
-    std::optional<SlotData> slot;
+    std::optional<ConnectionRecord> record;
     std::string error;
     std::exception_ptr permanent;
     try {
-      slot = open_slot();
+      record = round_trips_.open();
     } catch (const Error& e) {  // the server's refusal keeps its class (login errors)
       error = e.what();
       if (!e.is_transient()) permanent = std::current_exception();
     } catch (const std::exception& e) {  // bad_alloc
       error = e.what();
     }
-    if (slot && config_.size_from_advice && !advice_read_) {
+    if (record && config_.size_from_advice && !advice_read_) {
       // Before this connection is lent or another opens, so that the advised sizes hold
       // from here on. Whatever the answer, the pool goes on (size_from_advice warns).
-      size_from_advice(*slot);
-      if (slot->conn.transaction_status() == TransactionStatus::idle) {
+      size_from_advice(*record);
+      if (record->conn.transaction_status() == TransactionStatus::idle) {
         advice_read_ = true;
       } else {  // lost, or the read timed out mid-statement: try on the next one
         error = "connection lost while reading usher.pool_advice()";
-        slot.reset();
+        record.reset();
       }
     }
 
     lk.lock();
-    --pending_;
     std::vector<Retired> retired;
-    if (slot && closed_) {
-      retired.push_back({std::move(*slot), "pool closed"});
-    } else if (slot) {
-      slot->id = ++next_id_;
-      slot->expires = expiry(slot->created, config_.max_lifetime, rng_);
-      extension_.store(slot->has_extension ? 1 : 0, std::memory_order_relaxed);
-      ++created_;
+    if (record && closed_) {
+      bag_.cancel(place);
+      retired.push_back({std::move(*record), "pool closed"});
+    } else if (record) {
+      record->id = ++next_id_;
+      record->expires = expiry(record->created, config_.max_lifetime, rng_);
+      extension_.store(record->has_extension ? 1 : 0, std::memory_order_relaxed);
+      ++statistics_.created;
       connect_failing_ = false;
-      permanent_connect_error_ = nullptr;
+      bag_.refuse(nullptr);
       connect_backoff_ = std::chrono::milliseconds(10);
-      // Filled while empty (nobody can take an empty cell), published by the state.
-      Slot* raw = new_cell_locked();
-      static_cast<SlotData&>(*raw) = std::move(*slot);
-      make_available_locked(raw);
-      auto id = raw->id;
+      auto id = record->id;
+      // To the longest waiter, or idle. The bag is open: it closes under mu_.
+      bag_.add(place, std::move(*record));
       lk.unlock();
       emit(PoolEventType::connect, id, {});
       lk.lock();
       continue;
     } else {
-      ++connect_failures_;
+      bag_.cancel(place);
+      ++statistics_.connect_failures;
       bool first = !connect_failing_;
       connect_failing_ = true;
       last_connect_error_ = error;
-      permanent_connect_error_ = permanent;
-      if (fail_fast_locked()) waiters_.for_each([](Waiter* w) { w->cv.notify_one(); });
+      // An error that waiting does not cure (a database or role that does not exist, a
+      // bad password: Error::is_transient() false): while no connection is open,
+      // borrowers get it at once instead of a PoolTimeout. A transient one clears it.
+      bag_.refuse(permanent);
       // Back off (10 ms doubling to 1 s) so that a server that is down is not hammered,
       // yet one that comes back is found quickly.
       next_connect_attempt_ = Clock::now() + connect_backoff_;

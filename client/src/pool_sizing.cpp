@@ -13,9 +13,9 @@
 
 namespace usher::detail {
 
-void PoolCore::size_from_advice(SlotData& slot) {
+void PoolCore::size_from_advice(ConnectionRecord& record) {
   std::string why;
-  std::optional<PoolAdvice> advice = read_advice(slot, why);
+  std::optional<PoolAdvice> advice = round_trips_.read_advice(record, why);
   bool changed = false, first_failure = false;
   std::size_t max_size = 0, min_idle = 0;
   {

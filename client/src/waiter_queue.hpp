@@ -1,19 +1,19 @@
 #pragma once
-// Internal: the FIFO of threads waiting in acquire(). Intrusive (each Waiter lives on
-// its waiting thread's stack) so that waiting allocates nothing and a timed-out waiter
-// leaves from the middle in O(1). Each waiter has its own condition variable, so a
-// returned connection wakes exactly the thread it is handed to.
+// Internal: the lending bag's FIFO of threads waiting in borrow(). Intrusive (each
+// Waiter lives on its waiting thread's stack) so that waiting allocates nothing and a
+// timed-out waiter leaves from the middle in O(1). Each waiter has its own condition variable, so a
+// returned item wakes exactly the thread it is handed to.
 
 #include <condition_variable>
 #include <cstddef>
 
 namespace usher::detail {
 
-struct Slot;
+struct BagEntry;
 
 struct Waiter {
   std::condition_variable cv;
-  Slot* slot = nullptr;  // set (under the pool's lock) when a connection is handed over
+  BagEntry* entry = nullptr;  // set (under the bag's lock) when an item is handed over
   Waiter* prev = nullptr;
   Waiter* next = nullptr;
 };
@@ -30,7 +30,7 @@ class WaiterQueue {
     tail_ = w;
     ++size_;
   }
-  // For a waiter whose connection failed validation: it keeps its place in the line.
+  // For a waiter whose item failed its check: it keeps its place in the line.
   void push_front(Waiter* w) noexcept {
     w->prev = nullptr;
     w->next = head_;

@@ -4,7 +4,7 @@
 #   2. the server-restart test and the pg_usher lease tests against a cluster of its own
 #      (it stops and starts it; CREATE EXTENSION pg_usher there, when it installs),
 #   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   4. the pool's concurrency tests under ThreadSanitizer,
+#   4. the pool's concurrency tests and the lending bag's under ThreadSanitizer,
 #   5. an install into a staging prefix, and the example built against it through
 #      find_package(usher) and through pkg-config.
 # Appends "passed failed" per run to $USHER_COUNTS (test cases, from gtest's output).
@@ -116,10 +116,11 @@ if [[ ${USHER_CLIENT_SANITIZERS:-1} != 0 ]]; then
     run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS"
     run_own_server asan-own-server "$BUILD/client-asan/tests/usher_client_tests"
   fi
-  # 4: TSan, the tests where the pool's threads meet the callers' threads.
+  # 4: TSan, the tests where the pool's threads meet the callers' threads, and the
+  # lending bag's own (no server).
   if build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread; then
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-    run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter="Pool*:-$OWN_SERVER_TESTS"
+    run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter="Pool*:LendingBag*:-$OWN_SERVER_TESTS"
     run_own_server tsan-own-server "$BUILD/client-tsan/tests/usher_client_tests"
   fi
 fi

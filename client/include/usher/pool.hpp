@@ -30,7 +30,7 @@ namespace usher {
 
 namespace detail {
 class PoolCore;
-struct Slot;
+struct PooledConnection;
 }  // namespace detail
 
 // A borrowed connection. Move-only; gives the connection back when destroyed. A
@@ -49,7 +49,7 @@ class Lease {
   Connection& operator*() const noexcept;
   Connection* operator->() const noexcept;
   Connection& connection() const noexcept { return **this; }
-  explicit operator bool() const noexcept { return slot_ != nullptr; }
+  explicit operator bool() const noexcept { return pooled_ != nullptr; }
 
   // Gives the connection back now (the destructor then does nothing).
   void release() noexcept;
@@ -60,9 +60,10 @@ class Lease {
 
  private:
   friend class Pool;
-  Lease(detail::PoolCore* core, detail::Slot* slot) noexcept : core_(core), slot_(slot) {}
+  Lease(detail::PoolCore* core, detail::PooledConnection* pooled) noexcept
+      : core_(core), pooled_(pooled) {}
   detail::PoolCore* core_ = nullptr;
-  detail::Slot* slot_ = nullptr;
+  detail::PooledConnection* pooled_ = nullptr;
 };
 
 // What close() could not wait for.

@@ -1,16 +1,18 @@
 #pragma once
-// Internal: one pooled connection ("cell") and the lock-free state that lends it.
+// Internal: a pooled connection, the pool's item in its lending bag (lending_bag.hpp):
+// a place that holds one connection at a time (ConnectionRecord, what the pool knows
+// of it) and the lock-free record of its current lease.
 //
-// A cell is never freed while its pool lives: a retired connection leaves the cell
-// empty for the next one. That is what lets a thread keep a plain pointer to the cell
-// it used last and take it back with one compare-and-swap, without the pool's lock
-// (lend_cache.hpp), even when the connection in it was replaced in the meantime.
+// The place is never freed while its pool lives: a retired connection leaves it empty
+// for the next one (see lending_bag.hpp for why).
 //
 // Who may touch what:
-// - `state` is the only field anyone may touch without owning the cell. Whoever moves
-//   it out of `idle` (CAS, acquire) owns the cell: the borrower, or a pool thread.
-// - SlotData belongs to the cell's owner; id, backend_pid, created and expires are also
-//   read under the pool's lock, and only written under it.
+// - `state` (BagEntry) is the only field anyone may touch without holding the pooled
+//   connection; the bag moves it. Whoever moves it out of `idle` holds it: the
+//   borrower, or a pool thread.
+// - The ConnectionRecord belongs to the holder; it is put in and taken out under the
+//   bag's lock only (add, remove), so id, backend_pid, created and expires may be read
+//   under that lock (LendingBag::for_each_lent) while a borrower holds it.
 // - The lease (where, thread, borrowed_at) is written by the borrower without a lock and
 //   read by the maintenance thread through a sequence lock (read_lease()).
 
@@ -22,28 +24,19 @@
 #include <string>
 #include <thread>
 
+#include "lending_bag.hpp"
 #include "usher/connection.hpp"
 
 namespace usher::detail {
 
-using Clock = std::chrono::steady_clock;
-
-enum class SlotState : std::uint8_t {
-  empty,      // no connection: free for the opener
-  idle,       // free: taken with a CAS idle -> lent, by anyone, without the lock
-  lent,       // with a borrower, who gives it back with a CAS lent -> idle, no lock
-  lent_slow,  // with a borrower, who must give it back under the lock: threads are
-              // waiting (the hand-off goes to the first) or the pool is closed
-  busy,       // the pool's own threads use it (keepalive, retirement checks)
-};
-
-// What a connection is: movable, so that a retired one can leave its cell.
-struct SlotData {
+// One connection and what the pool knows of it: movable, so that a retired one can
+// leave its place (the bag's Contents).
+struct ConnectionRecord {
   Connection conn;
   std::uint64_t id = 0;
   int backend_pid = 0;          // copied at open: readable without touching the PGconn
   Clock::time_point created, expires, last_used, last_checked;
-  // PoolCore::health_epoch_ as read before this connection's last round trip of the
+  // RoundTrips::health_epoch() as read before this connection's last round trip of the
   // pool's own (open, validation, keepalive): a borrower's return proves nothing, the
   // backend may have died after its last statement.
   std::uint64_t proven_epoch = 0;
@@ -55,21 +48,20 @@ struct SlotData {
   bool discard = false;         // the borrower asked for it to be closed
 };
 
-// Its own cache lines: each thread mostly works on its own cell, and should not slow
-// down the thread working on the next one.
-struct alignas(64) Slot : SlotData {
-  std::atomic<SlotState> state{SlotState::empty};
-  // Under the pool's lock: a lease that was out when the pool closed keeps the pool's
-  // memory alive until it comes back (PoolCore::refs_).
-  bool holds_ref = false;
-  // Under the pool's lock: the lease (by sequence number) already reported as a leak.
+// Its own cache lines: each thread mostly works on its own pooled connection, and
+// should not slow down the thread working on the next one.
+struct alignas(64) PooledConnection : BagEntry, ConnectionRecord {
+  using Contents = ConnectionRecord;
+
+  // The maintenance thread's, under the bag's lock (for_each_lent): the lease (by
+  // sequence number) already reported as a leak.
   std::uint64_t leak_reported_seq = 0;
 
   struct Lease {
     Clock::time_point borrowed_at;
     std::source_location where;
     std::thread::id thread;
-    std::uint64_t seq;  // identifies this lease of the cell
+    std::uint64_t seq;  // identifies this lease of the pooled connection
   };
 
   // The owner publishes its lease / ends it. Plain stores on the owner's cache line.
@@ -77,7 +69,7 @@ struct alignas(64) Slot : SlotData {
                    std::thread::id by) noexcept {
     auto seq = lease_seq_.load(std::memory_order_relaxed);  // even: none published
     // A reader that sees one of the stores below must also see the sequence move on
-    // from the last end_lease() (which happened before this thread got the cell).
+    // from the last end_lease() (which happened before this thread got the pooled connection).
     std::atomic_thread_fence(std::memory_order_release);
     borrowed_at_.store(at.time_since_epoch().count(), std::memory_order_relaxed);
     where_.store(site, std::memory_order_relaxed);
@@ -117,7 +109,7 @@ struct alignas(64) Slot : SlotData {
 
 // A connection on its way out, with the reason for the retire event.
 struct Retired {
-  SlotData slot;
+  ConnectionRecord connection;
   std::string reason;
 };
 

@@ -1,11 +1,19 @@
-// The pool's own round trips on a connection: open, validate/checkout on borrow, clean
-// up on return, keepalive, the pool advice. All run outside the pool's lock on a slot
-// nobody else holds.
+// The pool's own round trips on a connection (round_trips.hpp): open, validate/checkout
+// on borrow, clean up on return, keepalive, the pool advice. All run outside the locks
+// on a pooled connection nobody else holds.
+#include "round_trips.hpp"
+
 #include <fmt/format.h>
+#include <fmt/std.h>
 #include <libpq-fe.h>
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
 #include "pool_advice_query.hpp"
-#include "pool_core.hpp"
 #include "usher/errors.hpp"
 #include "wait.hpp"
 
@@ -27,10 +35,10 @@ constexpr const char* kCheckin = "SELECT usher.checkin()";
 
 // Reads the answer to what was sent when the connection came back (session reset,
 // usher.checkin()).
-bool read_checkin(SlotData& slot, Clock::time_point until, int abort_fd, std::string& why) {
-  if (!slot.return_sent) return true;
-  Outcome o = drain_until(slot.conn.native(), until, abort_fd);
-  slot.return_sent = false;
+bool read_checkin(ConnectionRecord& c, Clock::time_point until, int abort_fd, std::string& why) {
+  if (!c.return_sent) return true;
+  Outcome o = drain_until(c.conn.native(), until, abort_fd);
+  c.return_sent = false;
   if (!o.ok) why = fmt::format("session reset or checkin failed: {}", o.error);
   return o.ok;
 }
@@ -43,27 +51,65 @@ const char* reset_sql(SessionReset reset) {
   }
 }
 
+std::vector<std::pair<std::string, std::string>> connect_options(const PoolConfig& c) {
+  auto options = c.options;
+  // Ours go first so that an explicit application_name in options wins.
+  options.insert(options.begin(), {"application_name", c.effective_application_name()});
+  return options;
+}
+
+int make_abort_fd() {
+  int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd for the pool");
+  return fd;
+}
+
 }  // namespace
 
-SlotData PoolCore::open_slot() {
-  SlotData slot;
-  slot.proven_epoch = health_epoch_.load(std::memory_order_relaxed);
+std::string holder_text(std::string_view pool, const std::source_location& where,
+                        std::thread::id thread) {
+  // pg_usher keeps 64 bytes of a holder (63 + NUL): the call site and the thread are
+  // worth more than the pool name, so the name is what gets shortened.
+  constexpr std::size_t kMax = 63;
+  std::string_view file = where.file_name();
+  if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
+  std::string site = fmt::format("{}:{} thread {}", file, where.line(), thread);
+  if (site.size() + 1 >= kMax) return site.substr(0, kMax);
+  return fmt::format("{}/{}", pool.substr(0, kMax - site.size() - 1), site);
+}
+
+RoundTrips::RoundTrips(const PoolConfig& config, std::atomic<std::uint64_t>& validations)
+    : config_(config),
+      connect_options_(connect_options(config)),
+      abort_fd_(make_abort_fd()),
+      validations_(validations) {}
+
+RoundTrips::~RoundTrips() { ::close(abort_fd_); }
+
+void RoundTrips::abort() noexcept {
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(abort_fd_, &one, sizeof one);
+}
+
+ConnectionRecord RoundTrips::open() {
+  ConnectionRecord record;
+  record.proven_epoch = health_epoch();
   // Each host under connect_timeout, as libpq's connect_timeout (a connect_timeout in the
   // conninfo wins): with host=a,b a silent a costs one timeout, then b is tried. No
   // overall deadline beyond that; close() abandons an attempt at once (abort_fd_).
-  slot.conn = Connection::open(config_.conninfo, connect_options_,
+  record.conn = Connection::open(config_.conninfo, connect_options_,
                                ConnectLimits{Clock::time_point::max(), config_.connect_timeout, abort_fd_});
   auto deadline = Clock::now() + config_.connect_timeout;  // the pool's own first statements
-  slot.backend_pid = slot.conn.backend_pid();
+  record.backend_pid = record.conn.backend_pid();
   if (config_.use_extension) {
     // Once per connection: a server may gain or lose the extension between connections.
-    Outcome o = exec_until(slot.conn.native(), kDetectExtension, {}, deadline, abort_fd_);
+    Outcome o = exec_until(record.conn.native(), kDetectExtension, {}, deadline, abort_fd_);
     if (!o.ok) throw ConnectionError(fmt::format("checking for pg_usher failed: {}", o.error), o.sqlstate);
-    slot.has_extension = o.last.scalar<bool>();
+    record.has_extension = o.last.scalar<bool>();
   }
   if (config_.after_connect) {
     try {
-      config_.after_connect(slot.conn);
+      config_.after_connect(record.conn);
     } catch (const Error& e) {  // keeps the server's SQLSTATE
       throw ConnectionError(fmt::format("after_connect failed: {}", e.what()), e.sqlstate());
     } catch (const std::exception& e) {
@@ -71,24 +117,24 @@ SlotData PoolCore::open_slot() {
     } catch (...) {
       throw ConnectionError("after_connect failed: it threw something that is not a std::exception");
     }
-    if (slot.conn.transaction_status() != TransactionStatus::idle)
+    if (record.conn.transaction_status() != TransactionStatus::idle)
       throw ConnectionError("after_connect left the connection in a transaction or with a statement running");
   }
   auto now = Clock::now();
-  slot.created = slot.last_used = slot.last_checked = now;
-  return slot;
+  record.created = record.last_used = record.last_checked = now;
+  return record;
 }
 
-bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now,
-                                    std::string& why, bool& round_trip) {
-  auto epoch = health_epoch_.load(std::memory_order_relaxed);
-  bool validate = now - slot.last_checked >= config_.validate_after_idle || slot.proven_epoch < epoch;
+bool RoundTrips::prepare_for_borrower(PooledConnection& pc, Clock::time_point now,
+                                      std::string& why, bool& round_trip) {
+  auto epoch = health_epoch();
+  bool validate = now - pc.last_checked >= config_.validate_after_idle || pc.proven_epoch < epoch;
   // With leak detection on, every borrow records its holder on the server, so that
   // usher.leases names the same code as the leak report.
-  bool checkout = slot.has_extension &&
+  bool checkout = pc.has_extension &&
                   (validate || config_.leak_detection_threshold.count() > 0);
-  if (!validate && !checkout && !slot.return_sent) {  // the hot path
-    slot.uses_at_lend = slot.conn.uses();
+  if (!validate && !checkout && !pc.return_sent) {  // the hot path
+    pc.uses_at_lend = pc.conn.uses();
     return true;
   }
 
@@ -97,40 +143,38 @@ bool PoolCore::prepare_for_borrower(Slot& slot, Clock::time_point now,
   // 50 us away would leave a healthy connection mid-statement, to be closed. A
   // connection taken before the deadline is lent if it passes, even if that is later.
   auto until = now + config_.validation_timeout;
-  PGconn* c = slot.conn.native();
+  PGconn* c = pc.conn.native();
   // The checkin's answer is normally here already: no extra wait.
-  if (!read_checkin(slot, until, abort_fd_, why)) return false;
+  if (!read_checkin(pc, until, abort_fd_, why)) return false;
   if (!validate && !checkout) {
-    slot.uses_at_lend = slot.conn.uses();
+    pc.uses_at_lend = pc.conn.uses();
     return true;
   }
   Outcome o;
   if (checkout) {
-    std::string holder = holder_text(config_.name, slot.where(), slot.thread());
+    std::string holder = holder_text(config_.name, pc.where(), pc.thread());
     Param p{holder, type_oids::text};
     o = exec_until(c, kCheckout, std::span<const Param>(&p, 1), until, abort_fd_);
-    slot.lease_on_server = o.ok;
+    pc.lease_on_server = o.ok;
   } else {
     o = exec_until(c, kPing, {}, until, abort_fd_);
   }
-  {
-    std::lock_guard lk(mu_);
-    ++validations_;
-  }
+  validations_.fetch_add(1, std::memory_order_relaxed);
   if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
     why = fmt::format("validation failed: {}", o.error.empty() ? "connection not idle" : o.error);
     if (PQstatus(c) != CONNECTION_OK) mark_suspect();
     return false;
   }
-  slot.last_checked = now;
-  slot.proven_epoch = epoch;
-  slot.uses_at_lend = slot.conn.uses();
+  pc.last_checked = now;
+  pc.proven_epoch = epoch;
+  pc.uses_at_lend = pc.conn.uses();
   return true;
 }
 
-bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used, std::string& why) {
-  PGconn* c = slot.conn.native();
-  if (!slot.conn.is_open()) {
+bool RoundTrips::clean_after_borrower(PooledConnection& pc, Clock::time_point now, bool used,
+                                      std::string& why) {
+  PGconn* c = pc.conn.native();
+  if (!pc.conn.is_open()) {
     why = "broken";
     mark_suspect();
     return false;
@@ -142,7 +186,7 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used
     case PQTRANS_ACTIVE: {
       // The borrower left a statement running (PQsendQuery on native()): cancel it and
       // read what is left, then treat the connection like any other.
-      slot.conn.cancel();
+      pc.conn.cancel();
       Outcome o = drain_until(c, until, abort_fd_);
       if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) == PQTRANS_ACTIVE) {
         why = fmt::format("dirty: statement still running ({})", o.error);
@@ -164,7 +208,7 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used
       why = "dirty: transaction state unknown";
       return false;
   }
-  if (now >= slot.expires) {
+  if (now >= pc.expires) {
     why = "lifetime";
     return false;
   }
@@ -173,7 +217,7 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used
   // keepalive. DISCARD ALL refuses to run in a multi-statement string, so when both are
   // due the reset is awaited here and the checkin sent after it.
   const char* reset = used ? reset_sql(config_.session_reset) : nullptr;
-  if (reset && slot.lease_on_server) {
+  if (reset && pc.lease_on_server) {
     Outcome o = exec_until(c, reset, {}, until, abort_fd_);
     if (!o.ok) {
       why = fmt::format("session reset failed: {}", o.error);
@@ -181,21 +225,21 @@ bool PoolCore::clean_after_borrower(Slot& slot, Clock::time_point now, bool used
     }
     reset = nullptr;
   }
-  if (reset || slot.lease_on_server) {
+  if (reset || pc.lease_on_server) {
     if (!PQsendQueryParams(c, reset ? reset : kCheckin, 0, nullptr, nullptr, nullptr, nullptr, 0)) {
       why = "broken: cannot send the session reset or checkin";
       return false;
     }
-    slot.lease_on_server = false;
-    slot.return_sent = true;
+    pc.lease_on_server = false;
+    pc.return_sent = true;
   }
   return true;
 }
 
-bool PoolCore::keepalive(Slot& slot, std::string& why) {
+bool RoundTrips::keepalive(ConnectionRecord& record, std::string& why) {
   auto until = Clock::now() + config_.validation_timeout;
-  PGconn* c = slot.conn.native();
-  if (!read_checkin(slot, until, abort_fd_, why)) return false;
+  PGconn* c = record.conn.native();
+  if (!read_checkin(record, until, abort_fd_, why)) return false;
   Outcome o = exec_until(c, kPing, {}, until, abort_fd_);
   if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
     why = fmt::format("keepalive failed: {}", o.error);
@@ -204,11 +248,11 @@ bool PoolCore::keepalive(Slot& slot, std::string& why) {
   return true;
 }
 
-std::optional<PoolAdvice> PoolCore::read_advice(SlotData& slot, std::string& why) {
+std::optional<PoolAdvice> RoundTrips::read_advice(ConnectionRecord& record, std::string& why) {
   auto until = Clock::now() + config_.validation_timeout;
-  if (!read_checkin(slot, until, abort_fd_, why)) return std::nullopt;
+  if (!read_checkin(record, until, abort_fd_, why)) return std::nullopt;
   try {
-    return fetch_pool_advice_until(slot.conn, config_.service, config_.advice_instances, until);
+    return fetch_pool_advice_until(record.conn, config_.service, config_.advice_instances, until);
   } catch (const std::exception& e) {  // typed errors whose messages say what to grant or install
     why = e.what();
     return std::nullopt;
