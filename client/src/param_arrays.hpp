@@ -1,7 +1,7 @@
 #pragma once
 // Internal: Params as libpq's parallel arrays (values, types, lengths, formats), for
-// Connection::exec_params and the pool's own exec_until alike, so that both send every
-// value whole and refuse what libpq would cut short (statement.cpp).
+// Connection::exec_params (every statement, the pool's own included): every value is
+// sent whole, and what libpq would cut short is refused (statement.cpp).
 
 #include <libpq-fe.h>
 

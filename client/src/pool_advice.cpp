@@ -10,7 +10,6 @@
 
 #include "pool_advice_query.hpp"
 #include "usher/errors.hpp"
-#include "wait.hpp"
 
 namespace usher {
 namespace {
@@ -108,29 +107,21 @@ PoolAdvice read_advice(const Result& r, std::string_view service) {
 }  // namespace
 
 PoolAdvice fetch_pool_advice(Connection& conn, std::string_view service, int instances) {
-  auto params = advice_params(service, instances);
-  Result r;
-  try {
-    r = conn.exec_params(kQuery, params);
-  } catch (const DatabaseError& e) {  // ConnectionError is not one: it passes as it is
-    throw_advice_error(conn, service, e.sqlstate(), e.what());
-  }
-  return read_advice(r, service);
+  return detail::fetch_pool_advice(conn, service, instances, ExecOptions{});
 }
 
 namespace detail {
 
-PoolAdvice fetch_pool_advice_until(Connection& conn, std::string_view service, int instances,
-                                   Clock::time_point deadline) {
+PoolAdvice fetch_pool_advice(Connection& conn, std::string_view service, int instances,
+                             const ExecOptions& options) {
   auto params = advice_params(service, instances);
-  Outcome o = exec_until(conn.native(), kQuery, params, deadline);
-  if (!o.ok) {
-    // No SQLSTATE: libpq's own failure (connection lost) or the deadline passed.
-    if (o.sqlstate.empty())
-      throw ConnectionError(fmt::format("reading usher.pool_advice() failed: {}", o.error), "08006");
-    throw_advice_error(conn, service, o.sqlstate, o.error);
+  Result r;
+  try {
+    r = conn.exec_params(kQuery, params, options);
+  } catch (const DatabaseError& e) {  // ConnectionError is not one: it passes as it is
+    throw_advice_error(conn, service, e.sqlstate(), e.what());
   }
-  return read_advice(o.last, service);
+  return read_advice(r, service);
 }
 
 }  // namespace detail

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 #include <fmt/std.h>
-#include <libpq-fe.h>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -14,8 +13,8 @@
 #include <system_error>
 
 #include "pool_advice_query.hpp"
+#include "sent_statements.hpp"
 #include "usher/errors.hpp"
-#include "wait.hpp"
 
 namespace usher::detail {
 namespace {
@@ -33,14 +32,27 @@ constexpr const char* kDetectExtension =
 constexpr const char* kCheckout = "SELECT usher.checkout($1)";
 constexpr const char* kCheckin = "SELECT usher.checkin()";
 
-// Reads the answer to what was sent when the connection came back (session reset,
-// usher.checkin()).
-bool read_checkin(ConnectionRecord& c, Clock::time_point until, int abort_fd, std::string& why) {
-  if (!c.return_sent) return true;
-  Outcome o = drain_until(c.conn.native(), until, abort_fd);
-  c.return_sent = false;
-  if (!o.ok) why = fmt::format("session reset or checkin failed: {}", o.error);
-  return o.ok;
+// How one of the pool's own statements ended.
+enum class Ended {
+  ok,
+  failed,  // an error, the deadline, or close(): the connection is retired
+  lost,    // the connection broke before its deadline: the others may have too
+};
+
+// Runs `statement` (a Connection::exec within the pool's ExecOptions); its error, with
+// the server's message, goes to `error` for the retire event.
+template <typename Statement>
+Ended attempt(Connection& conn, Clock::time_point until, std::string& error, Statement statement) {
+  try {
+    statement();
+    return Ended::ok;
+  } catch (const ConnectAborted&) {
+    error = "abandoned: the pool is closing";
+    return Ended::failed;
+  } catch (const Error& e) {
+    error = e.what();
+    return conn.is_open() || Clock::now() >= until ? Ended::failed : Ended::lost;
+  }
 }
 
 const char* reset_sql(SessionReset reset) {
@@ -86,6 +98,22 @@ RoundTrips::RoundTrips(const PoolConfig& config, std::atomic<std::uint64_t>& val
 
 RoundTrips::~RoundTrips() { ::close(abort_fd_); }
 
+ExecOptions RoundTrips::options(Clock::time_point until) const {
+  // No cancel at the deadline: a connection whose statement outlived it is closed and
+  // retired (Connection::exec closes it), never waited on longer.
+  return ExecOptions{until, std::chrono::milliseconds(0), abort_fd_};
+}
+
+bool RoundTrips::read_return(ConnectionRecord& c, Clock::time_point until, std::string& why) {
+  if (!c.return_sent) return true;
+  c.return_sent = false;
+  std::string error;
+  if (attempt(c.conn, until, error, [&] { SentStatements::read(c.conn, options(until)); }) == Ended::ok)
+    return true;
+  why = fmt::format("session reset or checkin failed: {}", error);
+  return false;
+}
+
 void RoundTrips::abort() noexcept {
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(abort_fd_, &one, sizeof one);
@@ -103,9 +131,13 @@ ConnectionRecord RoundTrips::open() {
   record.backend_pid = record.conn.backend_pid();
   if (config_.use_extension) {
     // Once per connection: a server may gain or lose the extension between connections.
-    Outcome o = exec_until(record.conn.native(), kDetectExtension, {}, deadline, abort_fd_);
-    if (!o.ok) throw ConnectionError(fmt::format("checking for pg_usher failed: {}", o.error), o.sqlstate);
-    record.has_extension = o.last.scalar<bool>();
+    try {
+      record.has_extension = record.conn.exec(options(deadline), kDetectExtension).scalar<bool>();
+    } catch (const ConnectAborted&) {
+      throw;
+    } catch (const Error& e) {
+      throw ConnectionError(fmt::format("checking for pg_usher failed: {}", e.what()), e.sqlstate());
+    }
   }
   if (config_.after_connect) {
     try {
@@ -143,26 +175,25 @@ bool RoundTrips::prepare_for_borrower(PooledConnection& pc, Clock::time_point no
   // 50 us away would leave a healthy connection mid-statement, to be closed. A
   // connection taken before the deadline is lent if it passes, even if that is later.
   auto until = now + config_.validation_timeout;
-  PGconn* c = pc.conn.native();
   // The checkin's answer is normally here already: no extra wait.
-  if (!read_checkin(pc, until, abort_fd_, why)) return false;
+  if (!read_return(pc, until, why)) return false;
   if (!validate && !checkout) {
     pc.uses_at_lend = pc.conn.uses();
     return true;
   }
-  Outcome o;
+  std::string error;
+  Ended ended;
   if (checkout) {
     std::string holder = holder_text(config_.name, pc.where(), pc.thread());
-    Param p{holder, type_oids::text};
-    o = exec_until(c, kCheckout, std::span<const Param>(&p, 1), until, abort_fd_);
-    pc.lease_on_server = o.ok;
+    ended = attempt(pc.conn, until, error, [&] { pc.conn.exec(options(until), kCheckout, holder); });
+    pc.lease_on_server = ended == Ended::ok;
   } else {
-    o = exec_until(c, kPing, {}, until, abort_fd_);
+    ended = attempt(pc.conn, until, error, [&] { pc.conn.exec(options(until), kPing); });
   }
   validations_.fetch_add(1, std::memory_order_relaxed);
-  if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
-    why = fmt::format("validation failed: {}", o.error.empty() ? "connection not idle" : o.error);
-    if (PQstatus(c) != CONNECTION_OK) mark_suspect();
+  if (ended != Ended::ok || pc.conn.transaction_status() != TransactionStatus::idle) {
+    why = fmt::format("validation failed: {}", error.empty() ? "connection not idle" : error);
+    if (ended == Ended::lost) mark_suspect();
     return false;
   }
   pc.last_checked = now;
@@ -173,33 +204,36 @@ bool RoundTrips::prepare_for_borrower(PooledConnection& pc, Clock::time_point no
 
 bool RoundTrips::clean_after_borrower(PooledConnection& pc, Clock::time_point now, bool used,
                                       std::string& why) {
-  PGconn* c = pc.conn.native();
-  if (!pc.conn.is_open()) {
+  Connection& conn = pc.conn;
+  if (!conn.is_open()) {
     why = "broken";
     mark_suspect();
     return false;
   }
   auto until = now + config_.validation_timeout;
-  switch (PQtransactionStatus(c)) {
-    case PQTRANS_IDLE:
+  std::string error;
+  switch (conn.transaction_status()) {
+    case TransactionStatus::idle:
       break;
-    case PQTRANS_ACTIVE: {
+    case TransactionStatus::active: {
       // The borrower left a statement running (PQsendQuery on native()): cancel it and
-      // read what is left, then treat the connection like any other.
-      pc.conn.cancel();
-      Outcome o = drain_until(c, until, abort_fd_);
-      if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) == PQTRANS_ACTIVE) {
-        why = fmt::format("dirty: statement still running ({})", o.error);
+      // read what is left (its error is expected), then treat the connection like any
+      // other. A COPY left open is ended by the same loop.
+      conn.cancel();
+      attempt(conn, until, error, [&] { SentStatements::read(conn, options(until)); });
+      if (!conn.is_open() || conn.transaction_status() == TransactionStatus::active) {
+        why = fmt::format("dirty: statement still running ({})", error);
         return false;
       }
-      if (PQtransactionStatus(c) == PQTRANS_IDLE) break;
+      if (conn.transaction_status() == TransactionStatus::idle) break;
       [[fallthrough]];
     }
-    case PQTRANS_INTRANS:
-    case PQTRANS_INERROR: {
-      Outcome o = exec_until(c, "ROLLBACK", {}, until, abort_fd_);
-      if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
-        why = fmt::format("dirty: rollback failed ({})", o.error);
+    case TransactionStatus::in_transaction:
+    case TransactionStatus::in_error: {
+      error.clear();
+      if (attempt(conn, until, error, [&] { conn.exec(options(until), "ROLLBACK"); }) != Ended::ok ||
+          conn.transaction_status() != TransactionStatus::idle) {
+        why = fmt::format("dirty: rollback failed ({})", error);
         return false;
       }
       break;
@@ -218,15 +252,14 @@ bool RoundTrips::clean_after_borrower(PooledConnection& pc, Clock::time_point no
   // due the reset is awaited here and the checkin sent after it.
   const char* reset = used ? reset_sql(config_.session_reset) : nullptr;
   if (reset && pc.lease_on_server) {
-    Outcome o = exec_until(c, reset, {}, until, abort_fd_);
-    if (!o.ok) {
-      why = fmt::format("session reset failed: {}", o.error);
+    if (attempt(conn, until, error, [&] { conn.exec(options(until), reset); }) != Ended::ok) {
+      why = fmt::format("session reset failed: {}", error);
       return false;
     }
     reset = nullptr;
   }
   if (reset || pc.lease_on_server) {
-    if (!PQsendQueryParams(c, reset ? reset : kCheckin, 0, nullptr, nullptr, nullptr, nullptr, 0)) {
+    if (!SentStatements::send(conn, reset ? reset : kCheckin)) {
       why = "broken: cannot send the session reset or checkin";
       return false;
     }
@@ -238,11 +271,11 @@ bool RoundTrips::clean_after_borrower(PooledConnection& pc, Clock::time_point no
 
 bool RoundTrips::keepalive(ConnectionRecord& record, std::string& why) {
   auto until = Clock::now() + config_.validation_timeout;
-  PGconn* c = record.conn.native();
-  if (!read_checkin(record, until, abort_fd_, why)) return false;
-  Outcome o = exec_until(c, kPing, {}, until, abort_fd_);
-  if (!o.ok || PQtransactionStatus(c) != PQTRANS_IDLE) {
-    why = fmt::format("keepalive failed: {}", o.error);
+  if (!read_return(record, until, why)) return false;
+  std::string error;
+  if (attempt(record.conn, until, error, [&] { record.conn.exec(options(until), kPing); }) != Ended::ok ||
+      record.conn.transaction_status() != TransactionStatus::idle) {
+    why = fmt::format("keepalive failed: {}", error);
     return false;
   }
   return true;
@@ -250,9 +283,9 @@ bool RoundTrips::keepalive(ConnectionRecord& record, std::string& why) {
 
 std::optional<PoolAdvice> RoundTrips::read_advice(ConnectionRecord& record, std::string& why) {
   auto until = Clock::now() + config_.validation_timeout;
-  if (!read_checkin(record, until, abort_fd_, why)) return std::nullopt;
+  if (!read_return(record, until, why)) return std::nullopt;
   try {
-    return fetch_pool_advice_until(record.conn, config_.service, config_.advice_instances, until);
+    return fetch_pool_advice(record.conn, config_.service, config_.advice_instances, options(until));
   } catch (const std::exception& e) {  // typed errors whose messages say what to grant or install
     why = e.what();
     return std::nullopt;

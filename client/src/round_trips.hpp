@@ -60,6 +60,11 @@ class RoundTrips {
   void mark_suspect() noexcept { health_epoch_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
+  // Every statement of the pool's own: bounded by `until`, abandoned by abort().
+  ExecOptions options(Clock::time_point until) const;
+  // Reads the answer to the session reset or checkin sent when the connection came back.
+  bool read_return(ConnectionRecord& c, Clock::time_point until, std::string& why);
+
   const PoolConfig& config_;
   const std::vector<std::pair<std::string, std::string>> connect_options_;
   // An eventfd written once, by abort(): every wait of the pool's own round trips and

@@ -1,6 +1,8 @@
 // Connection::exec_params: one parameterised statement, its parameters sent as they
 // are (text, or binary with their length: nothing is cut at a NUL byte), its error
 // thrown as a member of the hierarchy. COPY to or from the client is refused cleanly.
+// The one loop that reads a statement's results: exec(), and the pool's own statements
+// (sent_statements.hpp, round_trips.cpp).
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
@@ -13,6 +15,7 @@
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
 #include "param_arrays.hpp"
+#include "sent_statements.hpp"
 #include "wait.hpp"
 
 namespace usher {
@@ -228,6 +231,11 @@ Result Connection::exec_params(const std::string& sql, std::span<const Param> pa
   if (!PQsendQueryParams(conn_, sql.c_str(), a.count(), a.types.data(), a.values.data(),
                          a.lengths.data(), a.formats.data(), 0))
     throw_for(conn_, nullptr);
+  return read_results(options);
+}
+
+Result Connection::read_results(const ExecOptions& options) {
+  if (!conn_) throw ConnectionError("connection is not open", "08003");
   StatementReader reader(conn_, cancel_, options);
   switch (reader.read_all()) {
     case Ended::done:
@@ -270,5 +278,12 @@ Result Connection::exec_params(const std::string& sql, std::span<const Param> pa
   }
   return std::move(reader.last());
 }
+
+namespace detail {
+bool SentStatements::send(Connection& conn, const char* sql) {
+  // Not through native(): the pool's own statements are not a borrower's use.
+  return conn.conn_ && PQsendQueryParams(conn.conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0);
+}
+}  // namespace detail
 
 }  // namespace usher

@@ -28,7 +28,11 @@ TEST(PoolLeakTest, ReportsTheBorrowerOnceWithSourceLocationAndThread) {
 
   unsigned line = __LINE__ + 1;
   auto leaked = pool.acquire();
-  ASSERT_TRUE(eventually([&] { return events.count(PoolEventType::leak) == 1; }));
+  // The maintenance thread emits the event, then logs the warning: await both.
+  ASSERT_TRUE(eventually([&] {
+    std::lock_guard lk(log_mu);
+    return events.count(PoolEventType::leak) == 1 && !warnings.empty();
+  }));
   auto leak_event = events.events();
   auto it = std::find_if(leak_event.begin(), leak_event.end(),
                          [](const auto& e) { return e.type == PoolEventType::leak; });

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "test_support.hpp"
-#include "wait.hpp"
+#include "sent_statements.hpp"
 
 namespace usher::test {
 namespace {
@@ -30,20 +30,21 @@ TEST_F(StatementTest, TextWithNulIsRefusedNotTruncated) {
   EXPECT_EQ(conn.exec("SELECT 1").scalar<int>(), 1);  // nothing was sent: still usable
 }
 
-// The pool's own round trips (checkout, pool advice) go through exec_until: the same
-// arrays, the same refusal, reported as its Outcome.
-TEST_F(StatementTest, ThePoolsOwnStatementPathRefusesTheSame) {
-  Param nul{std::string("a\0b", 3), type_oids::text};
-  auto o = detail::exec_until(conn.native(), "SELECT $1", std::span<const Param>(&nul, 1),
-                              Connection::Clock::now() + wait_limit());
-  EXPECT_FALSE(o.ok);
-  EXPECT_EQ(o.sqlstate, "22021");
-  EXPECT_THAT(o.error, HasSubstr("parameter $1 holds a NUL byte at offset 1 of 3"));
-  Param bytes{std::string("a\0b", 3), type_oids::bytea, true};
-  o = detail::exec_until(conn.native(), "SELECT octet_length($1)", std::span<const Param>(&bytes, 1),
-                         Connection::Clock::now() + wait_limit());
-  ASSERT_TRUE(o.ok) << o.error;
-  EXPECT_EQ(o.last.scalar<int>(), 3);
+// The pool's own statements sent on return (session reset, checkin) are read later by
+// the same loop as exec(): results, errors and "nothing pending".
+TEST_F(StatementTest, ThePoolsSentStatementsAreReadByTheSameLoop) {
+  using detail::SentStatements;
+  ASSERT_TRUE(SentStatements::send(conn, "SELECT 42"));
+  EXPECT_EQ(SentStatements::read(conn, ExecOptions{}).scalar<int>(), 42);
+  EXPECT_EQ(SentStatements::read(conn, ExecOptions{}).rows(), 0);  // nothing was pending
+  ASSERT_TRUE(SentStatements::send(conn, "SELECT 1/0"));
+  try {
+    SentStatements::read(conn, ExecOptions{});
+    ADD_FAILURE() << "division by zero was not thrown";
+  } catch (const DatabaseError& e) {
+    EXPECT_EQ(e.sqlstate(), "22012");
+  }
+  EXPECT_EQ(conn.exec("SELECT 1").scalar<int>(), 1);
 }
 
 TEST_F(StatementTest, BytesTravelWholeInBothDirections) {

@@ -25,16 +25,17 @@ trap cleanup EXIT
 
 if [[ -z ${USHER_CLI:-} ]]; then
   # In make test the client suite has just built the tool in build/client: bring that
-  # build up to date rather than compile the library again. With clusters of another
-  # name (a second run side by side in this checkout) the tool gets a build of its own.
-  build=$REPO_ROOT/build/client-cli-$(basename "$USHER_CLUSTERS")
+  # build up to date rather than compile the library again (flock: a run side by side
+  # in this checkout waits for it). Run alone, the tool gets a build of its own.
+  build=$REPO_ROOT/build/client-cli
   configure=(cmake -S "$REPO_ROOT/client" -B "$build" -DCMAKE_BUILD_TYPE=Release -DUSHER_BUILD_EXAMPLES=OFF)
-  if [[ $USHER_CLUSTERS == "$REPO_ROOT/build/clusters" && -f $REPO_ROOT/build/client/CMakeCache.txt ]]; then
+  if [[ -f $REPO_ROOT/build/client/CMakeCache.txt ]]; then
     build=$REPO_ROOT/build/client configure=(true)
   fi
   mkdir -p "$build"
   if ! { "${configure[@]}" &&
-         cmake --build "$build" --target usher_cli -j "$(nproc)"; } >"$build/cli-build.log" 2>&1; then
+         flock "$build/.cli-build.lock" cmake --build "$build" --target usher_cli -j "$(nproc)"; } \
+       >"$build/cli-build.log" 2>&1; then
     tail -n 30 "$build/cli-build.log"
     echo "0 1" >>"${USHER_COUNTS:-/dev/null}"
     exit 1

@@ -54,6 +54,10 @@ Param to_param(const T& value) {
   }
 }
 
+namespace detail {
+class SentStatements;  // the pool's "send now, read later" (client/src/sent_statements.hpp)
+}  // namespace detail
+
 // Bounds of one Connection::open (docs/client.md, "Connecting").
 struct ConnectLimits {
   // The whole open, every host and every pass included. time_point::max() is allowed:
@@ -164,7 +168,11 @@ class Connection {
   std::uint64_t uses() const noexcept { return uses_; }
 
  private:
+  friend class detail::SentStatements;
   void close() noexcept;
+  // Reads every result of what was sent (exec_params, or the pool's statements sent on
+  // return), within `options`; throws as exec() does.
+  Result read_results(const ExecOptions& options);
 
   pg_conn* conn_ = nullptr;
   pg_cancel* cancel_ = nullptr;  // prepared once: PQgetCancel is not safe during a query
