@@ -1,9 +1,9 @@
-// The statement gates' slots and queues. A statement passes its service's gate
+// The statement gates' permits and queues. A statement passes its service's gate
 // (max_active, strict FIFO) and then, when usher.max_active_total is set, the server's
 // gate (higher priority first, FIFO within a priority). The uncontended path is a few
 // atomic operations on a gate's counters; only a full gate takes its lock, to queue. A
-// releasing backend hands its slot directly to the first waiter and sets that waiter's
-// latch, so exactly one backend wakes per freed slot (a condition variable broadcast
+// releasing backend hands its permit directly to the first waiter and sets that waiter's
+// latch, so exactly one backend wakes per freed permit (a condition variable broadcast
 // would wake every waiter of the gate for each release).
 //
 // Everything here runs in the gate hooks' plain C frames (gate_hooks.cpp): plain data
@@ -26,7 +26,7 @@ namespace {
 
 bool exit_callback_registered = false;
 
-// The slot this backend holds is kept until its transaction ends (gate mode
+// The permit this backend holds is kept until its transaction ends (gate mode
 // 'transaction', a fast-path call, a DECLARE ... WITH HOLD), not given back when a
 // statement ends.
 bool held_for_transaction = false;
@@ -50,7 +50,7 @@ GateRef server_gate(shm::State* s) {
           shm::server_stage};
 }
 
-// Takes a slot if one is free (never more than max; 0 means no limit).
+// Takes a permit if one is free (never more than max; 0 means no limit).
 bool try_take(const GateRef& ref) {
   uint32 current = pg_atomic_read_u32(&ref.gate->active);
   for (;;) {
@@ -78,7 +78,7 @@ void record_wait(shm::Gate* gate, TimestampTz since, TimestampTz now) {
   pg_atomic_fetch_add_u64(&gate->wait_histogram[bucket], 1);
 }
 
-// Queues a slot (caller holds the gate's lock): at the tail of a service's queue; in
+// Queues a backend slot (caller holds the gate's lock): at the tail of a service's queue; in
 // the server's queue after every waiter of the same or a higher priority.
 void enqueue(shm::State* s, const GateRef& ref, int index) {
   shm::Gate* gate = ref.gate;
@@ -99,7 +99,7 @@ void enqueue(shm::State* s, const GateRef& ref, int index) {
   if (next == shm::no_slot) gate->queue_tail = index;
 }
 
-// Removes a slot from a gate's queue (caller holds the gate's lock).
+// Removes a backend slot from a gate's queue (caller holds the gate's lock).
 void unlink(shm::State* s, const GateRef& ref, int index) {
   shm::Gate* gate = ref.gate;
   int stage = ref.stage;
@@ -116,7 +116,7 @@ void unlink(shm::State* s, const GateRef& ref, int index) {
   }
 }
 
-// Grants free slots to the first waiters (caller holds the gate's lock).
+// Grants free permits to the first waiters (caller holds the gate's lock).
 void grant_waiters(shm::State* s, const GateRef& ref) {
   shm::Gate* gate = ref.gate;
   int stage = ref.stage;
@@ -134,7 +134,7 @@ void grant_waiters(shm::State* s, const GateRef& ref) {
 }
 
 // Leaves one gate: a queued backend leaves the queue, an active one (also one granted a
-// slot while it was being cancelled) gives its slot back. Returns true if it was queued.
+// permit while it was being cancelled) gives its permit back. Returns true if it was queued.
 bool leave(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref) {
   shm::GatePosition* position = &slot->gate[ref.stage];
   bool was_queued = position->state == shm::GateState::queued;
@@ -149,7 +149,7 @@ bool leave(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref)
   if (position->state != shm::GateState::active) return was_queued;
   position->state = shm::GateState::none;
   // A full barrier: a waiter that announced itself (queued + 1) before this decrement is
-  // seen below, and one that announces itself after it sees the free slot.
+  // seen below, and one that announces itself after it sees the free permit.
   pg_atomic_fetch_sub_u32(&ref.gate->active, 1);
   if (pg_atomic_read_u32(&ref.gate->queued) > 0) {
     LWLockAcquire(ref.lock, LW_EXCLUSIVE);
@@ -186,7 +186,7 @@ void leave_at_exit(int, Datum) {
 
 enum class Outcome { admitted, timed_out };
 
-// Waits for a slot. Plain C frame: cancel, statement_timeout and termination raise
+// Waits for a permit. Plain C frame: cancel, statement_timeout and termination raise
 // from CHECK_FOR_INTERRUPTS, and PG_CATCH leaves both gates before the error goes on.
 Outcome wait_for_slot(shm::State* s, shm::BackendSlot* slot, int index, shm::GatePosition* position,
                       TimestampTz deadline) {
@@ -215,8 +215,8 @@ Outcome wait_for_slot(shm::State* s, shm::BackendSlot* slot, int index, shm::Gat
   return outcome;
 }
 
-// Takes a slot at one gate, waiting in its queue until the deadline. Returns false on
-// timeout, having left the queue. A statement that must not wait takes a slot even
+// Takes a permit at one gate, waiting in its queue until the deadline. Returns false on
+// timeout, having left the queue. A statement that must not wait takes a permit even
 // beyond the limit, and says so in *past_limit.
 bool pass(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref, TimestampTz deadline,
           bool may_wait, bool* waited, bool* past_limit) {
@@ -229,7 +229,7 @@ bool pass(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref, 
     position->state = shm::GateState::active;
     return true;
   }
-  // Uncontended: nobody waits and a slot is free.
+  // Uncontended: nobody waits and a permit is free.
   if (pg_atomic_read_u32(&ref.gate->queued) == 0 && try_take(ref)) {
     position->state = shm::GateState::active;
     return true;
@@ -250,7 +250,7 @@ bool pass(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref, 
 
   if (wait_for_slot(s, slot, index, position, deadline) == Outcome::timed_out) {
     LWLockAcquire(ref.lock, LW_EXCLUSIVE);
-    bool granted = position->granted;  // a slot may have come at the last moment
+    bool granted = position->granted;  // a permit may have come at the last moment
     if (!granted) unlink(s, ref, index);
     LWLockRelease(ref.lock);
     position->granted = false;
@@ -290,7 +290,7 @@ bool pass(shm::State* s, shm::BackendSlot* slot, int index, const GateRef& ref, 
 
 // A fast-path function call (libpq's PQfn) runs no statement of its own: the queries
 // of the function it calls are the top-level statements the gate sees. The call is
-// one transaction, so its first query takes the slot and the call keeps it to its end.
+// one transaction, so its first query takes the permit and the call keeps it to its end.
 // Known from the activity state, which needs track_activities (on by default).
 bool in_fast_path_call() { return MyBEEntry != nullptr && MyBEEntry->st_state == STATE_FASTPATH; }
 
@@ -299,7 +299,7 @@ bool in_fast_path_call() { return MyBEEntry != nullptr && MyBEEntry->st_state ==
 void acquire() {
   // Only the first statement of a transaction may wait. A later one may hold locks
   // (rows it wrote, LOCK TABLE, advisory locks) that running statements wait for:
-  // queueing it behind them would deadlock until queue_timeout. It takes a slot
+  // queueing it behind them would deadlock until queue_timeout. It takes a permit
   // without waiting (counted in past_limit_total when the gate was full), so the
   // statements that wait see the load it adds. Noted for every top-level statement,
   // gated or not, so that a statement after an ungated one never waits either.

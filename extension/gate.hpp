@@ -17,31 +17,31 @@ void install_hooks();
 // their stack and raise PostgreSQL errors (ereport, CHECK_FOR_INTERRUPTS) only, never
 // a C++ exception.
 
-// Takes a slot for this backend's top-level statement, waiting if the service is
+// Takes a permit for this backend's top-level statement, waiting if the service is
 // full; nothing when it already holds one (the statement, or in gate mode
-// 'transaction' the transaction, took it). Returns without a slot when the statement
+// 'transaction' the transaction, took it). Returns without a permit when the statement
 // is not gated (no service limit, superuser, gate off). Raises 53000 on queue timeout;
 // cancel and statement_timeout raise as usual.
 void acquire();
 
-// The top-level statement ended: gives back the slot unless it is kept for the
+// The top-level statement ended: gives back the permit unless it is kept for the
 // transaction. Idempotent: every end of a statement calls it, whichever comes first.
 void statement_ended();
 
 // The transaction ended (at top level): gives back the slot, whatever holds it.
 void transaction_ended();
 
-// Keeps the slot this backend holds until its transaction ends (a DECLARE ... WITH
+// Keeps the permit this backend holds until its transaction ends (a DECLARE ... WITH
 // HOLD, whose query runs to completion at COMMIT).
 void hold_until_transaction_end();
 
 // Gives back this backend's slot, if it holds one, handing it to the longest waiter.
 void release();
 
-// Hands free slots of a service to its waiters (after its max_active was raised).
+// Hands free permits of a service to its waiters (after its max_active was raised).
 void admit_waiters(shm::State* s, int service);
 
-// Hands free slots of the server's gate to its waiters, by this process's
+// Hands free permits of the server's gate to its waiters, by this process's
 // usher.max_active_total: the launcher calls it after a reload, so that raising the
 // limit (or setting it to 0) admits waiting statements at once, not at the next release.
 void admit_server_waiters(shm::State* s);

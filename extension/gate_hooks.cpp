@@ -1,22 +1,22 @@
-// Where the statement gate meets PostgreSQL. A top-level statement takes a slot before
+// Where the statement gate meets PostgreSQL. A top-level statement takes a permit before
 // it is planned (planner_hook), so that planning waits too -- for short queries
 // planning costs as much as running them, and a gate that let 250 sessions plan at once
 // would not relieve the CPU. (Not at parse analysis: the extended protocol's Parse
 // message analyses a statement that may run much later, and a session must not hold a
-// slot while idle.) ExecutorStart and ExecutorRun (statements planned earlier: prepared
+// permit while idle.) ExecutorStart and ExecutorRun (statements planned earlier: prepared
 // statements, portals) and ProcessUtility (utility statements) take one too.
 //
-// The slot belongs to the top-level statement from the moment it is first taken until
+// The permit belongs to the top-level statement from the moment it is first taken until
 // that statement ends. Every hook counts its frame in `depth`, so whatever runs inside
 // the statement -- a function the planner evaluates, a function in the target list, a
 // trigger, the statements of a procedure, EXPLAIN ANALYZE -- runs at depth > 0 and
-// neither takes nor gives back a slot. The slot is given back when the top-level
+// neither takes nor gives back a permit. The permit is given back when the top-level
 // statement's executor ends or its utility call returns, and on every error path:
 // transaction abort, subtransaction abort of a finished statement, and backend exit.
 // A transaction that ends inside a statement (a procedure that commits inside CALL)
-// does not end the statement: the CALL keeps its slot. Giving back is idempotent, so
+// does not end the statement: the CALL keeps its permit. Giving back is idempotent, so
 // whichever comes first wins. In gate mode 'transaction', and for a fast-path call or
-// a DECLARE ... WITH HOLD (whose query runs at COMMIT), the slot is kept until the
+// a DECLARE ... WITH HOLD (whose query runs at COMMIT), the permit is kept until the
 // transaction ends (see gate.cpp).
 //
 // These are plain C frames: the chained PostgreSQL calls may raise, and a longjmp must
@@ -138,7 +138,7 @@ void gate_utility(PlannedStmt* statement, const char* query, bool read_only_tree
 
 // A transaction that ends at depth 0 ends the statements in it. One that ends deeper
 // (COMMIT or ROLLBACK inside a procedure, or the abort of a failed commit there)
-// happens inside a running top-level statement, which keeps its slot; when that
+// happens inside a running top-level statement, which keeps its permit; when that
 // statement fails, its frames unwind to depth 0 before the top-level abort.
 void gate_transaction_end(XactEvent event, void*) {
   switch (event) {
