@@ -7,11 +7,6 @@
 #include "settings.hpp"
 #include "shared_state.hpp"
 
-extern "C" {
-#include "storage/ipc.h"
-#include "storage/shmem.h"
-}
-
 namespace usher::sampler {
 
 namespace {
@@ -21,43 +16,26 @@ constexpr const char* tranche_name = "pg_usher sampler";
 Ring* attached = nullptr;
 int incarnation_capacity() { return settings::max_services * 4 + 16; }
 
-Size ring_size() {
-  Size size = MAXALIGN(sizeof(Ring));
-  size = add_size(size, MAXALIGN(mul_size(settings::history_samples, sizeof(TimestampTz))));
-  size = add_size(size, MAXALIGN(mul_size(mul_size(settings::history_samples, settings::max_services), sizeof(Row))));
-  size = add_size(size, MAXALIGN(mul_size(incarnation_capacity(), sizeof(Incarnation))));
-  size = add_size(size, MAXALIGN(mul_size(settings::max_services, sizeof(EntryState))));
-  return size;
+// The segment: Ring, then the ticks' times, a row per tick and service, the
+// incarnations and a state per service entry.
+Size layout(Ring* r) {
+  return shm::SegmentLayout(r)
+      .array(&Ring::tick_at, settings::history_samples)
+      .array(&Ring::rows, mul_size(settings::history_samples, settings::max_services))
+      .array(&Ring::incarnations, incarnation_capacity())
+      .array(&Ring::entries, settings::max_services)
+      .size();
 }
 
-void request() {
-  RequestAddinShmemSpace(ring_size());
-  RequestNamedLWLockTranche(tranche_name, 1);
+void init(Ring* r) {
+  r->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
+  r->capacity = settings::history_samples;
+  r->services = settings::max_services;
+  r->incarnation_capacity = incarnation_capacity();
+  r->next_incarnation = 1;
 }
 
-void startup() {
-  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-  bool found;
-  auto* r = static_cast<Ring*>(ShmemInitStruct("pg_usher sampler", ring_size(), &found));
-  if (!found) {
-    memset(r, 0, ring_size());
-    r->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
-    r->capacity = settings::history_samples;
-    r->services = settings::max_services;
-    r->incarnation_capacity = incarnation_capacity();
-    r->next_incarnation = 1;
-    char* next = reinterpret_cast<char*>(r) + MAXALIGN(sizeof(Ring));
-    r->tick_at = reinterpret_cast<TimestampTz*>(next);
-    next += MAXALIGN(sizeof(TimestampTz) * r->capacity);
-    r->rows = reinterpret_cast<Row*>(next);
-    next += MAXALIGN(sizeof(Row) * r->capacity * r->services);
-    r->incarnations = reinterpret_cast<Incarnation*>(next);
-    next += MAXALIGN(sizeof(Incarnation) * r->incarnation_capacity);
-    r->entries = reinterpret_cast<EntryState*>(next);
-  }
-  LWLockRelease(AddinShmemInitLock);
-  attached = r;
-}
+constexpr shm::Segment<Ring> segment{tranche_name, [] { return 1; }, layout, init, &attached};
 
 // The snapshot the sampler copies shared state into: allocated once, in the
 // launcher's TopMemoryContext.
@@ -91,7 +69,7 @@ uint32 new_incarnation(Ring* r, int entry, const char* name) {
 
 }  // namespace
 
-void install_hooks() { shm::add_shmem_part(request, startup); }
+void install_hooks() { shm::add_segment<segment>(); }
 
 Ring* ring() { return attached; }
 

@@ -7,9 +7,7 @@
 
 extern "C" {
 #include "access/twophase.h"
-#include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/shmem.h"
 }
 
 namespace usher::sem {
@@ -19,43 +17,29 @@ namespace {
 constexpr const char* tranche_name = "pg_usher semaphores";
 State* attached = nullptr;
 
-Size state_size() {
-  Size size = MAXALIGN(sizeof(State));
-  size = add_size(size, MAXALIGN(mul_size(settings::max_semaphores, sizeof(Semaphore))));
-  size = add_size(size, MAXALIGN(mul_size(shm::proc_slot_count(), sizeof(Slot))));
-  return size;
+// The segment: State, then the semaphores, then one Slot per PGPROC.
+Size layout(State* s) {
+  return shm::SegmentLayout(s)
+      .array(&State::semaphores, settings::max_semaphores)
+      .array(&State::slots, shm::proc_slot_count())
+      .size();
 }
 
-void request() {
-  RequestAddinShmemSpace(state_size());
-  RequestNamedLWLockTranche(tranche_name, 1);
-}
-
-void startup() {
-  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-  bool found;
-  auto* s = static_cast<State*>(ShmemInitStruct(tranche_name, state_size(), &found));
-  if (!found) {
-    memset(s, 0, state_size());
-    s->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
-    s->capacity = settings::max_semaphores;
-    s->slot_count = shm::proc_slot_count();
-    char* next = reinterpret_cast<char*>(s) + MAXALIGN(sizeof(State));
-    s->semaphores = reinterpret_cast<Semaphore*>(next);
-    next += MAXALIGN(s->capacity * sizeof(Semaphore));
-    s->slots = reinterpret_cast<Slot*>(next);
-    for (int i = 0; i < s->capacity; i++) s->semaphores[i].queue_head = s->semaphores[i].queue_tail = none;
-    for (int i = 0; i < s->slot_count; i++) {
-      Slot* slot = &s->slots[i];
-      for (auto& holding : slot->holdings) holding.semaphore = none;
-      slot->wait_state = WaitState::idle;
-      slot->wait_semaphore = none;
-      slot->wait_next = none;
-    }
+void init(State* s) {
+  s->lock = &GetNamedLWLockTranche(tranche_name)[0].lock;
+  s->capacity = settings::max_semaphores;
+  s->slot_count = shm::proc_slot_count();
+  for (int i = 0; i < s->capacity; i++) s->semaphores[i].queue_head = s->semaphores[i].queue_tail = none;
+  for (int i = 0; i < s->slot_count; i++) {
+    Slot* slot = &s->slots[i];
+    for (auto& holding : slot->holdings) holding.semaphore = none;
+    slot->wait_state = WaitState::idle;
+    slot->wait_semaphore = none;
+    slot->wait_next = none;
   }
-  LWLockRelease(AddinShmemInitLock);
-  attached = s;
 }
+
+constexpr shm::Segment<State> segment{tranche_name, [] { return 1; }, layout, init, &attached};
 
 void settle(State* s, int index, WaitState outcome) {
   Slot* slot = &s->slots[index];
@@ -66,7 +50,7 @@ void settle(State* s, int index, WaitState outcome) {
 }  // namespace
 
 void install_hooks() {
-  shm::add_shmem_part(request, startup);
+  shm::add_segment<segment>();
 }
 
 State* state() { return attached; }

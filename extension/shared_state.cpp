@@ -6,8 +6,6 @@
 
 extern "C" {
 #include "access/twophase.h"
-#include "storage/ipc.h"
-#include "storage/shmem.h"
 }
 
 namespace usher::shm {
@@ -17,20 +15,18 @@ namespace {
 constexpr const char* tranche_name = "pg_usher";
 State* attached = nullptr;
 
-Size state_size() {
-  Size size = MAXALIGN(sizeof(State));
-  size = add_size(size, MAXALIGN(mul_size(settings::max_services, sizeof(Service))));
-  size = add_size(size, MAXALIGN(mul_size(settings::max_role_mappings, sizeof(RoleMapping))));
-  size = add_size(size, MAXALIGN(mul_size(proc_slot_count(), sizeof(BackendSlot))));
-  return size;
+// The segment: State, then the services, the role mappings and one BackendSlot per PGPROC.
+Size layout(State* s) {
+  return SegmentLayout(s)
+      .array(&State::services, settings::max_services)
+      .array(&State::role_mappings, settings::max_role_mappings)
+      .array(&State::slots, proc_slot_count())
+      .size();
 }
 
-void request() {
-  RequestAddinShmemSpace(state_size());
-  // Lock 0 guards the registry and the slots' service fields; then one per service
-  // entry for its statement gate's queue, and one for the server's gate.
-  RequestNamedLWLockTranche(tranche_name, 1 + settings::max_services + 1);
-}
+// Lock 0 guards the registry and the slots' service fields; then one per service entry
+// for its statement gate's queue, and one for the server's gate.
+int lock_count() { return 1 + settings::max_services + 1; }
 
 // Until the registry is first published, every session counts under 'default', which
 // has no limits.
@@ -43,42 +39,30 @@ void init_default_service(Service* service) {
   strlcpy(service->name, "default", NAMEDATALEN);
 }
 
-void startup() {
-  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-  bool found;
-  auto* s = static_cast<State*>(ShmemInitStruct("pg_usher", state_size(), &found));
-  if (!found) {
-    memset(s, 0, state_size());
-    LWLockPadded* locks = GetNamedLWLockTranche(tranche_name);
-    s->lock = &locks[0].lock;
-    s->gate_locks = &locks[1];
-    s->service_capacity = settings::max_services;
-    s->role_mapping_capacity = settings::max_role_mappings;
-    s->slot_count = proc_slot_count();
-    char* next = reinterpret_cast<char*>(s) + MAXALIGN(sizeof(State));
-    s->services = reinterpret_cast<Service*>(next);
-    next += MAXALIGN(s->service_capacity * sizeof(Service));
-    s->role_mappings = reinterpret_cast<RoleMapping*>(next);
-    next += MAXALIGN(s->role_mapping_capacity * sizeof(RoleMapping));
-    s->slots = reinterpret_cast<BackendSlot*>(next);
-    for (int i = 0; i < s->service_capacity; i++) init_gate(&s->services[i].gate);
-    init_gate(&s->server_gate);
-    for (int i = 0; i < s->slot_count; i++) {
-      s->slots[i].service = no_service;
-      s->slots[i].gate_service = no_service;
-      for (auto& position : s->slots[i].gate) position.next = no_slot;
-      SpinLockInit(&s->slots[i].lease_mutex);
-    }
-    init_default_service(&s->services[default_service_index]);
+void init(State* s) {
+  LWLockPadded* locks = GetNamedLWLockTranche(tranche_name);
+  s->lock = &locks[0].lock;
+  s->gate_locks = &locks[1];
+  s->service_capacity = settings::max_services;
+  s->role_mapping_capacity = settings::max_role_mappings;
+  s->slot_count = proc_slot_count();
+  for (int i = 0; i < s->service_capacity; i++) init_gate(&s->services[i].gate);
+  init_gate(&s->server_gate);
+  for (int i = 0; i < s->slot_count; i++) {
+    s->slots[i].service = no_service;
+    s->slots[i].gate_service = no_service;
+    for (auto& position : s->slots[i].gate) position.next = no_slot;
+    SpinLockInit(&s->slots[i].lease_mutex);
   }
-  LWLockRelease(AddinShmemInitLock);
-  attached = s;
+  init_default_service(&s->services[default_service_index]);
 }
+
+constexpr Segment<State> segment{tranche_name, lock_count, layout, init, &attached};
 
 }  // namespace
 
 void install_hooks() {
-  shm::add_shmem_part(request, startup);
+  add_segment<segment>();
 }
 
 State* state() { return attached; }

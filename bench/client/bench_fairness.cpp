@@ -12,6 +12,8 @@
 #include <thread>
 #include <usher/usher.hpp>
 
+#include "bench_support.hpp"
+
 namespace {
 
 constexpr int kThreads = 64;
@@ -19,16 +21,8 @@ constexpr int kThreads = 64;
 void BM_Fairness64On4(benchmark::State& state) {
   const char* env = std::getenv("USHER_FAIRNESS_SECONDS");
   auto duration = std::chrono::duration<double>(env ? std::atof(env) : 10.0);
-  usher::PoolConfig config;
-  config.name = "bench_fairness";
-  config.min_idle = 4;
-  config.max_size = 4;
-  config.acquire_timeout = std::chrono::seconds(60);
-  usher::Pool pool(config);
-  {
-    std::vector<usher::Lease> warm;
-    for (int i = 0; i < 4; ++i) warm.push_back(pool.acquire());
-  }
+  usher::Pool pool(usher_bench::fixed_pool_config("bench_fairness", 4, std::chrono::seconds(60)));
+  usher_bench::open_all(pool, 4);
   for (auto _ : state) {
     std::vector<long> served(kThreads, 0);
     std::vector<std::vector<double>> waits(kThreads);

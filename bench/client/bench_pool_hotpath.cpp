@@ -5,6 +5,8 @@
 
 #include <usher/usher.hpp>
 
+#include "bench_support.hpp"
+
 namespace {
 
 usher::Pool* pool = nullptr;
@@ -22,23 +24,12 @@ BENCHMARK(BM_AcquireRelease)->Threads(1)->Threads(2)->Threads(8)->Threads(32)->U
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  usher::PoolConfig config;
-  config.name = "bench_hotpath";
-  config.min_idle = 8;
-  config.max_size = 8;
+  auto config = usher_bench::fixed_pool_config("bench_hotpath", 8, std::chrono::seconds(30));
   config.validate_after_idle = std::chrono::hours(1);  // hot path: never a round trip
-  config.acquire_timeout = std::chrono::seconds(30);
   usher::Pool p(config);
   pool = &p;
-  {  // open all 8 before measuring
-    std::vector<usher::Lease> warm;
-    for (int i = 0; i < 8; ++i) warm.push_back(p.acquire());
-  }
+  usher_bench::open_all(p, 8);  // before measuring
   benchmark::RunSpecifiedBenchmarks();
-  auto s = p.stats();
-  std::fprintf(stderr, "pool: created %llu, validations %llu, acquired %llu, acquire wait p50 %lld ns p99 %lld ns\n",
-               static_cast<unsigned long long>(s.created), static_cast<unsigned long long>(s.validations),
-               static_cast<unsigned long long>(s.acquired), static_cast<long long>(s.acquire_wait.p50.count()),
-               static_cast<long long>(s.acquire_wait.p99.count()));
+  usher_bench::print_pool_stats(p);
   benchmark::Shutdown();
 }

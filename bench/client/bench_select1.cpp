@@ -21,6 +21,8 @@
 #include <stdexcept>
 #include <usher/usher.hpp>
 
+#include "bench_support.hpp"
+
 namespace {
 
 usher::Pool* pool = nullptr;
@@ -142,27 +144,16 @@ BENCHMARK(BM_PoolLeaseHeld)->Threads(8)->UseRealTime();
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  usher::PoolConfig config;
-  config.name = "bench_select1";
-  config.min_idle = 8;
-  config.max_size = 8;
-  config.acquire_timeout = std::chrono::seconds(30);
+  auto config = usher_bench::fixed_pool_config("bench_select1", 8, std::chrono::seconds(30));
   usher::Pool p(config);
   pool = &p;
   config.name = "bench_select1_no_reset";
   config.session_reset = usher::SessionReset::none;
   usher::Pool q(config);
   pool_no_reset = &q;
-  for (usher::Pool* each : {&p, &q}) {
-    std::vector<usher::Lease> leases;
-    for (int i = 0; i < 8; ++i) leases.push_back(each->acquire());
-    for (auto& l : leases) warm(l->native());
-  }
+  for (usher::Pool* each : {&p, &q})
+    usher_bench::open_all(*each, 8, [](usher::Lease& l) { warm(l->native()); });
   benchmark::RunSpecifiedBenchmarks();
-  auto s = p.stats();
-  std::fprintf(stderr, "pool: acquired %llu, validations %llu, acquire wait p50 %lld ns p99 %lld ns p99.9 %lld ns\n",
-               static_cast<unsigned long long>(s.acquired), static_cast<unsigned long long>(s.validations),
-               static_cast<long long>(s.acquire_wait.p50.count()), static_cast<long long>(s.acquire_wait.p99.count()),
-               static_cast<long long>(s.acquire_wait.p999.count()));
+  usher_bench::print_pool_stats(p);
   benchmark::Shutdown();
 }

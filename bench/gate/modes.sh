@@ -10,28 +10,13 @@
 #
 #   bench/gate/modes.sh [--record] [--rounds N] [--seconds S]
 set -euo pipefail
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/../.." && pwd)
-source "$REPO_ROOT/tests/harness/cluster.sh"
-source "$REPO_ROOT/bench/lib/pgbench.sh"
+BENCH_NAME="gate modes bench" SECS=15
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-RECORD=0 ROUNDS=3 SECS=15
-bench_options "$@"
-PGBENCH="$PG_BIN/pgbench"
 CLIENTS=16 MAX_ACTIVE=2 SCALE=10
 LOAD_BEFORE=$(cut -d" " -f1-3 /proc/loadavg)
-log() { echo "[gate modes bench] $*" >&2; }
-WORK=$(mktemp -d)
 CLUSTER=bench-gate-modes
-bg_pids=()
-cleanup() {
-  local p; for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  cluster_destroy $CLUSTER; rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cluster_destroy $CLUSTER
-cluster_start $CLUSTER max_connections=100 shared_buffers=256MB log_min_messages=fatal usher.database=postgres
+bench_start $CLUSTER max_connections=100 shared_buffers=256MB log_min_messages=fatal usher.database=postgres
 eval "$(cluster_env $CLUSTER)"
 "$PGBENCH" -i -s $SCALE -q >/dev/null 2>&1
 # The clients log in as an ordinary role: superusers pass the gate. queue_timeout is
@@ -48,21 +33,19 @@ SQL
 # A superuser session polls every 50 ms how many statements of the service run:
 # active and not waiting at the gate (wait event type Extension).
 sampler_start() {  # service tag
-  printf '%s\n\\watch 0.05\n' "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '$1/%'
-    AND state = 'active' AND wait_event_type IS DISTINCT FROM 'Extension';" |
-    psql -X -At >"$WORK/$2.active" 2>/dev/null &
-  bg_pids+=($!)
+  watch_start "$WORK/$2.active" "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '$1/%'
+    AND state = 'active' AND wait_event_type IS DISTINCT FROM 'Extension';"
 }
 run() {  # mode(statement|transaction|off) tag -> "tps p99_ms most_running"
   local service=tpcb-$1 out
   sampler_start "$service" "$2"
   out=$(cd "$WORK" && PGUSER=app PGAPPNAME=$service/pgbench "$PGBENCH" -n -c $CLIENTS -j 2 -T "$SECS" \
           -l --sampling-rate=0.1 --log-prefix="$2" 2>&1)
-  kill "${bg_pids[-1]}"; wait "${bg_pids[-1]}" 2>/dev/null || true
-  unset 'bg_pids[-1]'
+  kill "${BG_PIDS[-1]}"; wait "${BG_PIDS[-1]}" 2>/dev/null || true
+  unset 'BG_PIDS[-1]'
   [[ -n $(pgbench_tps "$out") ]] || { echo "$out" >&2; return 1; }
   printf '%.0f %s %s\n' "$(pgbench_tps "$out")" "$(p99_ms "$WORK/$2".*)" \
-    "$(awk '$1 > m {m = $1} END {print m + 0}' "$WORK/$2.active")"
+    "$(most <"$WORK/$2.active")"
 }
 
 declare -a stmt txn off
@@ -78,10 +61,6 @@ status() {  # service column
   psql -X -At -c "SELECT $2 FROM usher.service_status WHERE service = '$1'"
 }
 
-col() { local i=$1; shift; printf '%s\n' "$@" | awk -v i="$i" '{print $i}'; }
-mean() { awk -v d="${1:-0}" '{s+=$1; n++} END {printf "%." d "f", s/n}'; }
-most() { awk '$1 > m {m = $1} END {print m + 0}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 row() {  # label array-name service
   local label=$1; local -n runs=$2
   local cells="" i peak="– (not gated)" past="–" waited="–"
@@ -96,7 +75,7 @@ t_off=$(col 1 "${off[@]}" | mean) t_stmt=$(col 1 "${stmt[@]}" | mean) t_txn=$(co
 p_off=$(col 2 "${off[@]}" | mean 2) p_stmt=$(col 2 "${stmt[@]}" | mean 2) p_txn=$(col 2 "${txn[@]}" | mean 2)
 round_heads="" round_rule=""
 for i in $(seq 1 "$ROUNDS"); do round_heads+=" tps, round $i |"; round_rule+="--:|"; done
-machine="Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); $("$PG_BIN/postgres" --version | sed 's/postgres (PostgreSQL) //'); commit $(git -C "$REPO_ROOT" rev-parse --short HEAD); $(date -u +%F); load average before the run: $LOAD_BEFORE."
+machine="$(machine_line); load average before the run: $LOAD_BEFORE."
 HEADING="## Gate modes under multi-statement transactions: TPC-B, 16 clients, max_active 2 (issue 9)"
 S="$HEADING
 
@@ -130,8 +109,4 @@ $(row "gate_mode 'transaction', max_active $MAX_ACTIVE" txn tpcb-transaction)
 
 What the modes mean: [docs/admission.md](../docs/admission.md), \"Gate modes\"."
 printf '\n%s\n' "$S"
-if [[ $RECORD -eq 1 ]]; then
-  source "$REPO_ROOT/bench/lib/record.sh"
-  record_section "$HEADING" "$S"
-  log "recorded in bench/RESULTS.md"
-fi
+record_sections "$HEADING" "$S"

@@ -12,30 +12,14 @@
 #
 #   bench/gate/neighbours.sh [--record] [--rounds N] [--seconds S]
 set -euo pipefail
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/../.." && pwd)
-source "$REPO_ROOT/tests/harness/cluster.sh"
-source "$REPO_ROOT/bench/lib/pgbench.sh"
+BENCH_NAME="neighbours bench" SECS=20
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 
-RECORD=0 ROUNDS=3 SECS=20
-bench_options "$@"
-PGBENCH="$PG_BIN/pgbench"
-CORES=$(nproc)
 REPORTS_MAX=$((CORES / 2 > 1 ? CORES / 2 : 1))
 REPORTS_CLIENTS=64 ORDERS_CLIENTS=8
 REPORT_SQL='SELECT count(*), sum(abalance) FROM pgbench_accounts WHERE aid % 100 = :r;'
-log() { echo "[neighbours bench] $*" >&2; }
-WORK=$(mktemp -d)
 CLUSTER=bench-gate-neighbours
-bg_pids=()
-cleanup() {
-  local p; for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  cluster_destroy $CLUSTER; rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cluster_destroy $CLUSTER
-cluster_start $CLUSTER max_connections=300 shared_buffers=256MB log_min_messages=fatal usher.database=postgres
+bench_start $CLUSTER max_connections=300 shared_buffers=256MB log_min_messages=fatal usher.database=postgres
 eval "$(cluster_env $CLUSTER)"
 "$PGBENCH" -i -s 10 -q >/dev/null 2>&1
 # The clients log in as an ordinary role: superusers pass the gate. queue_timeout is
@@ -58,7 +42,7 @@ orders() {  # tag -> "tps p99_ms"
 reports_start() {  # tag
   PGUSER=app PGAPPNAME=reports/pgbench "$PGBENCH" -n -f "$WORK/report.sql" -c $REPORTS_CLIENTS -j 2 \
     -T $((SECS + 2)) >"$WORK/$1.reports" 2>&1 &
-  bg_pids+=($!)
+  BG_PIDS+=($!)
 }
 # A superuser session polls every 50 ms: "gate_active running parallel_workers" of
 # reports, running meaning active and not queued at the gate (wait event Extension).
@@ -66,10 +50,7 @@ SAMPLE="SELECT (SELECT active FROM usher.service_status WHERE service = 'reports
   count(*) FILTER (WHERE application_name LIKE 'reports/%' AND backend_type = 'client backend'
                    AND state = 'active' AND wait_event_type IS DISTINCT FROM 'Extension'),
   count(*) FILTER (WHERE backend_type = 'parallel worker') FROM pg_stat_activity;"
-sampler_start() {  # tag
-  printf '%s\n\\watch 0.05\n' "$SAMPLE" | psql -X -At -F ' ' >"$WORK/$1.active" 2>/dev/null &
-  bg_pids+=($!)
-}
+sampler_start() { watch_start "$WORK/$1.active" "$SAMPLE" -F ' '; }  # tag
 # Statements of a client that pgbench left behind when its time was up may still run
 # (or wait at the gate): the next run starts when they are gone.
 wait_quiet() {
@@ -82,9 +63,9 @@ both() {  # gate(on|off) tag -> "orders_tps orders_p99 reports_tps most_gate_act
   reports_start "$2"; sampler_start "$2"
   sleep 1
   local o; o=$(orders "$2")
-  wait "${bg_pids[0]}"
-  kill "${bg_pids[1]}"; wait "${bg_pids[1]}" 2>/dev/null || true
-  bg_pids=()
+  wait "${BG_PIDS[0]}"
+  kill "${BG_PIDS[1]}"; wait "${BG_PIDS[1]}" 2>/dev/null || true
+  BG_PIDS=()
   local r; r=$(pgbench_tps "$(cat "$WORK/$2.reports")")
   [[ -n $r ]] || { cat "$WORK/$2.reports" >&2; return 1; }
   wait_quiet
@@ -106,10 +87,6 @@ for r in $(seq 1 "$ROUNDS"); do
   log "round $r: orders alone ${ref[-1]} | gate off ${off[-1]} | gate on ${on[-1]} (orders tps, p99 ms; reports tps, gate active, running, parallel workers)"
 done
 
-col() { local i=$1; shift; printf '%s\n' "$@" | awk -v i="$i" '{print $i}'; }
-mean() { awk -v d="${1:-0}" '{s+=$1; n++} END {printf "%." d "f", s/n}'; }
-most() { awk '$1 > m {m = $1} END {print m + 0}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 row() {  # label array-name
   local label=$1; local -n runs=$2
   local cells="" i more="– | – | – | –"
@@ -125,7 +102,7 @@ p_ref=$(col 2 "${ref[@]}" | mean 2) p_off=$(col 2 "${off[@]}" | mean 2) p_on=$(c
 r_off=$(col 3 "${off[@]}" | mean 1) r_on=$(col 3 "${on[@]}" | mean 1)
 round_heads="" round_rule=""
 for i in $(seq 1 "$ROUNDS"); do round_heads+=" orders tps, round $i |"; round_rule+="--:|"; done
-machine="Machine: $CORES cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); $("$PG_BIN/postgres" --version | sed 's/postgres (PostgreSQL) //'); commit $(git -C "$REPO_ROOT" rev-parse --short HEAD); $(date -u +%F)."
+machine="$(machine_line)."
 HEADING="## Statement gate between services: a noisy neighbour (issue 4)"
 S="$HEADING
 
@@ -165,8 +142,4 @@ $(row "orders + reports, gate on (reports max_active $REPORTS_MAX)" on)
 
 What this shows and why: [docs/admission.md](../docs/admission.md), \"What the gate buys, and what it cannot\"."
 printf '\n%s\n' "$S"
-if [[ $RECORD -eq 1 ]]; then
-  source "$REPO_ROOT/bench/lib/record.sh"
-  record_section "$HEADING" "$S"
-  log "recorded in bench/RESULTS.md"
-fi
+record_sections "$HEADING" "$S"

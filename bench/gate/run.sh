@@ -13,33 +13,20 @@
 #
 #   bench/gate/run.sh [--record] [--rounds N] [--seconds S]
 set -euo pipefail
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$BENCH_DIR/../.." && pwd)
-source "$REPO_ROOT/tests/harness/cluster.sh"
+BENCH_NAME="gate bench" SECS=20
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "$@"
 source "$REPO_ROOT/tests/harness/pgbouncer.sh"
 source "$REPO_ROOT/tests/harness/sessions.sh"
-source "$REPO_ROOT/bench/lib/pgbench.sh"
 
-RECORD=0 ROUNDS=3 SECS=20
-bench_options "$@"
-PGBENCH="$PG_BIN/pgbench"
-CORES=$(nproc)
 MAX_ACTIVE=$((2 * CORES))
-log() { echo "[gate bench] $*" >&2; }
-WORK=$(mktemp -d)
 GATED=bench-gate PLAIN=bench-gate-plain BOUNCER=bench-gate-bouncer
 sampler_pid=
-cleanup() {
-  [[ -n $sampler_pid ]] && kill "$sampler_pid" 2>/dev/null
-  release_all
-  bouncer_destroy $BOUNCER; cluster_destroy $GATED; cluster_destroy $PLAIN; rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-bouncer_destroy $BOUNCER; cluster_destroy $GATED; cluster_destroy $PLAIN
+bench_at_exit '[[ -n $sampler_pid ]] && kill "$sampler_pid" 2>/dev/null'
+bench_at_exit 'release_all; bouncer_destroy $BOUNCER'
+bouncer_destroy $BOUNCER
 common=(max_connections=300 shared_buffers=256MB log_min_messages=fatal)
-cluster_start $GATED "${common[@]}" usher.database=postgres
-USHER_PRELOAD='' cluster_start $PLAIN "${common[@]}"
+bench_start $GATED "${common[@]}" usher.database=postgres
+USHER_PRELOAD='' bench_start $PLAIN "${common[@]}"
 
 # The clients log in as an ordinary role: superusers pass the gate.
 for c in $GATED $PLAIN; do
@@ -141,13 +128,10 @@ done
 most=$(cat "$WORK/most_active")
 peak=$(eval "$(cluster_env $GATED)"; psql -X -At -c "SELECT peak_active FROM usher.service_status WHERE service = 'orders'")
 
-col() { local i=$1; shift; printf '%s\n' "$@" | awk -v i="$i" '{print $i}'; }
-mean() { awk '{s+=$1; n++} END {printf "%.1f", s/n}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t) ? "met" : "missed"}'; }
-m_off=$(col 1 "${off[@]}" | mean); m_on=$(col 1 "${on[@]}" | mean); m_ref=$(col 1 "${ref[@]}" | mean)
-m_pooled=$(col 1 "${pooled[@]}" | mean)
-m_plain=$(col 1 "${over_plain[@]}" | mean); m_roomy=$(col 1 "${over_on[@]}" | mean)
+m_off=$(col 1 "${off[@]}" | mean 1); m_on=$(col 1 "${on[@]}" | mean 1); m_ref=$(col 1 "${ref[@]}" | mean 1)
+m_pooled=$(col 1 "${pooled[@]}" | mean 1)
+m_plain=$(col 1 "${over_plain[@]}" | mean 1); m_roomy=$(col 1 "${over_on[@]}" | mean 1)
 gain=$(ratio "$m_on" "$m_off"); of_ref=$(ratio "$m_on" "$m_ref"); overhead=$(ratio "$m_roomy" "$m_plain")
 pooled_gain=$(ratio "$m_pooled" "$m_off")
 
@@ -156,8 +140,8 @@ row() {  # label array-name
   local label=$1; local -n runs=$2
   local cells="" i
   for i in $(seq 0 $((ROUNDS - 1))); do cells+=" $(col 1 "${runs[$i]}") |"; done
-  local tps; tps=$(col 1 "${runs[@]}" | mean)
-  echo "| $label |$cells **$tps** | $(col 2 "${runs[@]}" | mean) | $(col 3 "${runs[@]}" | mean) | $(ratio "$tps" "$m_off") |"
+  local tps; tps=$(col 1 "${runs[@]}" | mean 1)
+  echo "| $label |$cells **$tps** | $(col 2 "${runs[@]}" | mean 1) | $(col 3 "${runs[@]}" | mean 1) | $(ratio "$tps" "$m_off") |"
 }
 round_heads="" round_rule=""
 for i in $(seq 1 "$ROUNDS"); do round_heads+=" round $i |"; round_rule+="--:|"; done
@@ -171,7 +155,7 @@ for i in $(seq 0 $((ROUNDS - 1))); do
   rows2+="| $((i + 1)) | $(col 1 "${over_plain[$i]}") | $(col 1 "${over_on[$i]}") | $(ratio "$(col 1 "${over_on[$i]}")" "$(col 1 "${over_plain[$i]}")") |
 "
 done
-machine="Machine: $CORES cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); $("$PG_BIN/postgres" --version | sed 's/postgres (PostgreSQL) //'); PgBouncer $(pgbouncer --version | sed -n '1s/^PgBouncer //p'); commit $(git -C "$REPO_ROOT" rev-parse --short HEAD); $(date -u +%F)."
+machine="$(machine_line "PgBouncer $(pgbouncer --version | sed -n '1s/^PgBouncer //p')")."
 S1="## Statement gate under overload: pgbench -S -c 256 (issue 4)
 
 Command: \`bench/gate/run.sh --rounds $ROUNDS --seconds $SECS\` (\`make bench\` runs it with --record).
@@ -196,7 +180,7 @@ $rows1
 - gated ÷ ungated throughput: **$gain** (target ≥ 1.3: **$(verdict "$gain" 1.3)**)
 - gated ÷ 8-client throughput of the same run: **$of_ref**
 - 256 clients through PgBouncer ÷ 256 direct, gate off: **$pooled_gain**
-- statements of the gated runs that queued (found all $MAX_ACTIVE slots taken): **$(printf '%s\n' "${waited[@]}" | mean) %** (per round: ${waited[*]})
+- statements of the gated runs that queued (found all $MAX_ACTIVE slots taken): **$(printf '%s\n' "${waited[@]}" | mean 1) %** (per round: ${waited[*]})
 - most statements of the service active at once: sampled **$most**, \`peak_active\` **$peak** (max_active $MAX_ACTIVE)
 
 Why the gate cannot reach the target here, and what does: [docs/admission.md](../docs/admission.md),
@@ -216,9 +200,5 @@ ${rows2}| mean | $m_plain | $m_roomy | **$overhead** |
 
 Target: ≥ 0.97 of the baseline: **$(verdict "$overhead" 0.97)**."
 printf '\n%s\n\n%s\n' "$S1" "$S2"
-if [[ $RECORD -eq 1 ]]; then
-  source "$REPO_ROOT/bench/lib/record.sh"
-  record_section "## Statement gate under overload: pgbench -S -c 256 (issue 4)" "$S1"
-  record_section "## Statement gate at rest: pgbench -S -c 8 (issue 4)" "$S2"
-  log "recorded in bench/RESULTS.md"
-fi
+record_sections "## Statement gate under overload: pgbench -S -c 256 (issue 4)" "$S1" \
+                "## Statement gate at rest: pgbench -S -c 8 (issue 4)" "$S2"

@@ -23,21 +23,9 @@ class WaiterQueue {
   bool empty() const noexcept { return head_ == nullptr; }
   std::size_t size() const noexcept { return size_; }
 
-  void push_back(Waiter* w) noexcept {
-    w->prev = tail_;
-    w->next = nullptr;
-    (tail_ ? tail_->next : head_) = w;
-    tail_ = w;
-    ++size_;
-  }
+  void push_back(Waiter* w) noexcept { insert_between(w, tail_, nullptr); }
   // For a waiter whose item failed its check: it keeps its place in the line.
-  void push_front(Waiter* w) noexcept {
-    w->prev = nullptr;
-    w->next = head_;
-    (head_ ? head_->prev : tail_) = w;
-    head_ = w;
-    ++size_;
-  }
+  void push_front(Waiter* w) noexcept { insert_between(w, nullptr, head_); }
   Waiter* pop_front() noexcept {
     Waiter* w = head_;
     if (w) remove(w);
@@ -55,6 +43,16 @@ class WaiterQueue {
   }
 
  private:
+  // Links w in between two neighbours (nullptr: the end of the line on that side); the
+  // mirror of remove().
+  void insert_between(Waiter* w, Waiter* prev, Waiter* next) noexcept {
+    w->prev = prev;
+    w->next = next;
+    (prev ? prev->next : head_) = w;
+    (next ? next->prev : tail_) = w;
+    ++size_;
+  }
+
   Waiter* head_ = nullptr;
   Waiter* tail_ = nullptr;
   std::size_t size_ = 0;

@@ -16,11 +16,8 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(PoolBasicTest, FillsMinIdleInTheBackground) {
-  auto c = test_config("basic_min_idle");
-  c.min_idle = 3;
-  c.max_size = 5;
-  EventRecorder events;
-  c.on_event = events.callback();
+  auto c = test_config("basic_min_idle", {.min_idle = 3, .max_size = 5});
+  EventRecorder events(c);
   Pool pool(c);
   ASSERT_TRUE(wait_idle(pool, 3));
   Admin admin;
@@ -66,11 +63,9 @@ TEST(PoolBasicTest, ValidatesAfterTheIdleWindow) {
 }
 
 TEST(PoolBasicTest, AcquireTimeoutThrowsPoolTimeoutWithState) {
-  auto c = test_config("basic_timeout");
-  c.max_size = 1;
+  auto c = test_config("basic_timeout", {.max_size = 1});
   c.acquire_timeout = 50ms;
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   // The first lease waits for the pool's first connection, which may take longer than
   // 50 ms on a loaded machine (sanitizers, two cores): only the second one may time out.
@@ -91,9 +86,7 @@ TEST(PoolBasicTest, AcquireTimeoutThrowsPoolTimeoutWithState) {
 }
 
 TEST(PoolBasicTest, TryAcquireNeverWaits) {
-  auto c = test_config("basic_try");
-  c.max_size = 1;
-  c.min_idle = 1;
+  auto c = test_config("basic_try", {.min_idle = 1, .max_size = 1});
   Pool pool(c);
   ASSERT_TRUE(wait_idle(pool, 1));
   auto first = pool.try_acquire();
@@ -106,8 +99,7 @@ TEST(PoolBasicTest, TryAcquireNeverWaits) {
 TEST(PoolBasicTest, LeasesAreMoveOnlyValues) {
   static_assert(!std::is_copy_constructible_v<Lease>);
   static_assert(std::is_nothrow_move_constructible_v<Lease>);
-  auto c = test_config("basic_move");
-  c.max_size = 2;
+  auto c = test_config("basic_move", {.max_size = 2});
   Pool pool(c);
   Lease a = pool.acquire();
   Lease b = std::move(a);
@@ -124,8 +116,7 @@ TEST(PoolBasicTest, LeasesAreMoveOnlyValues) {
 
 TEST(PoolBasicTest, DiscardClosesTheConnection) {
   auto c = test_config("basic_discard");
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   auto lease = pool.acquire();
   auto id = lease.connection_id();
@@ -169,8 +160,7 @@ TEST(PoolBasicTest, CloseWaitsForALeaseReturnedInTime) {
 }
 
 TEST(PoolBasicTest, CloseWakesWaitersWithPoolClosed) {
-  auto c = test_config("basic_close_waiters");
-  c.max_size = 1;
+  auto c = test_config("basic_close_waiters", {.max_size = 1});
   Pool pool(c);
   auto held = pool.acquire();
   std::thread waiter([&] { EXPECT_THROW(pool.acquire(), PoolClosed); });
@@ -190,8 +180,7 @@ TEST(PoolBasicTest, ALeaseMayOutliveItsPool) {
 }
 
 TEST(PoolBasicTest, StatisticsAddUp) {
-  auto c = test_config("basic_stats");
-  c.max_size = 3;
+  auto c = test_config("basic_stats", {.max_size = 3});
   Pool pool(c);
   {
     std::vector<Lease> leases;

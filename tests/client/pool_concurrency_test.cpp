@@ -12,9 +12,7 @@ namespace usher::test {
 namespace {
 
 TEST(PoolConcurrencyTest, MaxSizeIsNeverExceededBy64Threads) {
-  auto c = test_config("conc_max");
-  c.max_size = 4;
-  c.min_idle = 2;
+  auto c = test_config("conc_max", {.min_idle = 2, .max_size = 4});
   Pool pool(c);
   std::atomic<int> out{0}, most_out{0}, failures{0};
   std::atomic<long> most_backends{0};
@@ -63,8 +61,7 @@ TEST(PoolConcurrencyTest, MaxSizeIsNeverExceededBy64Threads) {
 }
 
 TEST(PoolConcurrencyTest, WaitersAreServedInArrivalOrder) {
-  auto c = test_config("conc_fifo");
-  c.max_size = 1;
+  auto c = test_config("conc_fifo", {.max_size = 1});
   Pool pool(c);
   auto held = pool.acquire();
   constexpr int kWaiters = 12;
@@ -88,8 +85,7 @@ TEST(PoolConcurrencyTest, WaitersAreServedInArrivalOrder) {
 }
 
 TEST(PoolConcurrencyTest, StatisticsAddUpUnderLoad) {
-  auto c = test_config("conc_stats");
-  c.max_size = 3;
+  auto c = test_config("conc_stats", {.max_size = 3});
   c.validate_after_idle = 0ms;
   Pool pool(c);
   std::vector<std::thread> threads;

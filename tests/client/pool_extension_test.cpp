@@ -28,8 +28,7 @@ TEST_F(PoolExtensionTest, DetectsTheExtension) {
 TEST_F(PoolExtensionTest, LeakedHolderAppearsInUsherLeases) {
   auto c = test_config("ext_leak");
   c.leak_detection_threshold = 50ms;
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   auto leaked = pool.acquire();
   ASSERT_TRUE(eventually([&] { return events.count(PoolEventType::leak) == 1; }));

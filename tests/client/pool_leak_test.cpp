@@ -13,8 +13,7 @@ namespace {
 TEST(PoolLeakTest, ReportsTheBorrowerOnceWithSourceLocationAndThread) {
   auto c = test_config("leak");
   c.leak_detection_threshold = 50ms;
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   std::mutex log_mu;
   std::vector<std::string> warnings;
   c.logger = [&](LogLevel level, std::string_view m) {

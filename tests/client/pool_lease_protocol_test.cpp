@@ -102,8 +102,7 @@ TEST_F(PoolLeaseProtocolTest, LeakDetectionRecordsEveryBorrower) {
   auto c = config("lease_leak");
   c.validate_after_idle = 1h;       // even on the hot path...
   c.leak_detection_threshold = 30ms;  // ...leak detection wants the holder on the server
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   pool.acquire();  // first borrower, returned at once
   auto leaked = pool.acquire();

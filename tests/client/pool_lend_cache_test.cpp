@@ -12,9 +12,7 @@ namespace usher::test {
 namespace {
 
 TEST(PoolLendCacheTest, AWaiterGetsTheConnectionBeforeItsLastThread) {
-  auto c = test_config("cache_handoff");
-  c.max_size = 1;
-  c.min_idle = 1;
+  auto c = test_config("cache_handoff", {.min_idle = 1, .max_size = 1});
   c.validate_after_idle = 1h;
   Pool pool(c);
   auto held = pool.acquire();
@@ -70,9 +68,7 @@ TEST(PoolLendCacheTest, AReplacedConnectionIsNeverLentTwice) {
   // A retired connection's slot is reused by the next one, while threads still
   // remember it. Many threads discarding and borrowing at once: no connection may be
   // lent to two of them at the same time.
-  auto c = test_config("cache_reuse");
-  c.max_size = 3;
-  c.min_idle = 3;
+  auto c = test_config("cache_reuse", {.min_idle = 3, .max_size = 3});
   c.validate_after_idle = 1h;
   Pool pool(c);
   std::vector<std::atomic<int>> holders(1000);

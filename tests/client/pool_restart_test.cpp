@@ -21,13 +21,10 @@ TEST(PoolRestartTest, RecoversFromAServerRestartUnder16Threads) {
   if (!stop_cmd || !start_cmd)
     GTEST_SKIP() << "USHER_TEST_SERVER_STOP/START not set (tests/suites/client.sh sets them)";
 
-  auto c = test_config("restart");
-  c.min_idle = 4;
-  c.max_size = 8;
+  auto c = test_config("restart", {.min_idle = 4, .max_size = 8});
   c.acquire_timeout = 300ms;
   c.connect_timeout = 2s;
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
 
   // Phase 0: before the stop, 1: server down and coming back, 2: recovered. Errors are

@@ -11,12 +11,9 @@ namespace usher::test {
 namespace {
 
 TEST(PoolRetireTest, IdleConnectionsRetireOnlyAboveMinIdle) {
-  auto c = test_config("retire_idle");
-  c.min_idle = 1;
-  c.max_size = 4;
+  auto c = test_config("retire_idle", {.min_idle = 1, .max_size = 4});
   c.idle_timeout = 100ms;
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   {
     std::vector<Lease> leases;
@@ -36,13 +33,10 @@ TEST(PoolRetireTest, IdleConnectionsRetireOnlyAboveMinIdle) {
 }
 
 TEST(PoolRetireTest, ConnectionsRetireAtMaxLifetimeAndAreReplaced) {
-  auto c = test_config("retire_lifetime");
-  c.min_idle = 2;
-  c.max_size = 2;
+  auto c = test_config("retire_lifetime", {.min_idle = 2, .max_size = 2});
   c.max_lifetime = 200ms;
   c.validate_after_idle = 1h;
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   // The first two backends, from two leases held at once: a lent connection is not
   // retired, so both are there whatever the machine's load (asking the server for the
@@ -74,13 +68,10 @@ TEST(PoolRetireTest, ConnectionsRetireAtMaxLifetimeAndAreReplaced) {
 }
 
 TEST(PoolRetireTest, TerminatedIdleConnectionIsReplacedInvisibly) {
-  auto c = test_config("retire_terminated");
-  c.min_idle = 1;
-  c.max_size = 1;
+  auto c = test_config("retire_terminated", {.min_idle = 1, .max_size = 1});
   c.validate_after_idle = 20ms;
   c.keepalive_interval = 0ms;  // only the borrow-time validation can find it
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   int pid;
   {
@@ -101,9 +92,7 @@ TEST(PoolRetireTest, TerminatedIdleConnectionIsReplacedInvisibly) {
 // dead one. But one broken connection makes every other connection suspect: they are
 // all validated before their next lending (a server restart kills them all at once).
 TEST(PoolRetireTest, OneBrokenConnectionMakesTheOthersSuspect) {
-  auto c = test_config("retire_suspect");
-  c.min_idle = 2;
-  c.max_size = 2;
+  auto c = test_config("retire_suspect", {.min_idle = 2, .max_size = 2});
   c.validate_after_idle = 1h;
   c.keepalive_interval = 0ms;
   Pool pool(c);
@@ -124,9 +113,7 @@ TEST(PoolRetireTest, OneBrokenConnectionMakesTheOthersSuspect) {
 }
 
 TEST(PoolRetireTest, KeepaliveFindsADeadIdleConnection) {
-  auto c = test_config("retire_keepalive");
-  c.min_idle = 1;
-  c.max_size = 1;
+  auto c = test_config("retire_keepalive", {.min_idle = 1, .max_size = 1});
   c.keepalive_interval = 30ms;
   Pool pool(c);
   ASSERT_TRUE(wait_idle(pool, 1));

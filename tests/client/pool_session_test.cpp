@@ -101,8 +101,7 @@ TEST(PoolSessionTest, AfterConnectRunsOncePerNewConnection) {
     ++runs;
     conn.exec("SET application_name = 'after_connect_ran'");
   };
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   EXPECT_EQ(show(pool, "application_name"), "after_connect_ran");
   EXPECT_EQ(show(pool, "application_name"), "after_connect_ran");
@@ -119,8 +118,7 @@ void expect_after_connect_refused(const std::string& name, std::function<void(Co
                                   const std::vector<std::string>& reasons) {
   auto c = one_connection(name, SessionReset::none);
   c.after_connect = std::move(hook);
-  EventRecorder events;
-  c.on_event = events.callback();
+  EventRecorder events(c);
   Pool pool(c);
   ASSERT_TRUE(eventually([&] { return events.count(PoolEventType::connect_failure) >= 1; }));
   try {

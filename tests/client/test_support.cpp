@@ -38,6 +38,13 @@ PoolConfig test_config(const std::string& name) {
   return c;
 }
 
+PoolConfig test_config(const std::string& name, PoolSize size) {
+  PoolConfig c = test_config(name);
+  c.min_idle = size.min_idle;
+  c.max_size = size.max_size;
+  return c;
+}
+
 Admin::Admin() : conn_(Connection::open("", 10s)) {}
 
 long Admin::backends(const std::string& app) {

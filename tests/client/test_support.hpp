@@ -25,8 +25,16 @@ std::chrono::milliseconds wait_limit();
 bool eventually(const std::function<bool()>& condition);
 
 // A pool configuration for tests: PG* environment, a unique name (and so a unique
-// application_name to find its backends by), short maintenance interval.
+// application_name to find its backends by), short maintenance interval, min_idle 0
+// and max_size 4.
 PoolConfig test_config(const std::string& name);
+
+// The pool's size, where a test sets it: test_config("name", {.min_idle = 1, .max_size = 1}).
+struct PoolSize {
+  std::size_t min_idle = 0;
+  std::size_t max_size = 4;
+};
+PoolConfig test_config(const std::string& name, PoolSize size);
 
 // Server-side view, through a connection of its own.
 class Admin {
@@ -50,9 +58,13 @@ struct RecordedEvent {
   std::optional<LeakInfo> leak;
 };
 
-// Thread-safe recorder to plug into PoolConfig::on_event.
+// Thread-safe recorder to plug into PoolConfig::on_event (callback()), or that plugs
+// itself into a configuration: EventRecorder events(config). It must outlive the pools
+// made from that configuration.
 class EventRecorder {
  public:
+  EventRecorder() = default;
+  explicit EventRecorder(PoolConfig& config) { config.on_event = callback(); }
   EventCallback callback();
   std::vector<RecordedEvent> events() const;
   std::size_t count(PoolEventType type) const;

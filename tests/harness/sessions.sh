@@ -3,6 +3,8 @@
 #
 #   hold APPLICATION_NAME N      opens up to N sessions (stops at the first refusal);
 #                                sets HELD (how many) and HELD_ERROR (the refusal, or "")
+#   hold_all APPLICATION_NAME N DESCRIPTION
+#                                hold, and assert (assert.sh) that all N opened, none refused
 #   release_all                  closes every session opened with hold
 TOOLS=${TOOLS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/tools}
 HOLDER_PIDS=()
@@ -22,6 +24,11 @@ hold() {
   local line; line=$(cat "$out"); rm -f "$out"
   HELD=$(sed -n 's/^held=\([0-9]*\) .*/\1/p' <<<"$line")
   HELD_ERROR=$(sed -n 's/^held=[0-9]* error=//p' <<<"$line")
+}
+
+hold_all() {
+  hold "$1" "$2"
+  assert_eq "$HELD/$HELD_ERROR" "$2/" "$3"
 }
 
 release_all() {

@@ -12,19 +12,15 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
+source "$HERE/../harness/scenario.sh"
 TOOLS=$(cd "$HERE/../.." && pwd)/build/tools
 ATTEMPTS=${STORM_ATTEMPTS:-10000}
 
-NAME=storm
 storm_pid=
-cleanup() { [[ -n $storm_pid ]] && kill "$storm_pid" 2>/dev/null; cluster_destroy $NAME; }
-trap cleanup EXIT
-cluster_destroy $NAME
+at_exit '[[ -n $storm_pid ]] && kill "$storm_pid" 2>/dev/null'
 # 30 slots, 3 for superusers: the up to 40 sessions the storm keeps, plus those in flight,
 # press against the 6 reserved for storm_r.
-cluster_start $NAME max_connections=30 usher.database=postgres || exit 1
-eval "$(cluster_env $NAME)"
-SU=(psql -X -At -v ON_ERROR_STOP=1 -U postgres)
+scenario_start storm max_connections=30
 "${SU[@]}" >/dev/null <<'SQL'
 CREATE EXTENSION pg_usher;
 CREATE ROLE app LOGIN;
@@ -39,17 +35,14 @@ services="'storm_a','storm_b','storm_r','storm_u'"
 # --- each refusal made certain: 27 slots for ordinary roles, 6 of them reserved for
 # storm_r. Sessions are held by the plain role; nothing else is connected meanwhile.
 source "$HERE/../harness/sessions.sh"
-PGUSER=app hold storm_a/held 4
-assert_eq "$HELD/$HELD_ERROR" "4/" "storm_a holds its quota of 4"
-PGUSER=app hold storm_u/held 17
-assert_eq "$HELD/$HELD_ERROR" "17/" "storm_u holds 17: with storm_a's 4, every slot not reserved for storm_r"
+PGUSER=app hold_all storm_a/held 4 "storm_a holds its quota of 4"
+PGUSER=app hold_all storm_u/held 17 "storm_u holds 17: with storm_a's 4, every slot not reserved for storm_r"
 PGUSER=app hold storm_a/held 1
 assert_match "$HELD_ERROR" 'too many connections for service "storm_a": 4 of 4 in use' "a 5th storm_a login is refused by quota"
 PGUSER=app hold storm_b/held 1
 assert_match "$HELD_ERROR" 'no connection slot for service "storm_b": the 6 free slot\(s\) are reserved for other services' \
   "a storm_b login is refused by reservation: the 6 free slots are storm_r's"
-PGUSER=app hold storm_r/held 6
-assert_eq "$HELD/$HELD_ERROR" "6/" "storm_r gets its 6 reserved slots"
+PGUSER=app hold_all storm_r/held 6 "storm_r gets its 6 reserved slots"
 PGUSER=app hold storm_u/held 1
 assert_match "$HELD_ERROR" 'no connection slot for service "storm_u": the server is full, 27 of 27 connections for ordinary roles are in use' \
   "with all 27 slots in use a login is refused because the server is full"

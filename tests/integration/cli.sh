@@ -13,15 +13,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
-
-NAME=cli
-BG_PIDS=()
-cleanup() {
-  local pid
-  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  cluster_destroy $NAME
-}
-trap cleanup EXIT
+source "$HERE/../harness/scenario.sh"
 
 if [[ -z ${USHER_CLI:-} ]]; then
   # In make test the client suite has just built the tool in build/client: bring that
@@ -45,12 +37,8 @@ fi
 
 # The sampler is slowed to one tick an hour so that pool_advice's history, and so the
 # advice, cannot change between the tool's read and the test's own.
-cluster_destroy $NAME
-cluster_start $NAME usher.database=postgres usher.sample_interval=1h || exit 1
-eval "$(cluster_env $NAME)"
+scenario_start cli usher.sample_interval=1h
 Q=(psql -X -At -v ON_ERROR_STOP=1)
-WORK=$(mktemp -d)
-trap 'cleanup; rm -rf "$WORK"' EXIT
 
 # run ARGS...: runs the tool; sets OUT (stdout), ERR (stderr) and RC.
 run() {

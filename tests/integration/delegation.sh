@@ -10,18 +10,9 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
+source "$HERE/../harness/scenario.sh"
 
-NAME=delegation
-BG_PIDS=()
-cleanup() {
-  local pid
-  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  cluster_destroy $NAME
-}
-trap cleanup EXIT
-cluster_destroy $NAME
-cluster_start $NAME usher.database=postgres || exit 1
-eval "$(cluster_env $NAME)"
+scenario_start delegation
 Q=(psql -X -At -v ON_ERROR_STOP=1)
 AS_OPS=(env PGUSER=ops psql -X -At -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate)
 AS_PLAIN=(env PGUSER=plain psql -X -At -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate)

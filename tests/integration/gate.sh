@@ -8,16 +8,9 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
+source "$HERE/../harness/scenario.sh"
 
-NAME=gate
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; cluster_destroy $NAME; rm -rf "$OUT"; }
-OUT=$(mktemp -d)
-trap cleanup EXIT
-cluster_destroy $NAME
-cluster_start $NAME usher.database=postgres || exit 1
-eval "$(cluster_env $NAME)"
-SU=(psql -X -At -v ON_ERROR_STOP=1 -U postgres)
+scenario_start gate
 "${SU[@]}" >/dev/null <<'SQL'
 CREATE EXTENSION pg_usher;
 CREATE ROLE app LOGIN;
@@ -29,13 +22,11 @@ SELECT usher.set_service('tight', max_active => 1, queue_timeout => '300ms');
 SQL
 export PGUSER=app
 APP=(psql -X -At -v ON_ERROR_STOP=1)
-gate_of() { "${SU[@]}" -c "SELECT active || ' ' || queued FROM usher.service_status WHERE service = '$1'"; }
 idle_gate() { test "$(gate_of "$1")" = "0 0"; }
-gate_is() { test "$(gate_of "$1")" = "$2"; }
 queued_is() { test "$("${SU[@]}" -c "SELECT queued FROM usher.service_status WHERE service = '$1'")" = "$2"; }
 bg() {  # application_name, sql, output file: a session in the background
   PGAPPNAME=$1 "${APP[@]}" -c "$2" >"$3" 2>&1 &
-  pids+=($!)
+  BG_PIDS+=($!)
 }
 
 # --- 10 sessions of pg_sleep in a service with max_active 2: two hold the slots while
@@ -43,11 +34,11 @@ bg() {  # application_name, sql, output file: a session in the background
 # the holders end and the eight run, two at a time.
 queued_is_n() { test "$("${SU[@]}" -c "SELECT queued FROM usher.service_status WHERE service = 'orders'")" = "$1"; }
 for i in 1 2; do
-  bg orders/w$i "SELECT pg_sleep(30)" "$OUT/w$i"
+  bg orders/w$i "SELECT pg_sleep(30)" "$WORK/w$i"
   await 10 gate_is orders "$i 0"
 done
 for i in $(seq 3 10); do
-  bg orders/w$i "INSERT INTO starts SELECT $i, t FROM (SELECT clock_timestamp() AS t, pg_sleep(0.3)) s" "$OUT/w$i"
+  bg orders/w$i "INSERT INTO starts SELECT $i, t FROM (SELECT clock_timestamp() AS t, pg_sleep(0.3)) s" "$WORK/w$i"
   await 10 queued_is_n $((i - 2))
 done
 "${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name IN ('orders/w1', 'orders/w2')" >/dev/null
@@ -58,7 +49,7 @@ for _ in $(seq 1 100); do
   idle_gate orders && [[ $("${SU[@]}" -c "SELECT count(*) FROM starts") == 8 ]] && break
   sleep 0.05
 done
-wait "${pids[@]}" 2>/dev/null; pids=()
+wait "${BG_PIDS[@]}" 2>/dev/null; BG_PIDS=()
 assert_eq "$most" "2" "sampled during the run: at most 2 statements of the service active at once"
 assert_eq "$("${SU[@]}" -c "SELECT peak_active FROM usher.service_status WHERE service = 'orders'")" "2" \
   "peak_active is 2: never more than max_active"
@@ -72,7 +63,7 @@ assert_eq "$("${SU[@]}" -c "SELECT statements_waited_total = 8 AND wait_seconds_
 
 # --- queue_timeout (the holder runs until it is cancelled below: no case depends on
 # how fast the machine is)
-bg tight/holder "SELECT pg_sleep(300)" "$OUT/holder"
+bg tight/holder "SELECT pg_sleep(300)" "$WORK/holder"
 await 10 gate_is tight "1 0"
 err=$(PGAPPNAME=tight/late "${APP[@]}" -v VERBOSITY=verbose -c "SELECT 1" 2>&1)
 assert_match "$err" 'ERROR:  53000: statement queue timeout for service "tight": its 1 max_active slot\(s\) stayed busy for (0\.[3-9]|[1-9])[0-9]*\.?[0-9]* s' \
@@ -83,11 +74,11 @@ assert_eq "$("${SU[@]}" -c "SELECT queue_timeouts_total || ' ' || queued FROM us
 
 # --- cancel during a wait
 "${SU[@]}" -c "SELECT usher.set_service('tight', queue_timeout => '30s')" >/dev/null
-bg tight/cancelled "SELECT 1" "$OUT/cancelled"
+bg tight/cancelled "SELECT 1" "$WORK/cancelled"
 await 10 queued_is tight 1
 "${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'tight/cancelled'" >/dev/null
-wait "${pids[-1]}"
-assert_match "$(cat "$OUT/cancelled")" "canceling statement due to user request" "cancel ends a wait with the usual error"
+wait "${BG_PIDS[-1]}"
+assert_match "$(cat "$WORK/cancelled")" "canceling statement due to user request" "cancel ends a wait with the usual error"
 assert_eq "$("${SU[@]}" -c "SELECT queued FROM usher.service_status WHERE service = 'tight'")" "0" "and leaves no waiter"
 
 # --- statement_timeout during a wait
@@ -99,15 +90,15 @@ await 10 idle_gate tight
 assert_eq "$(gate_of tight)" "0 0" "the holder's slot is back once it ends"
 
 # --- raising max_active admits waiters at once
-bg tight/holder "SELECT pg_sleep(300)" "$OUT/holder"
+bg tight/holder "SELECT pg_sleep(300)" "$WORK/holder"
 await 10 gate_is tight "1 0"
-bg tight/waiter "SELECT 'admitted'" "$OUT/waiter"
+bg tight/waiter "SELECT 'admitted'" "$WORK/waiter"
 await 10 queued_is tight 1
 "${SU[@]}" -c "SELECT usher.set_service('tight', max_active => 2)" >/dev/null
-await 3 grep -q admitted "$OUT/waiter"
-assert_eq "$(cat "$OUT/waiter")" "admitted" "a raised max_active admits the waiting statement before the holder ends"
+await 3 grep -q admitted "$WORK/waiter"
+assert_eq "$(cat "$WORK/waiter")" "admitted" "a raised max_active admits the waiting statement before the holder ends"
 "${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'tight/holder'" >/dev/null
-wait "${pids[@]}" 2>/dev/null; pids=()
+wait "${BG_PIDS[@]}" 2>/dev/null; BG_PIDS=()
 "${SU[@]}" -c "SELECT usher.set_service('tight', max_active => 1)" >/dev/null
 
 # --- every way a statement ends gives its slot back
@@ -124,63 +115,57 @@ for e in "${ends[@]}"; do
   assert_eq "$(gate_of tight)" "0 0" "${e%%|*}: no slot or waiter left"
 done
 for how in cancel terminate; do
-  bg tight/victim "SELECT pg_sleep(300)" "$OUT/victim"
+  bg tight/victim "SELECT pg_sleep(300)" "$WORK/victim"
   await 10 gate_is tight "1 0"
   "${SU[@]}" -c "SELECT pg_${how}_backend(pid) FROM usher.backends WHERE application_name = 'tight/victim'" >/dev/null
-  wait "${pids[-1]}"
+  wait "${BG_PIDS[-1]}"
   await 10 idle_gate tight
   assert_eq "$(gate_of tight)" "0 0" "pg_${how}_backend while running: no slot left"
 done
-bg tight/victim "SELECT pg_sleep(300)" "$OUT/victim"
+bg tight/victim "SELECT pg_sleep(300)" "$WORK/victim"
 await 10 gate_is tight "1 0"
-bg tight/queued "SELECT 1" "$OUT/queued"
+bg tight/queued "SELECT 1" "$WORK/queued"
 await 10 queued_is tight 1
 "${SU[@]}" -c "SELECT pg_terminate_backend(pid) FROM usher.backends WHERE application_name = 'tight/queued'" >/dev/null
 await 10 queued_is tight 0
 assert_eq "$("${SU[@]}" -c "SELECT queued FROM usher.service_status WHERE service = 'tight'")" "0" "pg_terminate_backend of a waiter: it leaves the queue"
-kill -9 "${pids[-2]}" 2>/dev/null   # the client of the running statement vanishes
-wait "${pids[@]}" 2>/dev/null; pids=()
+kill -9 "${BG_PIDS[-2]}" 2>/dev/null   # the client of the running statement vanishes
+wait "${BG_PIDS[@]}" 2>/dev/null; BG_PIDS=()
 "${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'tight/victim'" >/dev/null
 await 10 idle_gate tight
 assert_eq "$(gate_of tight)" "0 0" "a client that vanished mid-statement: the slot comes back"
 
 # --- idle in transaction holds no slot; superusers and utility control are not gated
-fifo=$OUT/fifo; mkfifo "$fifo"
-PGAPPNAME=tight/idle "${APP[@]}" <"$fifo" >"$OUT/idle" 2>&1 &
-pids+=($!)
-exec {idle}>"$fifo"
-echo "BEGIN; SELECT 1;" >&$idle
+session_open idle tight/idle
+session_send idle "BEGIN; SELECT 1;"
 idle_in_xact() { test "$("${SU[@]}" -c "SELECT count(*) FROM usher.backends WHERE application_name = 'tight/idle' AND state = 'idle in transaction'")" = 1; }
 await 10 idle_in_xact
 assert_eq "$(gate_of tight)" "0 0" "a session idle in a transaction holds no slot"
 before=$("${SU[@]}" -c "SELECT statements_admitted_total FROM usher.service_status WHERE service = 'tight'")
 PGAPPNAME=tight/dba "${SU[@]}" -c "SELECT 1" >/dev/null
-echo "ROLLBACK; SET application_name = 'tight/idle-done'; SHOW application_name;" >&$idle
-await 10 grep -q "tight/idle-done" "$OUT/idle"
+session_send idle "ROLLBACK; SET application_name = 'tight/idle-done'; SHOW application_name;"
+await 10 session_seen idle "tight/idle-done"
 assert_eq "$("${SU[@]}" -c "SELECT statements_admitted_total FROM usher.service_status WHERE service = 'tight'")" "$before" \
   "superusers, ROLLBACK, SET and SHOW pass without taking a slot"
-exec {idle}>&-
-wait "${pids[@]}" 2>/dev/null; pids=()
+session_close idle
+wait "${BG_PIDS[@]}" 2>/dev/null; BG_PIDS=()
 
 # --- no deadlock: a transaction's later statements never wait behind statements that
 # wait for its locks. A writes a row and stays in its transaction; B takes tight's only
 # slot and waits for A's row lock; A's next statement must still run.
 "${SU[@]}" -c "CREATE TABLE accounts (id int PRIMARY KEY, balance int)" -c "INSERT INTO accounts VALUES (1, 0), (2, 0)" \
            -c "GRANT SELECT, UPDATE ON accounts TO app" -c "SELECT usher.set_service('tight', queue_timeout => '30s')" >/dev/null
-fifo=$OUT/writer; mkfifo "$fifo"
-PGAPPNAME=tight/writer "${APP[@]}" <"$fifo" >"$OUT/writer.out" 2>&1 &
-pids+=($!)
-exec {writer}>"$fifo"
-echo "BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = 1; SELECT 'updated';" >&$writer
-await 10 grep -q updated "$OUT/writer.out"
-bg tight/blocked "UPDATE accounts SET balance = balance + 1 WHERE id = 1" "$OUT/blocked"
+session_open writer tight/writer
+session_send writer "BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = 1; SELECT 'updated';"
+await 10 session_seen writer updated
+bg tight/blocked "UPDATE accounts SET balance = balance + 1 WHERE id = 1" "$WORK/blocked"
 lock_waiting() { test "$("${SU[@]}" -c "SELECT count(*) FROM usher.backends WHERE application_name = 'tight/blocked' AND wait_event_type = 'Lock' AND admission_state = 'active'")" = 1; }
 await 10 lock_waiting
-echo "UPDATE accounts SET balance = balance + 1 WHERE id = 2; SELECT 'second'; COMMIT;" >&$writer
-await 20 grep -q second "$OUT/writer.out"
-assert_match "$(cat "$OUT/writer.out")" "second" "the writer's next statement runs although the blocked statement holds the only slot"
-exec {writer}>&-
-wait "${pids[@]}" 2>/dev/null; pids=()
+session_send writer "UPDATE accounts SET balance = balance + 1 WHERE id = 2; SELECT 'second'; COMMIT;"
+await 20 session_seen writer second
+assert_match "$(cat "$WORK/writer.out")" "second" "the writer's next statement runs although the blocked statement holds the only slot"
+session_close writer
+wait "${BG_PIDS[@]}" 2>/dev/null; BG_PIDS=()
 assert_eq "$("${SU[@]}" -c "SELECT balance FROM accounts WHERE id = 1")" "2" "and the blocked statement completes after the writer commits"
 await 10 idle_gate tight
 assert_eq "$(gate_of tight)" "0 0" "no slot or waiter left"
@@ -195,40 +180,40 @@ TRUNCATE starts;
 SQL
 sleep 0.5
 server_queued() { test "$("${SU[@]}" -c "SELECT count(*) FROM usher.backends WHERE admission_state = 'queued'")" = "$1"; }
-bg low/holder "SELECT pg_sleep(30)" "$OUT/holder"
+bg low/holder "SELECT pg_sleep(30)" "$WORK/holder"
 await 10 gate_is low "1 0"
 n=0
 for who in low/first low/second high/late; do
   n=$((n + 1))
-  bg $who "INSERT INTO starts SELECT $n, clock_timestamp()" "$OUT/prio$n"
+  bg $who "INSERT INTO starts SELECT $n, clock_timestamp()" "$WORK/prio$n"
   await 10 server_queued $n
 done
 # All three wait behind the holder; ending it lets them in one at a time.
 "${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'low/holder'" >/dev/null
-wait "${pids[@]}" 2>/dev/null; pids=()
+wait "${BG_PIDS[@]}" 2>/dev/null; BG_PIDS=()
 assert_eq "$("${SU[@]}" -c "SELECT string_agg(session::text, ',' ORDER BY started) FROM starts")" "3,1,2" \
   "at usher.max_active_total, the higher-priority service's statement goes first, then arrival order"
-bg low/holder "SELECT pg_sleep(300)" "$OUT/holder"
+bg low/holder "SELECT pg_sleep(300)" "$WORK/holder"
 await 10 gate_is low "1 0"
 "${SU[@]}" -c "SELECT usher.set_service('low', queue_timeout => '200ms')" >/dev/null
 err=$(PGAPPNAME=low/late "${APP[@]}" -v VERBOSITY=verbose -c "SELECT 1" 2>&1)
 assert_match "$err" "ERROR:  53000: statement queue timeout for service \"low\": the server's 1 usher.max_active_total slot\(s\) stayed busy" \
   "a wait at the server's gate times out with its own message"
 "${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'low/holder'" >/dev/null
-wait "${pids[@]}" 2>/dev/null; pids=()
+wait "${BG_PIDS[@]}" 2>/dev/null; BG_PIDS=()
 await 10 idle_gate low
 assert_eq "$(gate_of low) $(gate_of high)" "0 0 0 0" "no slot or waiter left at either gate"
 # Raising the server's limit admits a waiter at the reload, not at the holder's end.
 "${SU[@]}" -c "SELECT usher.set_service('low', queue_timeout => '30s')" >/dev/null
-bg low/holder "SELECT pg_sleep(30)" "$OUT/holder"
+bg low/holder "SELECT pg_sleep(30)" "$WORK/holder"
 await 10 gate_is low "1 0"
-bg high/waiter "SELECT 'admitted'" "$OUT/waiter"
+bg high/waiter "SELECT 'admitted'" "$WORK/waiter"
 await 10 server_queued 1
 "${SU[@]}" -c "ALTER SYSTEM SET usher.max_active_total = 2" -c "SELECT pg_reload_conf()" >/dev/null
-await 5 grep -q admitted "$OUT/waiter"
-assert_eq "$(cat "$OUT/waiter")" "admitted" "a raised usher.max_active_total admits the waiting statement before the holder ends"
+await 5 grep -q admitted "$WORK/waiter"
+assert_eq "$(cat "$WORK/waiter")" "admitted" "a raised usher.max_active_total admits the waiting statement before the holder ends"
 "${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM usher.backends WHERE application_name = 'low/holder'" >/dev/null
-wait "${pids[@]}" 2>/dev/null; pids=()
+wait "${BG_PIDS[@]}" 2>/dev/null; BG_PIDS=()
 await 10 idle_gate low
 "${SU[@]}" -c "ALTER SYSTEM RESET usher.max_active_total" -c "SELECT pg_reload_conf()" >/dev/null
 

@@ -10,21 +10,12 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
+source "$HERE/../harness/scenario.sh"
 
 NAME=semaphores
-BG_PIDS=()
-cleanup() {
-  local pid
-  for pid in "${BG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  cluster_destroy $NAME; cluster_destroy $NAME-nopreload
-}
-trap cleanup EXIT
-cluster_destroy $NAME
-cluster_start $NAME usher.database=postgres usher.max_semaphores=4 || exit 1
-eval "$(cluster_env $NAME)"
+scenario_start $NAME usher.max_semaphores=4
+at_exit 'cluster_destroy $NAME-nopreload'
 Q=(psql -X -At -v ON_ERROR_STOP=1)
-WORK=$(mktemp -d)
-trap 'cleanup; rm -rf "$WORK"' EXIT
 
 "${Q[@]}" -c "CREATE EXTENSION pg_usher" >/dev/null
 sem() {  # NAME COLUMNS
@@ -162,28 +153,22 @@ assert_eq "$(sem gate "held || ' ' || waiters")" "1 0" \
 await 10 is "SELECT held FROM usher.semaphores WHERE name = 'gate'" 0
 assert_eq "$(sem gate "held || ' ' || holders")" "0 0" "pg_terminate_backend of a session-scope holder releases its permits"
 
-# psql reading a FIFO: the session stays open, idle, until we say otherwise.
-open_session() {  # NAME [PGOPTIONS]: sets SESSION_FD and SESSION_PID
-  mkfifo "$WORK/$1.fifo"
-  PGOPTIONS=${2:-} PGAPPNAME=$1 psql -X -At <"$WORK/$1.fifo" >"$WORK/$1.out" 2>&1 &
-  SESSION_PID=$!; BG_PIDS+=($!)
-  exec {SESSION_FD}>"$WORK/$1.fifo"
-}
-open_session idler
-echo "BEGIN; SELECT usher.acquire('gate', 1, '1s'); SELECT usher.acquire('hammer', 1, '1s', 'session');" >&$SESSION_FD
+# psql reading a FIFO (session_open): the session stays open, idle, until we say otherwise.
+session_open idler
+session_send idler "BEGIN; SELECT usher.acquire('gate', 1, '1s'); SELECT usher.acquire('hammer', 1, '1s', 'session');"
 await 10 is "SELECT held FROM usher.semaphores WHERE name = 'gate'" 1
-kill -9 "$SESSION_PID"; wait "$SESSION_PID" 2>/dev/null  # the client vanishes; its idle backend reads EOF and exits
-exec {SESSION_FD}>&-
+kill -9 "${SESSION_PID[idler]}"; wait "${SESSION_PID[idler]}" 2>/dev/null  # the client vanishes; its idle backend reads EOF and exits
+session_close idler
 await 10 is "SELECT held FROM usher.semaphores WHERE name = 'gate'" 0
 assert_eq "$(sem gate held),$(sem hammer held)" "0,0" "an idle holder whose client vanished releases both scopes' permits"
 
-open_session fatal '-c idle_in_transaction_session_timeout=1500ms'
-echo "BEGIN; SELECT usher.acquire('gate', 1, '1s', 'session'); SELECT usher.acquire('hammer', 2, '1s');" >&$SESSION_FD
+session_open fatal fatal '-c idle_in_transaction_session_timeout=1500ms'
+session_send fatal "BEGIN; SELECT usher.acquire('gate', 1, '1s', 'session'); SELECT usher.acquire('hammer', 2, '1s');"
 await 10 is "SELECT held FROM usher.semaphores WHERE name = 'hammer'" 2
 await 10 is "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fatal'" 0
-echo "SELECT 1;" >&$SESSION_FD  # psql reads the FATAL when it next talks to the server
-exec {SESSION_FD}>&-
-wait "$SESSION_PID" 2>/dev/null
+session_send fatal "SELECT 1;"  # psql reads the FATAL when it next talks to the server
+session_close fatal
+wait "${SESSION_PID[fatal]}" 2>/dev/null
 assert_match "$(cat "$WORK/fatal.out")" "idle-in-transaction timeout" "idle_in_transaction_session_timeout ends the session with FATAL"
 assert_eq "$(sem gate held),$(sem hammer held)" "0,0" "after that FATAL both scopes' permits are released"
 

@@ -28,21 +28,24 @@ SELECT is(pg_temp.as_role('usher_tap_act_plain', 'SELECT count(*)::text FROM ush
           'ERROR 42501', 'a plain role may not call pool_advice');
 
 -- Invalid arguments: 22023 with the bad key or value in the message.
-SELECT throws_ok($$SELECT * FROM usher.pool_advice('[]')$$, '22023',
-  'instances must be a JSON object of service names and client process counts, not a JSON array', 'an array: 22023');
-SELECT throws_ok($$SELECT * FROM usher.pool_advice('3')$$, '22023',
-  'instances must be a JSON object of service names and client process counts, not a JSON number', 'a number: 22023');
-SELECT throws_ok($$SELECT * FROM usher.pool_advice('{"default": 0}')$$, '22023',
-  'instances of service "default" must be a whole number between 1 and 100000, not 0', 'zero: 22023');
-SELECT throws_ok($$SELECT * FROM usher.pool_advice('{"default": 1.5}')$$, '22023',
-  'instances of service "default" must be a whole number between 1 and 100000, not 1.5', 'a fraction: 22023');
-SELECT throws_ok($$SELECT * FROM usher.pool_advice('{"default": "2"}')$$, '22023',
-  'instances of service "default" must be a whole number between 1 and 100000, not "2"', 'a string: 22023');
-SELECT throws_ok($$SELECT * FROM usher.pool_advice('{"default": true}')$$, '22023',
-  'instances of service "default" must be a whole number between 1 and 100000, not true', 'a boolean: 22023');
-SELECT throws_ok($$SELECT * FROM usher.pool_advice('{"tap_nope": 2}')$$, '22023',
-  'instances names service "tap_nope", which is not an enabled service in the published registry',
-  'an unknown service: 22023');
+SELECT throws_ok(format('SELECT * FROM usher.pool_advice(%L)', instances), '22023', message, description)
+  FROM (VALUES
+    (1, '[]', 'instances must be a JSON object of service names and client process counts, not a JSON array',
+     'an array: 22023'),
+    (2, '3', 'instances must be a JSON object of service names and client process counts, not a JSON number',
+     'a number: 22023'),
+    (3, '{"default": 0}', 'instances of service "default" must be a whole number between 1 and 100000, not 0',
+     'zero: 22023'),
+    (4, '{"default": 1.5}', 'instances of service "default" must be a whole number between 1 and 100000, not 1.5',
+     'a fraction: 22023'),
+    (5, '{"default": "2"}', 'instances of service "default" must be a whole number between 1 and 100000, not "2"',
+     'a string: 22023'),
+    (6, '{"default": true}', 'instances of service "default" must be a whole number between 1 and 100000, not true',
+     'a boolean: 22023'),
+    (7, '{"tap_nope": 2}', 'instances names service "tap_nope", which is not an enabled service in the published registry',
+     'an unknown service: 22023')
+  ) AS invalid(n, instances, message, description)
+ ORDER BY n;
 
 -- A session of another service appears in the history with its count.
 SELECT usher.set_service('tap_act', max_connections => 8);

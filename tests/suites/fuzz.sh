@@ -401,12 +401,9 @@ echo "# server log, errors by SQLSTATE: $(jq -r 'select(.error_severity | IN("ER
 check_invariants "sqlsmith"
 
 # --- 4. Counts with sessions open: held sessions of each kind, then gone again.
-PGUSER=fuzz_app hold fuzzgate/held 3
-assert_eq "$HELD $HELD_ERROR" "3 " "3 sessions held open in service fuzzgate"
-PGUSER=fuzz_smith hold anything/held 2
-assert_eq "$HELD $HELD_ERROR" "2 " "2 sessions held open in service smith (role mapping)"
-PGUSER=fuzz_plain hold nosuchservice/held 2
-assert_eq "$HELD $HELD_ERROR" "2 " "2 sessions held open in service default"
+PGUSER=fuzz_app hold_all fuzzgate/held 3 "3 sessions held open in service fuzzgate"
+PGUSER=fuzz_smith hold_all anything/held 2 "2 sessions held open in service smith (role mapping)"
+PGUSER=fuzz_plain hold_all nosuchservice/held 2 "2 sessions held open in service default"
 assert_eq "$(count_drift)" "" "with sessions open, service_status.current equals the real backends of every service"
 release_all
 check_invariants "the end"
