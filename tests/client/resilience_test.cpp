@@ -193,7 +193,7 @@ TEST(RetryPolicyTest, ValidateNamesTheBadValue) {
 
 // ---- CircuitBreaker
 
-struct BreakerFixture : ::testing::Test {
+struct CircuitBreakerTest : ::testing::Test {
   ManualClock clock;
   std::vector<BreakerTransition> transitions;
   CircuitBreakerConfig config() {
@@ -234,7 +234,7 @@ struct BreakerFixture : ::testing::Test {
   }
 };
 
-TEST_F(BreakerFixture, ClosedToOpenByFailureRateOverASlidingCountWindow) {
+TEST_F(CircuitBreakerTest, ClosedToOpenByFailureRateOverASlidingCountWindow) {
   auto b = make(config());
   b->on_failure(1ms);
   b->on_failure(1ms);
@@ -256,7 +256,7 @@ TEST_F(BreakerFixture, ClosedToOpenByFailureRateOverASlidingCountWindow) {
   EXPECT_EQ(c->metrics().opened_total, 1u);
 }
 
-TEST_F(BreakerFixture, ClosedToOpenBySlowCalls) {
+TEST_F(CircuitBreakerTest, ClosedToOpenBySlowCalls) {
   auto b = make(config());
   b->on_success(99ms);
   b->on_success(100ms);  // slow: at slow_call_duration or more
@@ -267,7 +267,7 @@ TEST_F(BreakerFixture, ClosedToOpenBySlowCalls) {
   expect_transition(0, BreakerState::closed, BreakerState::open, "slow-call rate 50.0% >= 50.0% over 4 calls");
 }
 
-TEST_F(BreakerFixture, ClosedToOpenOverATimeBasedWindow) {
+TEST_F(CircuitBreakerTest, ClosedToOpenOverATimeBasedWindow) {
   auto c = config();
   c.window = SlidingWindow::time_based;
   c.window_size = 2;  // seconds
@@ -283,7 +283,7 @@ TEST_F(BreakerFixture, ClosedToOpenOverATimeBasedWindow) {
   EXPECT_EQ(b->state(), BreakerState::open);
 }
 
-TEST_F(BreakerFixture, OpenRefusesUntilTheWaitThenHalfOpen) {
+TEST_F(CircuitBreakerTest, OpenRefusesUntilTheWaitThenHalfOpen) {
   auto b = opened();
   EXPECT_FALSE(b->try_acquire());
   EXPECT_THROW(b->call([] { ADD_FAILURE() << "called while open"; }), CircuitOpen);
@@ -296,7 +296,7 @@ TEST_F(BreakerFixture, OpenRefusesUntilTheWaitThenHalfOpen) {
   expect_transition(0, BreakerState::open, BreakerState::half_open, "wait in open (1000 ms) elapsed");
 }
 
-TEST_F(BreakerFixture, HalfOpenToClosedWhenTheProbesSucceed) {
+TEST_F(CircuitBreakerTest, HalfOpenToClosedWhenTheProbesSucceed) {
   auto b = half_opened();
   EXPECT_TRUE(b->try_acquire());
   EXPECT_TRUE(b->try_acquire());
@@ -312,7 +312,7 @@ TEST_F(BreakerFixture, HalfOpenToClosedWhenTheProbesSucceed) {
   EXPECT_TRUE(b->try_acquire());
 }
 
-TEST_F(BreakerFixture, HalfOpenToOpenWhenTheProbesFail) {
+TEST_F(CircuitBreakerTest, HalfOpenToOpenWhenTheProbesFail) {
   auto b = half_opened();
   ASSERT_TRUE(b->try_acquire());
   ASSERT_TRUE(b->try_acquire());
@@ -334,7 +334,7 @@ TEST_F(BreakerFixture, HalfOpenToOpenWhenTheProbesFail) {
 
 // A probe that never reports (its caller hung, or forgot) cannot keep it half-open: after
 // max_wait_in_half_open it opens, and after wait_in_open offers fresh probes.
-TEST_F(BreakerFixture, HalfOpenGivesUpAfterMaxWait) {
+TEST_F(CircuitBreakerTest, HalfOpenGivesUpAfterMaxWait) {
   auto b = half_opened();
   ASSERT_TRUE(b->try_acquire());
   ASSERT_TRUE(b->try_acquire());
@@ -351,7 +351,7 @@ TEST_F(BreakerFixture, HalfOpenGivesUpAfterMaxWait) {
   EXPECT_EQ(b->metrics().half_opened_total, 2u);
 }
 
-TEST_F(BreakerFixture, ReleaseGivesAHalfOpenPermitBack) {
+TEST_F(CircuitBreakerTest, ReleaseGivesAHalfOpenPermitBack) {
   auto b = half_opened();
   ASSERT_TRUE(b->try_acquire());
   ASSERT_TRUE(b->try_acquire());
@@ -360,7 +360,7 @@ TEST_F(BreakerFixture, ReleaseGivesAHalfOpenPermitBack) {
   EXPECT_TRUE(b->try_acquire());
 }
 
-TEST_F(BreakerFixture, CallCountsExceptionsAsFailuresUnlessTold) {
+TEST_F(CircuitBreakerTest, CallCountsExceptionsAsFailuresUnlessTold) {
   auto c = config();
   c.minimum_calls = 2;
   c.window_size = 2;
@@ -382,7 +382,7 @@ TEST_F(BreakerFixture, CallCountsExceptionsAsFailuresUnlessTold) {
   }
 }
 
-TEST_F(BreakerFixture, ResetAndForceOpen) {
+TEST_F(CircuitBreakerTest, ResetAndForceOpen) {
   auto b = make(config());
   b->force_open("maintenance");
   EXPECT_FALSE(b->try_acquire());
