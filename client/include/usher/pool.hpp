@@ -101,12 +101,13 @@ class Pool {
   ~Pool();
 
   // Lends a connection, waiting up to acquire_timeout (strictly FIFO among waiters).
-  // Throws usher::PoolTimeout, usher::PoolClosed.
+  // Throws usher::PoolTimeout, usher::PoolClosed, and usher::CircuitOpen at once while
+  // the pool's circuit breaker is open (no connection attempted; see breaker()).
   Lease acquire(std::source_location where = std::source_location::current());
   Lease acquire(Clock::time_point deadline,
                 std::source_location where = std::source_location::current());
   // Lends an idle connection if one is free now and nobody is waiting; never waits
-  // for a new connection (it may still validate the idle one).
+  // for a new connection (it may still validate the idle one). CircuitOpen as acquire().
   std::optional<Lease> try_acquire(std::source_location where = std::source_location::current());
 
   // Runs fn(conn) (or fn(conn, attempt)) in a transaction on a borrowed connection:
