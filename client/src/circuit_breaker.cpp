@@ -50,7 +50,6 @@ CircuitBreaker::CircuitBreaker(CircuitBreakerConfig config, Listener listener, N
     ring_.resize(config_.window_size);
   else
     buckets_.resize(config_.window_size);
-  state_since_ = this->now();
 }
 
 bool CircuitBreaker::try_acquire_slow() {
@@ -226,7 +225,6 @@ void CircuitBreaker::advance_locked(Clock::time_point t, std::vector<BreakerTran
 void CircuitBreaker::transition_locked(BreakerState to, std::string reason, Clock::time_point t,
                                        std::vector<BreakerTransition>& out) {
   auto from = state_.load(std::memory_order_relaxed);
-  state_since_ = t;
   half_open_permits_ = half_open_calls_ = half_open_failed_ = half_open_slow_ = 0;
   switch (to) {
     case BreakerState::closed:
@@ -244,7 +242,6 @@ void CircuitBreaker::transition_locked(BreakerState to, std::string reason, Cloc
       break;
   }
   state_.store(to, std::memory_order_release);
-  last_reason_ = reason;
   if (from != to) out.push_back({from, to, std::move(reason)});
 }
 

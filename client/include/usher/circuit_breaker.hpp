@@ -150,7 +150,6 @@ class CircuitBreaker {
   alignas(64) std::atomic<BreakerState> state_{BreakerState::closed};
 
   alignas(64) mutable std::mutex mu_;
-  Clock::time_point state_since_{};
   Clock::time_point next_transition_ = Clock::time_point::max();
   // The window. count_based: a ring of window_size outcomes; time_based: one bucket per
   // second, bucket_epoch_ the second it counts.
@@ -166,7 +165,6 @@ class CircuitBreaker {
   std::size_t half_open_permits_ = 0, half_open_calls_ = 0, half_open_failed_ = 0,
               half_open_slow_ = 0;
   BreakerMetrics totals_;  // only the *_total fields
-  std::string last_reason_;
 };
 
 namespace detail {
