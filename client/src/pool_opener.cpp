@@ -54,6 +54,7 @@ void PoolCore::opener_loop() {
       record = round_trips_.open(&connected_after);
     } catch (const ConnectAborted& e) {  // close(): says nothing about the server
       error = e.what();
+      permanent = std::current_exception();
       aborted = true;
     } catch (const Error& e) {  // the server's refusal keeps its class (login errors)
       error = e.what();
