@@ -38,10 +38,12 @@ TEST(PoolBreakerTest, UnreachableServerOpensTheBreakerAndAcquireFailsFast) {
   EventRecorder events;
   c.on_event = events.callback();
   Pool pool(c);
-  // The opener counts its third failure just after the breaker opened on it.
+  // The opener counts its third failure, and the listener emits the event, just after
+  // the breaker opened on it.
   ASSERT_TRUE(eventually([&] {
     auto s = pool.stats();
-    return s.breaker.state == BreakerState::open && s.connect_failures == 3;
+    return s.breaker.state == BreakerState::open && s.connect_failures == 3 &&
+           events.count(PoolEventType::breaker) == 1;
   }));
   EXPECT_EQ(events.count(PoolEventType::breaker), 1u);
   auto e = events.events();
