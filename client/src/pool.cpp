@@ -36,6 +36,7 @@ PoolStats Pool::stats() const { return core_->stats(); }
 std::optional<bool> Pool::extension_detected() const { return core_->extension_detected(); }
 std::optional<PoolAdvice> Pool::advice() const { return core_->advice(); }
 const PoolConfig& Pool::config() const noexcept { return core_->config(); }
+CircuitBreaker& Pool::breaker() const noexcept { return core_->breaker(); }
 
 Lease::Lease(Lease&& other) noexcept
     : core_(std::exchange(other.core_, nullptr)), pooled_(std::exchange(other.pooled_, nullptr)) {}

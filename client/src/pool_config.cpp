@@ -64,6 +64,7 @@ void PoolConfig::validate() const {
   if (advice_instances < 1 || advice_instances > 100000)
     bad("advice_instances", fmt::format("must be 1 to 100000 (got {})", advice_instances));
   not_negative("advice_interval", advice_interval);
+  if (breaker_enabled) breaker.validate("PoolConfig.breaker.");
 
   // conninfo: parsed here so that a typo fails at start-up, not at the first connect.
   // libpq's message may quote part of the string, so it is not repeated.

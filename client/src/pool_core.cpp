@@ -26,7 +26,9 @@ PoolCore::PoolCore(PoolConfig config)
       bag_([this] {
         std::lock_guard lk(mu_);
         wake_opener_locked();
-      }) {
+      }),
+      breaker_(config_.breaker_enabled ? config_.breaker : CircuitBreakerConfig{},
+               [this](const BreakerTransition& t) { on_breaker_transition(t); }) {
   opener_ = std::thread([this] { opener_loop(); });
   maintenance_ = std::thread([this] { maintenance_loop(); });
 }
@@ -37,8 +39,8 @@ PoolCore::~PoolCore() {
   if (maintenance_.joinable()) maintenance_.join();
 }
 
-PooledConnection* PoolCore::acquire(Clock::time_point start, Clock::time_point deadline,
-                                    const std::source_location& where, bool try_only) {
+PooledConnection* PoolCore::borrow(Clock::time_point start, Clock::time_point deadline,
+                                   const std::source_location& where, bool try_only) {
   bool keep_place = false;  // after a failed validation, wait at the head of the line
   bool slow = false;        // waited, validated or retried: the wait is worth measuring
   while (true) {
@@ -83,6 +85,7 @@ PooledConnection* PoolCore::acquire(Clock::time_point start, Clock::time_point d
     bool round_trip = false;
     bool ok = round_trips_.prepare_for_borrower(*pc, borrowed_at, why, round_trip);
     slow = slow || waited || round_trip;
+    if (round_trip) breaker_outcome(ok, Clock::now() - borrowed_at);
     if (ok) {
       if (slow) {
         statistics_.acquire_wait.record(Clock::now() - start);

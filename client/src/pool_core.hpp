@@ -26,6 +26,7 @@
 #include "lending_bag.hpp"
 #include "pooled_connection.hpp"
 #include "round_trips.hpp"
+#include "usher/circuit_breaker.hpp"
 #include "usher/connection.hpp"
 #include "usher/pool.hpp"
 #include "usher/pool_config.hpp"
@@ -46,7 +47,12 @@ class PoolCore {
 
   // Null only for try_only when nothing is free now. Throws PoolTimeout / PoolClosed.
   PooledConnection* acquire(Clock::time_point start, Clock::time_point deadline,
-                            const std::source_location& where, bool try_only);
+                            const std::source_location& where, bool try_only) {
+    // The breaker's cost on the hot path: one atomic load while it is closed.
+    if (breaker_.state_unchecked() != BreakerState::closed) [[unlikely]]
+      check_breaker();
+    return borrow(start, deadline, where, try_only);
+  }
   void give_back(PooledConnection* pc, bool discard) noexcept;
   CloseReport close(std::chrono::milliseconds timeout);
   // The Pool object is gone: free this now, or when the last lease comes back.
@@ -57,9 +63,25 @@ class PoolCore {
   std::optional<bool> extension_detected() const;
   std::optional<PoolAdvice> advice() const;
   const PoolConfig& config() const noexcept { return config_; }
+  CircuitBreaker& breaker() noexcept { return breaker_; }
 
  private:
   using Bag = LendingBag<PooledConnection>;
+
+  PooledConnection* borrow(Clock::time_point start, Clock::time_point deadline,
+                           const std::source_location& where, bool try_only);
+
+  // pool_breaker.cpp: the circuit breaker of the server. None of these is called under
+  // mu_ (the breaker's listener takes it and emits events).
+  void check_breaker();  // acquire() while not closed: throws CircuitOpen when open
+  void on_breaker_transition(const BreakerTransition& t);
+  // The outcome of one attempt to reach the server (no-op with breaker_enabled off).
+  void breaker_outcome(bool ok, Clock::duration took);
+  // Under mu_: what borrowers get at once while nothing is open (LendingBag::refuse):
+  // the opener's permanent connect error, else the open breaker's CircuitOpen, else none.
+  void refuse_locked();
+  // "pool "x": circuit breaker <what>; last connect error: ..." (under mu_).
+  std::string circuit_open_message_locked(std::string_view what) const;
 
   // pool_state.cpp: the books, under mu_
   // Takes the connection out of its place (counted as destroyed); `drop` says that it
@@ -83,7 +105,8 @@ class PoolCore {
 
   // pool_notify.cpp: how the pool tells the world (events, log lines, retirements)
   void emit(PoolEventType type, std::uint64_t connection_id, std::string reason,
-            const LeakInfo* leak = nullptr, const PoolAdvice* advice = nullptr) const;
+            const LeakInfo* leak = nullptr, const PoolAdvice* advice = nullptr,
+            const BreakerTransition* transition = nullptr) const;
   void log(LogLevel level, std::string_view message) const;
   void retire(std::vector<Retired>& retired) const;  // closes them and emits events
   void report_leak(const LeakInfo& leak) const;      // the event and the warning
@@ -117,10 +140,16 @@ class PoolCore {
   Clock::time_point next_connect_attempt_{};
   std::chrono::milliseconds connect_backoff_{10};
   std::mt19937_64 rng_;
+  // While the breaker is open: the CircuitOpen borrowers get (LendingBag::refuse) when
+  // nothing is open, together with the opener's permanent error if any.
+  std::exception_ptr breaker_refusal_;
+  std::exception_ptr connect_refusal_;  // the opener's last error, when permanent
 
   // Declared last but for the threads: its listener (a borrower waits: wake the opener)
   // uses mu_ and the sizes above.
   Bag bag_;
+  // Its listener uses mu_, the bag and round_trips_.
+  CircuitBreaker breaker_;
   std::thread opener_, maintenance_;
 };
 

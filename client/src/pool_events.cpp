@@ -13,6 +13,7 @@ std::string_view to_string(PoolEventType type) noexcept {
     case PoolEventType::retire: return "retire";
     case PoolEventType::advice: return "advice";
     case PoolEventType::advice_failure: return "advice_failure";
+    case PoolEventType::breaker: return "breaker";
   }
   return "unknown";
 }

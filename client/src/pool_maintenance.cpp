@@ -87,7 +87,9 @@ void PoolCore::run_maintenance(std::unique_lock<std::mutex>& lk) {
   for (PooledConnection* s : to_ping) {
     std::string why;
     auto epoch = round_trips_.health_epoch();
+    auto ping_start = Clock::now();
     bool ok = round_trips_.keepalive(*s, why);
+    breaker_outcome(ok, Clock::now() - ping_start);
     std::vector<Retired> broken;
     {
       std::lock_guard guard(mu_);

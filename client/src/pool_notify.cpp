@@ -10,9 +10,10 @@
 namespace usher::detail {
 
 void PoolCore::emit(PoolEventType type, std::uint64_t connection_id, std::string reason,
-                    const LeakInfo* leak, const PoolAdvice* advice) const {
+                    const LeakInfo* leak, const PoolAdvice* advice,
+                    const BreakerTransition* transition) const {
   if (!config_.on_event) return;
-  PoolEvent e{type, config_.name, connection_id, std::move(reason), leak, advice};
+  PoolEvent e{type, config_.name, connection_id, std::move(reason), leak, advice, transition};
   try {
     config_.on_event(e);
   } catch (...) {

@@ -21,6 +21,21 @@ void PoolCore::opener_loop() {
       opener_cv_.wait_until(lk, next_connect_attempt_);
       continue;
     }
+    // The breaker: while it is open, no attempt until wait_in_open has passed; half-open,
+    // the attempts are its probes, as many as it permits.
+    bool probe = false;
+    if (breaker_.state_unchecked() != BreakerState::closed) {
+      lk.unlock();
+      bool permitted = breaker_.try_acquire();
+      auto next = breaker_.poll();
+      lk.lock();
+      if (!permitted) {
+        // Woken early by a change of state (on_breaker_transition) or close().
+        if (!closed_) opener_cv_.wait_until(lk, std::min(next, Clock::now() + kMaxBackoff));
+        continue;
+      }
+      probe = true;
+    }
     PooledConnection* place = bag_.reserve();  // counted as pending from now on
     {
       auto c = bag_.counts();
@@ -31,14 +46,35 @@ void PoolCore::opener_loop() {
     std::optional<ConnectionRecord> record;
     std::string error;
     std::exception_ptr permanent;
+    std::optional<Clock::duration> connected_after;
+    auto attempt_start = Clock::now();
+    bool unreachable = false;  // the breaker's failure: no answer, or a transient refusal
+    bool aborted = false;
     try {
-      record = round_trips_.open();
+      record = round_trips_.open(&connected_after);
+    } catch (const ConnectAborted& e) {  // close(): says nothing about the server
+      error = e.what();
+      permanent = std::current_exception();
+      aborted = true;
     } catch (const Error& e) {  // the server's refusal keeps its class (login errors)
       error = e.what();
       if (!e.is_transient()) permanent = std::current_exception();
+      unreachable = !connected_after && e.is_transient();
     } catch (const std::exception& e) {  // bad_alloc
       error = e.what();
     }
+    auto took = connected_after.value_or(Clock::now() - attempt_start);
+    // Told without mu_ (its listener takes it), after the books below, so that a
+    // CircuitOpen names this attempt's error.
+    auto tell_breaker = [&] {
+      if (aborted) {
+        if (probe) breaker_.release();
+      } else {
+        // A server that answered (even with an error about the login or after_connect)
+        // is up: only an unanswered or transiently refused attempt is a failure.
+        breaker_outcome(!unreachable, took);
+      }
+    };
     if (record && config_.size_from_advice && !advice_read_) {
       // Before this connection is lent or another opens, so that the advised sizes hold
       // from here on. Whatever the answer, the pool goes on (size_from_advice warns).
@@ -62,12 +98,14 @@ void PoolCore::opener_loop() {
       extension_.store(record->has_extension ? 1 : 0, std::memory_order_relaxed);
       ++statistics_.created;
       connect_failing_ = false;
-      bag_.refuse(nullptr);
+      connect_refusal_ = nullptr;
+      refuse_locked();
       connect_backoff_ = std::chrono::milliseconds(10);
       auto id = record->id;
       // To the longest waiter, or idle. The bag is open: it closes under mu_.
       bag_.add(place, std::move(*record));
       lk.unlock();
+      tell_breaker();
       emit(PoolEventType::connect, id, {});
       lk.lock();
       continue;
@@ -80,18 +118,21 @@ void PoolCore::opener_loop() {
       // An error that waiting does not cure (a database or role that does not exist, a
       // bad password: Error::is_transient() false): while no connection is open,
       // borrowers get it at once instead of a PoolTimeout. A transient one clears it.
-      bag_.refuse(permanent);
+      connect_refusal_ = permanent;
+      refuse_locked();
       // Back off (10 ms doubling to 1 s) so that a server that is down is not hammered,
       // yet one that comes back is found quickly.
       next_connect_attempt_ = Clock::now() + connect_backoff_;
       connect_backoff_ = std::min(connect_backoff_ * 2, kMaxBackoff);
       lk.unlock();
+      tell_breaker();
       emit(PoolEventType::connect_failure, 0, error);
       if (first) log(LogLevel::warning, fmt::format("pool \"{}\": {}", config_.name, error));
       lk.lock();
       continue;
     }
     lk.unlock();
+    tell_breaker();
     retire(retired);
     lk.lock();
   }

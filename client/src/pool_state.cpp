@@ -118,6 +118,7 @@ PoolStats PoolCore::stats() const {
     statistics_.counters_into(s);
   }
   statistics_.histograms_into(s);
+  s.breaker = const_cast<CircuitBreaker&>(breaker_).metrics();  // may move it on in time
   return s;
 }
 

@@ -22,6 +22,8 @@ struct PoolStatistics {
 
   // Without a lock. Validation and checkout round trips made on borrow (RoundTrips).
   std::atomic<std::uint64_t> validations{0};
+  // acquire() calls the open breaker refused (slow path only).
+  std::atomic<std::uint64_t> circuit_open{0};
   // Sharded per thread: recording moves no shared cache line. The number of acquires
   // is acquire_wait's count.
   Histogram acquire_wait, usage;
@@ -36,6 +38,7 @@ struct PoolStatistics {
     out.connect_failures = connect_failures;
     out.leaks = leaks;
     out.validations = validations.load(std::memory_order_relaxed);
+    out.circuit_open = circuit_open.load(std::memory_order_relaxed);
     out.keepalives = keepalives;
     out.maintenance_runs = maintenance_runs;
   }

@@ -54,6 +54,27 @@ std::string Pool::prometheus() const {
       s.connect_failures);
   one("usher_pool_leaks_total", "counter", "Leases reported as possible leaks.", s.leaks);
 
+  out.family("usher_pool_breaker_state", "gauge",
+             "The circuit breaker of the pool's server: 1 for the state it is in.");
+  for (auto state : {BreakerState::closed, BreakerState::open, BreakerState::half_open})
+    out.sample({{"pool", pool}, {"state", to_string(state)}}, s.breaker.state == state ? 1.0 : 0.0);
+  out.family("usher_pool_breaker_transitions_total", "counter",
+             "Changes of state of the circuit breaker, by the state entered.");
+  out.sample({{"pool", pool}, {"to", "open"}}, static_cast<double>(s.breaker.opened_total));
+  out.sample({{"pool", pool}, {"to", "half_open"}}, static_cast<double>(s.breaker.half_opened_total));
+  out.sample({{"pool", pool}, {"to", "closed"}}, static_cast<double>(s.breaker.closed_total));
+  out.family("usher_pool_breaker_calls_total", "counter",
+             "Attempts to reach the server (connects, validations, keepalives) the breaker "
+             "counted, by outcome; slow ones are counted in either and again as slow.");
+  out.sample({{"pool", pool}, {"outcome", "success"}}, static_cast<double>(s.breaker.successful_total));
+  out.sample({{"pool", pool}, {"outcome", "failure"}}, static_cast<double>(s.breaker.failed_total));
+  out.sample({{"pool", pool}, {"outcome", "slow"}}, static_cast<double>(s.breaker.slow_total));
+  out.family("usher_pool_breaker_failure_rate_percent", "gauge",
+             "Failure rate over the breaker's window (-1: fewer calls than minimum_calls).");
+  out.sample({{"pool", pool}}, s.breaker.failure_rate);
+  one("usher_pool_circuit_open_total", "counter",
+      "acquire() calls refused with CircuitOpen while the breaker was open.", s.circuit_open);
+
   histogram(out, "usher_pool_acquire_wait_seconds", "Time from acquire() to a lease in hand.", pool,
             s.acquire_wait);
   histogram(out, "usher_pool_usage_seconds", "Time a lease was held.", pool, s.usage);

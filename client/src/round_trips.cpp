@@ -119,14 +119,16 @@ void RoundTrips::abort() noexcept {
   [[maybe_unused]] auto n = ::write(abort_fd_, &one, sizeof one);
 }
 
-ConnectionRecord RoundTrips::open() {
+ConnectionRecord RoundTrips::open(std::optional<Clock::duration>* connected_after) {
   ConnectionRecord record;
   record.proven_epoch = health_epoch();
+  auto start = Clock::now();
   // Each host under connect_timeout, as libpq's connect_timeout (a connect_timeout in the
   // conninfo wins): with host=a,b a silent a costs one timeout, then b is tried. No
   // overall deadline beyond that; close() abandons an attempt at once (abort_fd_).
   record.conn = Connection::open(config_.conninfo, connect_options_,
                                ConnectLimits{Clock::time_point::max(), config_.connect_timeout, abort_fd_});
+  if (connected_after) *connected_after = Clock::now() - start;
   auto deadline = Clock::now() + config_.connect_timeout;  // the pool's own first statements
   record.backend_pid = record.conn.backend_pid();
   if (config_.use_extension) {

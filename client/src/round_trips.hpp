@@ -34,8 +34,10 @@ class RoundTrips {
   RoundTrips& operator=(const RoundTrips&) = delete;
 
   // A new connection, checked for pg_usher and through after_connect. Throws the
-  // connect error (usher::Error, keeping its class).
-  ConnectionRecord open();
+  // connect error (usher::Error, keeping its class). `connected_after`, when given, is
+  // set once the server has accepted the connection (before those checks): how long
+  // that took (the circuit breaker's call).
+  ConnectionRecord open(std::optional<Clock::duration>* connected_after = nullptr);
   // Before a connection is lent: reads the last return's answer if pending, validates
   // when due, records the lease with usher.checkout when wanted. `round_trip` says one
   // was made. False (with `why`) when the connection must be retired.

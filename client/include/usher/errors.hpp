@@ -52,6 +52,16 @@ class PoolClosed : public Error {
   using Error::Error;
 };
 
+// A circuit breaker refused the call without making it: the pool's breaker for its
+// server is open (acquire() fails at once instead of waiting out connect timeouts) or
+// half-open with its probes taken; or a CircuitBreaker::call(). Not transient in the
+// sense of "try again now": the breaker says when (the message gives the time left);
+// Pool::run hands it to the fallback. No SQLSTATE.
+class CircuitOpen : public Error {
+ public:
+  using Error::Error;
+};
+
 // An error the server reported for a statement.
 class DatabaseError : public Error {
  public:

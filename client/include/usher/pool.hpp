@@ -19,11 +19,14 @@
 #include <utility>
 #include <vector>
 
+#include "usher/circuit_breaker.hpp"
 #include "usher/connection.hpp"
+#include "usher/errors.hpp"
 #include "usher/pool_advice.hpp"
 #include "usher/pool_config.hpp"
 #include "usher/pool_events.hpp"
 #include "usher/pool_stats.hpp"
+#include "usher/retry.hpp"
 #include "usher/transaction.hpp"
 
 namespace usher {
@@ -31,6 +34,18 @@ namespace usher {
 namespace detail {
 class PoolCore;
 struct PooledConnection;
+
+// Pool::run's body: fn(conn, attempt) when fn takes the attempt number, else fn(conn).
+template <class Fn>
+decltype(auto) invoke_run_body(Fn& fn, Connection& conn, int attempt) {
+  if constexpr (std::is_invocable_v<Fn&, Connection&, int>)
+    return fn(conn, attempt);
+  else
+    return fn(conn);
+}
+template <class Fn>
+using run_result_t = decltype(invoke_run_body(std::declval<std::remove_reference_t<Fn>&>(),
+                                              std::declval<Connection&>(), 1));
 }  // namespace detail
 
 // A borrowed connection. Move-only; gives the connection back when destroyed. A
@@ -86,12 +101,13 @@ class Pool {
   ~Pool();
 
   // Lends a connection, waiting up to acquire_timeout (strictly FIFO among waiters).
-  // Throws usher::PoolTimeout, usher::PoolClosed.
+  // Throws usher::PoolTimeout, usher::PoolClosed, and usher::CircuitOpen at once while
+  // the pool's circuit breaker is open (no connection attempted; see breaker()).
   Lease acquire(std::source_location where = std::source_location::current());
   Lease acquire(Clock::time_point deadline,
                 std::source_location where = std::source_location::current());
   // Lends an idle connection if one is free now and nobody is waiting; never waits
-  // for a new connection (it may still validate the idle one).
+  // for a new connection (it may still validate the idle one). CircuitOpen as acquire().
   std::optional<Lease> try_acquire(std::source_location where = std::source_location::current());
 
   // Runs fn(conn) (or fn(conn, attempt)) in a transaction on a borrowed connection:
@@ -105,6 +121,29 @@ class Pool {
   detail::transaction_result_t<Fn> transaction(
       Fn&& fn, TransactionOptions opts = {},
       std::source_location where = std::source_location::current());
+
+  // One entry point for an operation that must survive the database being unavailable
+  // (docs/client.md, "Retry, circuit breaker and fallback"): each attempt borrows a
+  // connection (the pool's circuit breaker refuses at once with CircuitOpen while the
+  // server is known to be down) and runs fn(conn) (or fn(conn, attempt)) on it; an error
+  // `policy` retries (default: transient ones) is tried again after its backoff, on a
+  // fresh borrow. fn must be idempotent (it is not wrapped in a transaction: use
+  // pool.transaction inside, or conn.exec of one statement). Returns what fn returns.
+  template <class Fn>
+  detail::run_result_t<Fn> run(Fn&& fn, const RetryPolicy& policy = {},
+                               std::source_location where = std::source_location::current());
+  // The same, and when the breaker refuses (CircuitOpen) or the policy gives up on an
+  // error it would retry (attempts or max_elapsed used up), returns fallback(error)
+  // instead of throwing: an answer from elsewhere (a cache, a default, a queue). Other
+  // errors (a constraint violation, a bug in fn) propagate.
+  template <class Fn, class Fallback>
+    requires std::is_invocable_v<Fallback&, const Error&>
+  detail::run_result_t<Fn> run(Fn&& fn, const RetryPolicy& policy, Fallback&& fallback,
+                               std::source_location where = std::source_location::current());
+
+  // The circuit breaker of the pool's server (PoolConfig::breaker): its state and
+  // metrics (also in stats()), reset() or force_open() by an operator.
+  CircuitBreaker& breaker() const noexcept;
 
   // Stops lending, closes idle connections, waits up to `timeout` for the leases still
   // out and reports those it could not wait for. Leases returned later are closed.
@@ -130,6 +169,28 @@ class Pool {
 
   detail::PoolCore* core_;  // owned; outlives the Pool while leases are out
 };
+
+template <class Fn>
+detail::run_result_t<Fn> Pool::run(Fn&& fn, const RetryPolicy& policy, std::source_location where) {
+  return retry(policy, [&](int attempt) -> detail::run_result_t<Fn> {
+    auto lease = acquire(where);
+    return detail::invoke_run_body(fn, *lease, attempt);
+  });
+}
+
+template <class Fn, class Fallback>
+  requires std::is_invocable_v<Fallback&, const Error&>
+detail::run_result_t<Fn> Pool::run(Fn&& fn, const RetryPolicy& policy, Fallback&& fallback,
+                                   std::source_location where) {
+  try {
+    return run(fn, policy, where);
+  } catch (const CircuitOpen& e) {
+    return fallback(e);
+  } catch (const Error& e) {
+    if (!policy.should_retry(e)) throw;
+    return fallback(e);
+  }
+}
 
 template <class Fn>
 detail::transaction_result_t<Fn> Pool::transaction(Fn&& fn, TransactionOptions opts,

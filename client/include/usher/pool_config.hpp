@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "usher/circuit_breaker.hpp"
 #include "usher/connection.hpp"
 #include "usher/pool_events.hpp"
 
@@ -75,6 +76,15 @@ struct PoolConfig {
   // connection); 0: only once, at start. A smaller answer retires idle connections
   // only; leased ones are never closed for it.
   ms advice_interval = std::chrono::minutes(5);
+
+  // The circuit breaker of this pool's server (docs/client.md, "Circuit breaker"). Its
+  // calls are the pool's attempts to reach the server: connection attempts (a transient
+  // connect error is a failure, a slow connect a slow call) and the validations and
+  // keepalives of idle connections. While it is open, acquire() throws CircuitOpen at
+  // once and no connection is attempted until breaker.wait_in_open has passed; then the
+  // opener's next connection attempts are the half-open probes. Off: never opens.
+  bool breaker_enabled = true;
+  CircuitBreakerConfig breaker;
 
   // Called (outside the pool's lock, on the thread that saw it) for every PoolEvent.
   EventCallback on_event;

@@ -31,11 +31,13 @@ enum class PoolEventType {
                        // max_size (after a smaller advice) or close()
   advice,              // usher.pool_advice() was read; the reason says the sizes in force
   advice_failure,      // it could not be read; the sizes stay as they were
+  breaker,             // the circuit breaker changed state; reason "closed -> open: why"
 };
 
 std::string_view to_string(PoolEventType type) noexcept;
 
-struct PoolAdvice;  // usher/pool_advice.hpp
+struct PoolAdvice;          // usher/pool_advice.hpp
+struct BreakerTransition;   // usher/circuit_breaker.hpp
 
 struct PoolEvent {
   PoolEventType type;
@@ -44,6 +46,7 @@ struct PoolEvent {
   std::string reason;               // e.g. "idle", "lifetime", "broken", the error text
   const LeakInfo* leak = nullptr;   // set for PoolEventType::leak
   const PoolAdvice* advice = nullptr;  // set for PoolEventType::advice
+  const BreakerTransition* transition = nullptr;  // set for PoolEventType::breaker
 };
 
 enum class LogLevel { debug, info, warning, error };

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "usher/circuit_breaker.hpp"
+
 namespace usher {
 
 struct HistogramSnapshot {
@@ -29,6 +31,9 @@ struct PoolStats {
   std::uint64_t validations = 0, keepalives = 0, maintenance_runs = 0;
   HistogramSnapshot acquire_wait;  // from acquire() call to lease in hand
   HistogramSnapshot usage;         // from lease in hand to its return
+  // The circuit breaker of the pool's server: state, window, totals.
+  BreakerMetrics breaker;
+  std::uint64_t circuit_open = 0;  // acquire() calls refused with CircuitOpen
 };
 
 }  // namespace usher

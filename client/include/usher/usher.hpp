@@ -1,5 +1,6 @@
 #pragma once
 // Everything libusher offers.
+#include "usher/circuit_breaker.hpp"
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
 #include "usher/pool.hpp"
@@ -9,5 +10,6 @@
 #include "usher/pool_stats.hpp"
 #include "usher/redact.hpp"
 #include "usher/result.hpp"
+#include "usher/retry.hpp"
 #include "usher/transaction.hpp"
 #include "usher/value_traits.hpp"
