@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libusher pool benchmarks: builds bench/client in Release (build/client-bench), starts a
 # throwaway cluster of its own (client-bench, pg_usher not preloaded: this measures the
-# client), runs the three programs and prints the figures recorded in bench/RESULTS.md.
+# client), runs the four programs and prints the figures recorded in bench/RESULTS.md.
 #
 #   bench/client/run.sh            full run (about 2 minutes)
 #   USHER_BENCH_QUICK=1 bench/client/run.sh   shorter runs, for trying things out
@@ -42,6 +42,11 @@ echo "== 2. SELECT 1 from 8 threads (interleaved)"
 echo "== 3. fairness: 64 threads on 4 connections, ${USHER_FAIRNESS_SECONDS}s"
 "$BUILD/bench/bench_fairness" --benchmark_out="$OUT/fairness.json" --benchmark_out_format=json
 
+echo "== 4. a transaction with a savepoint from 8 threads, pool.transaction vs raw libpq (interleaved)"
+"$BUILD/bench/bench_transaction" "${COMMON[@]}" --benchmark_min_time=$SELECT_MIN_TIME \
+  --benchmark_repetitions=$SELECT_REPS --benchmark_enable_random_interleaving=true \
+  --benchmark_out="$OUT/transaction.json"
+
 median() {  # FILE NAME FIELD: the median aggregate's field of benchmark NAME
   jq -r --arg n "$2" --arg f "$3" \
     '.benchmarks[] | select(.run_name == $n and .aggregate_name == "median") | .[$f]' "$1"
@@ -68,4 +73,10 @@ awk -v p="$pool" -v r="$raw" -v c="$conn" -v h="$held" -v n="$noreset" -v rr="$r
   printf "  pool (default: DISCARD ALL per used lease) / raw with the same DISCARD ALL = %.1f%% (raw with it: %.0f/s)\n", 100*p/rr, rr
   printf "  raw with the DISCARD ALL pipelined ahead of the next statement / raw = %.1f%%; awaited / raw = %.1f%%\n", 100*rp/r, 100*rr/r
   printf "  pool with leases held / raw = %.1f%% (the same connections, no acquire/release)\n", 100*h/r }'
+txpool=$(median "$OUT/transaction.json" BM_PoolTransaction/real_time/threads:8 items_per_second)
+txreset=$(median "$OUT/transaction.json" BM_PoolTransactionReset/real_time/threads:8 items_per_second)
+txraw=$(median "$OUT/transaction.json" BM_RawTransaction/real_time/threads:8 items_per_second)
+awk -v p="$txpool" -v q="$txreset" -v r="$txraw" 'BEGIN {
+  printf "transaction with a savepoint, 8 threads: pool %.0f/s, raw %.0f/s\n", p, r
+  printf "  pool.transaction / raw = %.1f%% (target >= 95%%); with the default session_reset: %.1f%%\n", 100*p/r, 100*q/r }'
 jq -r '.benchmarks[0] | "fairness: most/least served = \(.max_min_ratio | . * 1000 | round / 1000) (target <= 1.5; \(.most_served) vs \(.least_served), \(.served) served); acquire wait p50 \(.wait_p50_us | round) us, p99 \(.wait_p99_us | round) us, p99.9 \(.wait_p999_us | round) us"' "$OUT/fairness.json"
