@@ -423,7 +423,7 @@ TEST(PoolTransactionTest, ARealDeadlockBetweenTwoThreadsIsRetried) {
         },
         fast_retries(3));
   };
-  std::thread a(worker, 1, 2), b(worker, 2, 1);
+  std::jthread a(worker, 1, 2), b(worker, 2, 1);
   a.join();
   b.join();
   EXPECT_EQ(failures, std::vector<std::string>{"40P01"});
@@ -431,6 +431,44 @@ TEST(PoolTransactionTest, ARealDeadlockBetweenTwoThreadsIsRetried) {
   EXPECT_EQ(admin.conn().exec("SELECT string_agg(v::text, ',' ORDER BY k) FROM txn_deadlock")
                 .scalar<std::string>(),
             "2,2");
+}
+
+// Two SERIALIZABLE pool transactions in two threads each read the whole table, then
+// each inserts its count + 1 (write skew). The server fails one of them with a real
+// 40001; it is run again, sees the other's row, and the data is what a serial order
+// gives: 1 and 2, never 1 and 1.
+TEST(PoolTransactionTest, TwoConcurrentSerializableTransactionsOneRetriedWithTheRightData) {
+  Admin admin;
+  Pool pool(fresh_table(admin, "txn_write_skew"));
+  std::latch both_read(2);
+  std::atomic<int> attempts{0};
+  std::atomic<int> serialization_failures{0};
+  TransactionOptions o = fast_retries(3);
+  o.isolation = Isolation::serializable;
+  auto worker = [&](int k) {
+    pool.transaction(
+        [&](Connection& c, int attempt) {
+          ++attempts;
+          try {
+            int n = c.exec("SELECT count(*)::int FROM txn_write_skew").scalar<int>();
+            if (attempt == 1) both_read.arrive_and_wait();
+            c.exec("INSERT INTO txn_write_skew VALUES ($1, $2)", k, n + 1);
+          } catch (const TransientError& e) {
+            if (e.sqlstate() == "40001") ++serialization_failures;
+            throw;
+          }
+        },
+        o);
+  };
+  std::jthread a(worker, 1), b(worker, 2);
+  a.join();
+  b.join();
+  EXPECT_EQ(admin.conn().exec("SELECT string_agg(v::text, ',' ORDER BY v) FROM txn_write_skew")
+                .scalar<std::string>(),
+            "1,2");
+  // One failed (at its INSERT or at COMMIT, where the pool saw it) and ran again.
+  EXPECT_EQ(attempts.load(), 3);
+  EXPECT_LE(serialization_failures.load(), 1);
 }
 
 // statement_timeout and lock_timeout are SET LOCAL: in force inside, gone after. A lock
