@@ -171,7 +171,7 @@ Resolved resolve_commit(Pool& pool, const LostDuringCommit& lost, int server_ver
                         const TransactionOptions& o, std::source_location where) {
   const std::string& why = lost.error.what();
   if (!lost.xid)
-    throw CommitUnknown(why + "; outcome unknown: the transaction id was not received", 
+    throw CommitUnknown(why + "; outcome unknown: the transaction id was not received",
                         lost.error.sqlstate(), 0);
   if (*lost.xid == 0) return Resolved::aborted;  // nothing written, nothing to commit
   std::uint64_t xid = *lost.xid;
