@@ -13,6 +13,9 @@
 //                           SAVEPOINT, COMMIT (the ceiling). The pool also reads
 //                           pg_current_xact_id_if_assigned() in the COMMIT's round trip
 //                           (pipelined): part of what is measured.
+//   RawTransactionXid       the raw statements with that xid query pipelined ahead of
+//                           COMMIT as the pool does (one round trip, a flush request
+//                           between): the pool's own cost apart from the extra statement
 #include <benchmark/benchmark.h>
 #include <libpq-fe.h>
 
@@ -41,6 +44,30 @@ void raw_transaction(PGconn* c) {
   run(c, "SELECT 1", PGRES_TUPLES_OK);
   run(c, "RELEASE SAVEPOINT usher_savepoint_1", PGRES_COMMAND_OK);
   run(c, "COMMIT", PGRES_COMMAND_OK);
+}
+
+void raw_transaction_xid(PGconn* c) {
+  run(c, "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE", PGRES_COMMAND_OK);
+  run(c, "SELECT 1", PGRES_TUPLES_OK);
+  run(c, "SAVEPOINT usher_savepoint_1", PGRES_COMMAND_OK);
+  run(c, "SELECT 1", PGRES_TUPLES_OK);
+  run(c, "RELEASE SAVEPOINT usher_savepoint_1", PGRES_COMMAND_OK);
+  PQenterPipelineMode(c);
+  PQsendQueryParams(c, "SELECT pg_catalog.pg_current_xact_id_if_assigned()", 0, nullptr, nullptr,
+                    nullptr, nullptr, 0);
+  PQsendFlushRequest(c);
+  PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0);
+  PQpipelineSync(c);
+  for (int ends = 0; ends < 2;) {
+    PGresult* r = PQgetResult(c);
+    if (!r) { ++ends; continue; }
+    if (PQresultStatus(r) == PGRES_FATAL_ERROR) throw std::runtime_error(PQresultErrorMessage(r));
+    PQclear(r);
+  }
+  PGresult* sync = PQgetResult(c);
+  if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC) throw std::runtime_error("no sync");
+  PQclear(sync);
+  PQexitPipelineMode(c);
 }
 
 void pool_transaction(usher::Pool& p) {
@@ -73,9 +100,19 @@ void BM_RawTransaction(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+void BM_RawTransactionXid(benchmark::State& state) {
+  PGconn* c = PQconnectdb("");
+  if (PQstatus(c) != CONNECTION_OK) state.SkipWithError(PQerrorMessage(c));
+  warm(c);
+  for (auto _ : state) raw_transaction_xid(c);
+  PQfinish(c);
+  state.SetItemsProcessed(state.iterations());
+}
+
 BENCHMARK(BM_PoolTransaction)->Threads(8)->UseRealTime();
 BENCHMARK(BM_PoolTransactionReset)->Threads(8)->UseRealTime();
 BENCHMARK(BM_RawTransaction)->Threads(8)->UseRealTime();
+BENCHMARK(BM_RawTransactionXid)->Threads(8)->UseRealTime();
 
 }  // namespace
 

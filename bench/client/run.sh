@@ -45,9 +45,11 @@ transaction_bench() {
   txpool=$(median "$OUT/transaction.json" BM_PoolTransaction/real_time/threads:8 items_per_second)
   txreset=$(median "$OUT/transaction.json" BM_PoolTransactionReset/real_time/threads:8 items_per_second)
   txraw=$(median "$OUT/transaction.json" BM_RawTransaction/real_time/threads:8 items_per_second)
-  awk -v p="$txpool" -v q="$txreset" -v r="$txraw" 'BEGIN {
+  txrawxid=$(median "$OUT/transaction.json" BM_RawTransactionXid/real_time/threads:8 items_per_second)
+  awk -v p="$txpool" -v q="$txreset" -v r="$txraw" -v x="$txrawxid" 'BEGIN {
     printf "transaction with a savepoint, 8 threads: pool %.0f/s, raw %.0f/s\n", p, r
-    printf "  pool.transaction / raw = %.1f%% (target >= 95%%); with the default session_reset: %.1f%%\n", 100*p/r, 100*q/r }'
+    printf "  pool.transaction / raw = %.1f%% (target >= 95%%); with the default session_reset: %.1f%%\n", 100*p/r, 100*q/r
+    printf "  raw with the xid query pipelined ahead of COMMIT / raw = %.1f%%; pool.transaction / that = %.1f%%\n", 100*x/r, 100*p/x }'
 }
 if [[ ${USHER_BENCH_ONLY:-} == transaction ]]; then
   transaction_bench
