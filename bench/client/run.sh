@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # libusher pool benchmarks: builds bench/client in Release (build/client-bench), starts a
 # throwaway cluster of its own (client-bench, pg_usher not preloaded: this measures the
-# client), runs the three programs and prints the figures recorded in bench/RESULTS.md.
+# client), runs the four programs and prints the figures recorded in bench/RESULTS.md.
 #
 #   bench/client/run.sh            full run (about 2 minutes)
 #   USHER_BENCH_QUICK=1 bench/client/run.sh   shorter runs, for trying things out
+#   USHER_BENCH_ONLY=transaction bench/client/run.sh   program 4 alone
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HARNESS=$REPO_ROOT/tests/harness/cluster.sh
@@ -32,6 +33,28 @@ fi
 COMMON=(--benchmark_report_aggregates_only=true --benchmark_format=console --benchmark_out_format=json)
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+median() {  # FILE NAME FIELD: the median aggregate's field of benchmark NAME
+  jq -r --arg n "$2" --arg f "$3" \
+    '.benchmarks[] | select(.run_name == $n and .aggregate_name == "median") | .[$f]' "$1"
+}
+transaction_bench() {
+  echo "== 4. a transaction with a savepoint from 8 threads, pool.transaction vs raw libpq (interleaved)"
+  "$BUILD/bench/bench_transaction" "${COMMON[@]}" --benchmark_min_time=$SELECT_MIN_TIME \
+    --benchmark_repetitions=$SELECT_REPS --benchmark_enable_random_interleaving=true \
+    --benchmark_out="$OUT/transaction.json"
+  txpool=$(median "$OUT/transaction.json" BM_PoolTransaction/real_time/threads:8 items_per_second)
+  txreset=$(median "$OUT/transaction.json" BM_PoolTransactionReset/real_time/threads:8 items_per_second)
+  txraw=$(median "$OUT/transaction.json" BM_RawTransaction/real_time/threads:8 items_per_second)
+  txrawxid=$(median "$OUT/transaction.json" BM_RawTransactionXid/real_time/threads:8 items_per_second)
+  awk -v p="$txpool" -v q="$txreset" -v r="$txraw" -v x="$txrawxid" 'BEGIN {
+    printf "transaction with a savepoint, 8 threads: pool %.0f/s, raw %.0f/s\n", p, r
+    printf "  pool.transaction / raw = %.1f%% (target >= 95%%); with the default session_reset: %.1f%%\n", 100*p/r, 100*q/r
+    printf "  raw with the xid query pipelined ahead of COMMIT / raw = %.1f%%; pool.transaction / that = %.1f%%\n", 100*x/r, 100*p/x }'
+}
+if [[ ${USHER_BENCH_ONLY:-} == transaction ]]; then
+  transaction_bench
+  exit 0
+fi
 echo "== 1. acquire + release, hot path"
 "$BUILD/bench/bench_pool_hotpath" "${COMMON[@]}" --benchmark_min_time=$MIN_TIME \
   --benchmark_repetitions=$REPS --benchmark_out="$OUT/hotpath.json"
@@ -42,10 +65,6 @@ echo "== 2. SELECT 1 from 8 threads (interleaved)"
 echo "== 3. fairness: 64 threads on 4 connections, ${USHER_FAIRNESS_SECONDS}s"
 "$BUILD/bench/bench_fairness" --benchmark_out="$OUT/fairness.json" --benchmark_out_format=json
 
-median() {  # FILE NAME FIELD: the median aggregate's field of benchmark NAME
-  jq -r --arg n "$2" --arg f "$3" \
-    '.benchmarks[] | select(.run_name == $n and .aggregate_name == "median") | .[$f]' "$1"
-}
 hot1=$(median "$OUT/hotpath.json" BM_AcquireRelease/real_time/threads:1 real_time)
 pool=$(median "$OUT/select1.json" BM_Pool/real_time/threads:8 items_per_second)
 raw=$(median "$OUT/select1.json" BM_RawPersistent/real_time/threads:8 items_per_second)
@@ -69,3 +88,4 @@ awk -v p="$pool" -v r="$raw" -v c="$conn" -v h="$held" -v n="$noreset" -v rr="$r
   printf "  raw with the DISCARD ALL pipelined ahead of the next statement / raw = %.1f%%; awaited / raw = %.1f%%\n", 100*rp/r, 100*rr/r
   printf "  pool with leases held / raw = %.1f%% (the same connections, no acquire/release)\n", 100*h/r }'
 jq -r '.benchmarks[0] | "fairness: most/least served = \(.max_min_ratio | . * 1000 | round / 1000) (target <= 1.5; \(.most_served) vs \(.least_served), \(.served) served); acquire wait p50 \(.wait_p50_us | round) us, p99 \(.wait_p99_us | round) us, p99.9 \(.wait_p999_us | round) us"' "$OUT/fairness.json"
+transaction_bench

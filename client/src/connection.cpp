@@ -98,4 +98,6 @@ bool Connection::is_open() const noexcept { return conn_ && PQstatus(conn_) == C
 
 int Connection::backend_pid() const noexcept { return conn_ ? PQbackendPID(conn_) : 0; }
 
+int Connection::server_version() const noexcept { return conn_ ? PQserverVersion(conn_) : 0; }
+
 }  // namespace usher

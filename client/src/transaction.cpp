@@ -1,6 +1,14 @@
-// Pool::transaction without its template: BEGIN text, COMMIT and its failure modes,
-// which errors retry, and the backoff between attempts.
+// Pool::transaction without its template: BEGIN text, per-transaction timeouts, COMMIT
+// with the transaction id read in its round trip, a lost COMMIT resolved through
+// pg_xact_status(), which errors retry, the backoff between attempts, and savepoints
+// (nested transactions on the same connection).
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <exception>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <source_location>
@@ -9,6 +17,7 @@
 
 #include "usher/errors.hpp"
 #include "usher/pool.hpp"
+#include "wait.hpp"
 
 namespace usher {
 namespace {
@@ -20,7 +29,14 @@ void validate(const TransactionOptions& o) {
     throw std::invalid_argument("TransactionOptions.base_delay/max_delay: need 0 <= base_delay <= max_delay");
   if (o.deferrable && !(o.isolation == Isolation::serializable && o.read_only))
     throw std::invalid_argument("TransactionOptions.deferrable: only with serializable and read_only");
+  if (o.statement_timeout.count() < 0 || o.lock_timeout.count() < 0 ||
+      o.max_elapsed.count() < 0 || o.commit_resolution_timeout.count() < 0)
+    throw std::invalid_argument("TransactionOptions: statement_timeout, lock_timeout, max_elapsed "
+                                "and commit_resolution_timeout must not be negative");
 }
+
+// The innermost Transaction on this thread (a stack through Transaction::enclosing_).
+thread_local Transaction* t_innermost_transaction = nullptr;
 
 // Fixed statement text, chosen from the options; nothing is pasted in.
 const char* begin_sql(const TransactionOptions& o) {
@@ -45,6 +61,89 @@ void rollback_quietly(Connection& conn) noexcept {
   }
 }
 
+// SET LOCAL through set_config(..., true): the values are bound, never pasted. Only the
+// settings asked for are sent (a NULL value would reset the session's own SET).
+void apply_timeouts(Connection& conn, const TransactionOptions& o) {
+  auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; };
+  bool st = o.statement_timeout.count() > 0, lt = o.lock_timeout.count() > 0;
+  if (st && lt)
+    conn.exec("SELECT pg_catalog.set_config('statement_timeout', $1, true),"
+              " pg_catalog.set_config('lock_timeout', $2, true)",
+              ms(o.statement_timeout), ms(o.lock_timeout));
+  else if (st)
+    conn.exec("SELECT pg_catalog.set_config('statement_timeout', $1, true)", ms(o.statement_timeout));
+  else if (lt)
+    conn.exec("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ms(o.lock_timeout));
+}
+
+// The transaction id if one was assigned (the transaction wrote), read in the round trip
+// of the COMMIT; its status on a fresh connection after the COMMIT was lost.
+const char* xid_query(int server_version) {
+  return server_version >= 130000 ? "SELECT pg_catalog.pg_current_xact_id_if_assigned()"
+                                  : "SELECT pg_catalog.txid_current_if_assigned()";
+}
+const char* xact_status_query(int server_version) {
+  return server_version >= 130000 ? "SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8)"
+                                  : "SELECT pg_catalog.txid_status($1::pg_catalog.int8)";
+}
+
+// The connection broke after COMMIT was sent. xid: nullopt when its query's answer never
+// came, 0 when the transaction had none (it wrote nothing before COMMIT).
+struct LostDuringCommit {
+  ConnectionError error;
+  std::optional<std::uint64_t> xid;
+};
+
+// COMMIT and the xid query in one round trip: pipeline mode, [xid query] [flush]
+// [COMMIT] [sync]. The flush request makes the server send the xid before it starts the
+// COMMIT, so a COMMIT that breaks the connection (a deferred trigger, the commit record,
+// a killed backend) finds the xid already on its way. Throws LostDuringCommit, or the
+// COMMIT's own error (40001, a deferred constraint's 23xxx, ...) as exec() would.
+void commit_recording_xid(Connection& conn) {
+  PGconn* c = conn.native();
+  std::optional<std::uint64_t> xid;
+  auto lost = [&](std::string code, std::string message) {
+    if (message.empty()) message = detail::trimmed(PQerrorMessage(c));
+    if (!code.starts_with("08") && !code.starts_with("57P0")) code = "08006";
+    throw LostDuringCommit{ConnectionError("transaction: connection lost during COMMIT: " + message,
+                                           code),
+                           xid};
+  };
+  if (!PQenterPipelineMode(c) ||
+      !PQsendQueryParams(c, xid_query(PQserverVersion(c)), 0, nullptr, nullptr, nullptr, nullptr, 0) ||
+      !PQsendFlushRequest(c) ||
+      !PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) ||
+      !PQpipelineSync(c))
+    lost({}, {});
+  std::string code, message;  // the first error
+  bool committed = false;
+  for (int ends = 0; ends <= 2;) {  // each query's results end with a NULL; then the sync
+    PGresult* r = PQgetResult(c);
+    if (!r) {
+      if (PQstatus(c) != CONNECTION_OK) break;
+      ++ends;
+      continue;
+    }
+    auto status = PQresultStatus(r);
+    if (status == PGRES_TUPLES_OK && PQntuples(r) == 1)
+      xid = PQgetisnull(r, 0, 0) ? 0 : std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10);
+    else if (status == PGRES_COMMAND_OK)
+      committed = true;
+    else if ((status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) && message.empty()) {
+      const char* f = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      code = f ? f : "";
+      message = detail::trimmed(PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    if (status == PGRES_PIPELINE_SYNC) break;
+    if (PQstatus(c) != CONNECTION_OK) break;
+  }
+  if (PQstatus(c) != CONNECTION_OK) lost(code, message);
+  PQexitPipelineMode(c);
+  if (!message.empty()) throw_database_error(code, message);
+  if (!committed) lost({}, "COMMIT was not answered");
+}
+
 void commit(Connection& conn) {
   switch (conn.transaction_status()) {
     case TransactionStatus::in_transaction:
@@ -60,12 +159,51 @@ void commit(Connection& conn) {
       throw Error("transaction: the function ended the transaction itself or left a "
                   "statement running; COMMIT not sent");
   }
+  commit_recording_xid(conn);
+}
+
+enum class Resolved { committed, aborted };
+
+// After LostDuringCommit: asks pg_xact_status() on a fresh borrow, polling while the
+// server still reports the transaction in progress (the old backend may not have
+// finished its commit or its abort yet). Throws CommitUnknown when it cannot tell.
+Resolved resolve_commit(Pool& pool, const LostDuringCommit& lost, int server_version,
+                        const TransactionOptions& o, std::source_location where) {
+  const std::string& why = lost.error.what();
+  if (!lost.xid)
+    throw CommitUnknown(why + "; outcome unknown: the transaction id was not received",
+                        lost.error.sqlstate(), 0);
+  if (*lost.xid == 0) return Resolved::aborted;  // nothing written, nothing to commit
+  std::uint64_t xid = *lost.xid;
+  auto until = Pool::Clock::now() + o.commit_resolution_timeout;
+  std::string status;
   try {
-    conn.exec("COMMIT");
-  } catch (const ConnectionError& e) {
-    throw CommitUnknown(std::string("transaction: connection lost during COMMIT, outcome "
-                                    "unknown: ") + e.what(), e.sqlstate());
+    Lease lease = pool.acquire(until, where);
+    ExecOptions bounded;
+    bounded.deadline = until;
+    while (true) {
+      auto r = lease->exec(bounded, xact_status_query(server_version), std::to_string(xid));
+      auto s = r.get<std::optional<std::string>>(0, 0);
+      if (!s) {
+        status = "no status (too old)";
+        break;
+      }
+      if (*s == "committed") return Resolved::committed;
+      if (*s == "aborted") return Resolved::aborted;
+      status = *s;
+      if (Pool::Clock::now() >= until) break;
+      std::this_thread::sleep_for(std::min<Pool::Clock::duration>(
+          std::chrono::milliseconds(5), until - Pool::Clock::now()));
+    }
+  } catch (const Error& e) {
+    throw CommitUnknown(fmt::format("{}; outcome of transaction {} unknown: asking the server "
+                                    "failed: {}", why, xid, e.what()),
+                        lost.error.sqlstate(), xid);
   }
+  throw CommitUnknown(fmt::format("{}; outcome of transaction {} unknown: pg_xact_status says "
+                                  "'{}' after {} ms", why, xid, status,
+                                  o.commit_resolution_timeout.count()),
+                      lost.error.sqlstate(), xid);
 }
 
 // Whole-transaction retry cures these: the server rolled the transaction back, and the
@@ -76,16 +214,22 @@ bool retryable(const TransientError& e) {
   return s == "40001" || s == "40P01" || s == "55P03";
 }
 
-// Full jitter: uniform in [0, min(max_delay, base_delay * 2^(attempt-1))].
-void backoff(int attempt, const TransactionOptions& o) {
+// Full jitter: uniform in [0, min(max_delay, base_delay * 2^(attempt-1))]. False, without
+// sleeping, when the pause would end past `until` (max_elapsed): no attempt starts then.
+bool backoff(int attempt, const TransactionOptions& o, std::optional<Pool::Clock::time_point> until) {
   using std::chrono::microseconds;
   auto cap = microseconds(o.base_delay);
   for (int i = 1; i < attempt && cap < microseconds(o.max_delay); ++i) cap *= 2;
   cap = std::min(cap, microseconds(o.max_delay));
-  if (cap.count() <= 0) return;
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uniform_int_distribution<long long> pick(0, cap.count());
-  std::this_thread::sleep_for(microseconds(pick(rng)));
+  microseconds pause{0};
+  if (cap.count() > 0) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::uniform_int_distribution<long long> pick(0, cap.count());
+    pause = microseconds(pick(rng));
+  }
+  if (until && Pool::Clock::now() + pause >= *until) return false;
+  if (pause.count() > 0) std::this_thread::sleep_for(pause);
+  return true;
 }
 
 // A borrowed connection with BEGIN sent. A connection that dies before BEGIN is
@@ -93,9 +237,12 @@ void backoff(int attempt, const TransactionOptions& o) {
 // an attempt. Each pooled connection can fail that way at most once (the first failure
 // makes the pool validate the others before lending them), so the pool's size bounds
 // these retries.
-Lease begin_on_fresh_borrow(Pool& pool, const char* begin, std::source_location where) {
+Lease begin_on_fresh_borrow(Pool& pool, const char* begin,
+                            std::optional<Pool::Clock::time_point> until, std::source_location where) {
   for (std::size_t lost = 0;; ++lost) {
-    Lease lease = pool.acquire(where);
+    auto deadline = Pool::Clock::now() + pool.config().acquire_timeout;
+    if (until) deadline = std::min(deadline, *until);
+    Lease lease = pool.acquire(deadline, where);
     try {
       lease->exec(begin);
       return lease;
@@ -105,28 +252,120 @@ Lease begin_on_fresh_borrow(Pool& pool, const char* begin, std::source_location 
   }
 }
 
+// Best effort, after fn threw inside a savepoint: back to the savepoint and forget it.
+void rollback_to_quietly(Connection& conn, const std::string& name) noexcept {
+  auto st = conn.transaction_status();
+  if (st != TransactionStatus::in_transaction && st != TransactionStatus::in_error) return;
+  try {
+    conn.exec("ROLLBACK TO SAVEPOINT " + name);
+    conn.exec("RELEASE SAVEPOINT " + name);
+  } catch (...) {
+  }
+}
+
 }  // namespace
+
+Transaction::Transaction(const void* owner, Connection& conn, int attempt, int depth,
+                         Isolation isolation, Transaction* root) noexcept
+    : owner_(owner),
+      conn_(&conn),
+      attempt_(attempt),
+      depth_(depth),
+      isolation_(isolation),
+      root_(root ? root : this),
+      enclosing_(t_innermost_transaction) {
+  t_innermost_transaction = this;
+}
+
+Transaction::~Transaction() { t_innermost_transaction = enclosing_; }
+
+Transaction* Transaction::current(const void* owner) noexcept {
+  for (Transaction* t = t_innermost_transaction; t; t = t->enclosing_)
+    if (t->owner_ == owner) return t;
+  return nullptr;
+}
+
+// The name is generated (a counter per outermost transaction), never taken from the
+// caller. On success RELEASE; on a throw ROLLBACK TO (and RELEASE) before the exception
+// goes on.
+void Transaction::run_savepoint(detail::TransactionBody body) {
+  std::string name = "usher_savepoint_" + std::to_string(++root_->savepoints_);
+  conn_->exec("SAVEPOINT " + name);
+  try {
+    Transaction nested(owner_, *conn_, attempt_, depth_ + 1, isolation_, root_);
+    body.call(body.context, nested);
+  } catch (...) {
+    rollback_to_quietly(*conn_, name);
+    throw;
+  }
+  switch (conn_->transaction_status()) {
+    case TransactionStatus::in_transaction:
+      conn_->exec("RELEASE SAVEPOINT " + name);
+      return;
+    case TransactionStatus::in_error:
+      rollback_to_quietly(*conn_, name);
+      throw DatabaseError(
+          "savepoint: a statement failed inside the function and its error was caught there; "
+          "rolled back to the savepoint", "25P02");
+    case TransactionStatus::unknown:
+      throw ConnectionError("savepoint: connection lost", "08006");
+    default:
+      throw Error("savepoint: the function ended the transaction itself or left a statement "
+                  "running");
+  }
+}
 
 void Pool::run_transaction(detail::TransactionBody body, const TransactionOptions& opts,
                            std::source_location where) {
+  if (Transaction* enclosing = Transaction::current(core_)) {  // nested: a savepoint
+    if (static_cast<int>(opts.isolation) > static_cast<int>(enclosing->isolation()))
+      throw std::invalid_argument(
+          "transaction: a nested call asks for a stronger isolation level than the "
+          "transaction it runs in; it can only be a savepoint of that transaction");
+    enclosing->run_savepoint(body);
+    return;
+  }
   validate(opts);
   const char* begin = begin_sql(opts);
+  std::optional<Clock::time_point> until;
+  if (opts.max_elapsed.count() > 0) until = Clock::now() + opts.max_elapsed;
   for (int attempt = 1;; ++attempt) {
+    std::exception_ptr failure;  // what ended this attempt, to throw if none follows
     try {
-      Lease lease = begin_on_fresh_borrow(*this, begin, where);  // fresh borrow per attempt
+      Lease lease = begin_on_fresh_borrow(*this, begin, until, where);  // fresh borrow per attempt
       Connection& conn = *lease;
       try {
-        body.call(body.context, conn, attempt);
+        apply_timeouts(conn, opts);
+        Transaction tx(core_, conn, attempt, 0, opts.isolation, nullptr);
+        body.call(body.context, tx);
       } catch (...) {
         rollback_quietly(conn);
         throw;
       }
-      commit(conn);
-      return;
+      try {
+        commit(conn);
+        return;
+      } catch (const LostDuringCommit& lost) {
+        int version = conn.server_version();
+        lease.release();  // broken: closed, its slot free for the resolving borrow
+        if (resolve_commit(*this, lost, version ? version : 130000, opts, where) ==
+            Resolved::committed)
+          return;
+        // The server rolled it back (or it wrote nothing): as 40001, run it again.
+        if (attempt >= opts.max_attempts)
+          throw ConnectionError(std::string(lost.error.what()) +
+                                    "; the server reports the transaction aborted: nothing "
+                                    "was committed",
+                                lost.error.sqlstate());
+        failure = std::make_exception_ptr(ConnectionError(
+            std::string(lost.error.what()) + "; the server reports the transaction aborted",
+            lost.error.sqlstate()));
+      }
     } catch (const TransientError& e) {
       if (!retryable(e) || attempt >= opts.max_attempts) throw;
+      failure = std::current_exception();
     }
-    backoff(attempt, opts);
+    if (!backoff(attempt, opts, until)) std::rethrow_exception(failure);
   }
 }
 

@@ -155,6 +155,8 @@ class Connection {
   TransactionStatus transaction_status() const noexcept;
   bool is_open() const noexcept;  // has a PGconn whose status is CONNECTION_OK
   int backend_pid() const noexcept;
+  // PQserverVersion: e.g. 150004 for 15.4; 0 when not connected.
+  int server_version() const noexcept;
   std::string redacted_conninfo() const { return redacted_conninfo_; }
 
   // libpq's handle, for what Connection does not offer. What is done through it is

@@ -2,9 +2,11 @@
 // The error hierarchy of libusher. Server errors are classified by SQLSTATE so that
 // callers (and the retry logic) can ask one question: is it worth trying again?
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace usher {
 
@@ -127,12 +129,22 @@ class UnknownService : public DatabaseError {
   std::string service_;
 };
 
-// Pool::transaction: the connection was lost while COMMIT was under way, so whether the
-// transaction committed is unknown. Never retried; the caller must find out (e.g. by
-// reading back what the transaction wrote). sqlstate() is that of the connection error.
+// Pool::transaction: the connection was lost while COMMIT was under way, and asking the
+// server (pg_xact_status on a fresh connection) did not settle whether the transaction
+// committed. Never retried; the caller must find out (e.g. by reading back what the
+// transaction wrote, or pg_xact_status(xid()) later). sqlstate() is that of the
+// connection error.
 class CommitUnknown : public Error {
  public:
   using Error::Error;
+  CommitUnknown(const std::string& message, std::string sqlstate, std::uint64_t xid)
+      : Error(message, std::move(sqlstate)), xid_(xid) {}
+  // The transaction's id (pg_current_xact_id(), with its epoch), or 0 when none was
+  // recorded before the connection was lost.
+  std::uint64_t xid() const noexcept { return xid_; }
+
+ private:
+  std::uint64_t xid_ = 0;
 };
 
 // Reading a result: a NULL read into a non-optional type, or a type that does not fit.

@@ -110,13 +110,20 @@ class Pool {
   // for a new connection (it may still validate the idle one). CircuitOpen as acquire().
   std::optional<Lease> try_acquire(std::source_location where = std::source_location::current());
 
-  // Runs fn(conn) (or fn(conn, attempt)) in a transaction on a borrowed connection:
-  // BEGIN with `opts`, fn, COMMIT; ROLLBACK and rethrow on any exception. Serialization
-  // failures, deadlocks and lock timeouts (40001, 40P01, 55P03), in fn or at COMMIT,
-  // retry the whole transaction on a fresh borrow, up to opts.max_attempts, with
-  // exponential backoff and full jitter: fn must be safe to run again (no effects outside
-  // the transaction, or idempotent ones). A connection lost during COMMIT throws
-  // usher::CommitUnknown and is never retried. Returns what fn returns.
+  // Runs fn in a transaction on a borrowed connection: BEGIN with `opts`, fn, COMMIT;
+  // ROLLBACK and rethrow on any exception. fn takes usher::Transaction& (savepoints:
+  // tx.savepoint(fn2)), Connection&, or Connection& and the attempt number.
+  // Serialization failures, deadlocks and lock timeouts (40001, 40P01, 55P03), in fn or
+  // at COMMIT, retry the whole transaction on a fresh borrow, up to opts.max_attempts and
+  // within opts.max_elapsed, with exponential backoff and full jitter: fn must be safe to
+  // run again. A connection lost during COMMIT is resolved through pg_xact_status() on a
+  // fresh borrow: committed returns, aborted is retried like 40001, and an outcome that
+  // cannot be found throws usher::CommitUnknown (never retried). Returns what fn returns.
+  //
+  // Called inside a transaction body of this pool on the same thread, it does not borrow:
+  // it is tx.savepoint(fn) of the innermost transaction there (opts are not applied, but
+  // an isolation stronger than the enclosing one is std::invalid_argument), and only the
+  // outermost call retries.
   template <class Fn>
   detail::transaction_result_t<Fn> transaction(
       Fn&& fn, TransactionOptions opts = {},
@@ -195,23 +202,9 @@ detail::run_result_t<Fn> Pool::run(Fn&& fn, const RetryPolicy& policy, Fallback&
 template <class Fn>
 detail::transaction_result_t<Fn> Pool::transaction(Fn&& fn, TransactionOptions opts,
                                                    std::source_location where) {
-  using R = detail::transaction_result_t<Fn>;
-  static_assert(!std::is_reference_v<R>,
-                "Pool::transaction: return a value; a reference would outlive the transaction");
-  if constexpr (std::is_void_v<R>) {
-    auto body = [&fn](Connection& conn, int attempt) {
-      detail::invoke_transaction_body(fn, conn, attempt);
-    };
-    run_transaction(detail::erase_body(body), opts, where);
-  } else {
-    std::optional<R> out;
-    auto body = [&fn, &out](Connection& conn, int attempt) {
-      out.reset();
-      out.emplace(detail::invoke_transaction_body(fn, conn, attempt));
-    };
-    run_transaction(detail::erase_body(body), opts, where);
-    return std::move(*out);
-  }
+  return detail::run_erased(fn, [&](detail::TransactionBody body) {
+    run_transaction(body, opts, where);
+  });
 }
 
 }  // namespace usher
