@@ -19,7 +19,7 @@ Session connect(const Args& args) {
     // A server's refusal at login (no such role or database, wrong password, too many
     // connections) comes typed by its SQLSTATE; for this tool it is "cannot connect"
     // (exit 69), not a missing pg_monitor grant or a failed query.
-    throw usher::ConnectionError(e.what(), e.sqlstate());
+    throw usher::ConnectionError(e.what(), e.fields());  // the server's fields kept
   }
   // Checked up front rather than inferred from "schema usher does not exist", so the
   // message can name the database and the fix.

@@ -203,7 +203,7 @@ Plan make_plan(const std::string& conninfo, const ConnOptions& options,
 struct Failure {
   std::string label;
   std::string why;
-  std::string sqlstate;  // the server's, when it refused the login
+  ErrorFields server;    // the server's, when it refused the login (sqlstate set)
   bool aborted = false;  // abort_fd became readable
 };
 
@@ -244,9 +244,8 @@ PGconn* attempt(const Attempt& a, Clock::time_point until, bool per_host, int ab
       PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
   while (poll != PGRES_POLLING_OK) {
     if (poll == PGRES_POLLING_FAILED) {
-      LoginError e = parse_login_error(trimmed(PQerrorMessage(conn)));
-      failure.sqlstate = e.sqlstate;
-      return fail(std::move(e.message));
+      failure.server = parse_login_error(trimmed(PQerrorMessage(conn)));
+      return fail(error_line(failure.server));
     }
     switch (wait_socket_or_abort(conn, poll == PGRES_POLLING_WRITING, until, abort_fd)) {
       case Wait::ready:
@@ -277,8 +276,8 @@ std::string failures_text(const std::vector<Failure>& failures) {
     const Failure& f = failures.front();
     return f.label.empty() ? ": " + f.why : fmt::format(" [{}]: {}", f.label, f.why);
   }
-  std::string s = ":";
-  for (const auto& f : failures) s += "\n  " + one(f);
+  std::string s = ":";  // one line: "; " between the hosts
+  for (const auto& f : failures) s += (s.size() == 1 ? " " : "; ") + one(f);
   return s;
 }
 
@@ -290,36 +289,49 @@ std::string describe_conninfo(const std::string& conninfo, const ConnOptions& op
   return s;
 }
 
-LoginError parse_login_error(const std::string& verbose) {
-  LoginError out;
-  std::string text;
+ErrorFields parse_login_error(const std::string& verbose) {
+  ErrorFields out;
+  std::string other;  // libpq's own lines, when no server error is in the text
   std::size_t pos = 0;
   while (pos <= verbose.size()) {
     auto nl = verbose.find('\n', pos);
     std::string line = verbose.substr(pos, nl == std::string::npos ? nl : nl - pos);
-    // PQERRORS_VERBOSE: "SEVERITY:  SQLSTATE: message", then DETAIL/HINT lines, then
-    // "LOCATION:  function, file:line".
-    if (!line.starts_with("LOCATION:  ")) {
-      for (auto i = line.find(":  "); i != std::string::npos; i = line.find(":  ", i + 1)) {
-        std::size_t c = i + 3;
-        auto severity_start = line.rfind(' ', i);
-        severity_start = severity_start == std::string::npos ? 0 : severity_start + 1;
-        if (severity_start < i && c + 7 <= line.size() && line.compare(c + 5, 2, ": ") == 0 &&
-            std::all_of(line.begin() + c, line.begin() + c + 5, [](char ch) {
-              return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z');
-            })) {
-          out.sqlstate = line.substr(c, 5);  // the last server error wins
-          line.erase(c, 7);
-          break;
-        }
+    // PQERRORS_VERBOSE: "[connection to server ... failed: ]SEVERITY:  SQLSTATE: message",
+    // then DETAIL/HINT lines, then "LOCATION:  function, file:line".
+    bool server_error = false;
+    for (auto i = line.find(":  "); i != std::string::npos; i = line.find(":  ", i + 1)) {
+      std::size_t c = i + 3;
+      auto severity_start = line.rfind(' ', i);
+      severity_start = severity_start == std::string::npos ? 0 : severity_start + 1;
+      if (severity_start < i && c + 7 <= line.size() && line.compare(c + 5, 2, ": ") == 0 &&
+          std::all_of(line.begin() + c, line.begin() + c + 5, [](char ch) {
+            return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z');
+          })) {
+        out = ErrorFields{};  // the last server error wins
+        out.severity = line.substr(severity_start, i - severity_start);
+        out.sqlstate = line.substr(c, 5);
+        out.message = line.substr(c + 7);
+        server_error = true;
+        break;
       }
-      if (!text.empty()) text += '\n';
-      text += line;
+    }
+    if (!server_error) {
+      if (!out.sqlstate.empty() && line.starts_with("DETAIL:  ")) {
+        out.detail = line.substr(9);
+      } else if (!out.sqlstate.empty() && line.starts_with("HINT:  ")) {
+        out.hint = line.substr(7);
+      } else if (!line.starts_with("LOCATION:  ")) {
+        if (!other.empty()) other += ' ';
+        other += line;
+      }
     }
     if (nl == std::string::npos) break;
     pos = nl + 1;
   }
-  out.message = trimmed(text.c_str());
+  if (out.sqlstate.empty()) out.message = other;
+  ErrorFields primary;
+  primary.message = std::move(out.message);
+  out.message = error_line(primary);  // one line
   return out;
 }
 
@@ -357,8 +369,8 @@ PGconn* connect_hosts(const std::string& conninfo, const ConnOptions& options,
       if (failures.back().aborted)
         throw ConnectAborted(scrub(what + failures_text({failures.back()}), conninfo, options));
       // The server refused the login: libpq stops there too, and so does the error class.
-      if (!failures.back().sqlstate.empty())
-        throw_database_error(failures.back().sqlstate,
+      if (!failures.back().server.sqlstate.empty())
+        throw_database_error(failures.back().server,
                              scrub(what + failures_text(failures), conninfo, options));
     }
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "usher/connection.hpp"
+#include "usher/errors.hpp"
 
 namespace usher::detail {
 
@@ -26,13 +27,9 @@ PGconn* connect_hosts(const std::string& conninfo, const ConnOptions& options,
 // `conninfo` and `options` for messages: passwords replaced by "***".
 std::string describe_conninfo(const std::string& conninfo, const ConnOptions& options);
 
-// A libpq error text written with PQERRORS_VERBOSE: the SQLSTATE of the (last) server
-// error in it, empty when there is none, and the text without the code and the LOCATION
-// lines (DETAIL and HINT kept).
-struct LoginError {
-  std::string sqlstate;
-  std::string message;
-};
-LoginError parse_login_error(const std::string& verbose_message);
+// A libpq error text written with PQERRORS_VERBOSE: the fields of the (last) server
+// error in it (severity, SQLSTATE, message, DETAIL, HINT; no LOCATION), or, when there is
+// none, libpq's own text as `message` (one line) with an empty sqlstate.
+ErrorFields parse_login_error(const std::string& verbose_message);
 
 }  // namespace usher::detail

@@ -32,59 +32,49 @@ std::array<Param, 2> advice_params(std::string_view service, int instances) {
           Param{std::to_string(instances), type_oids::int4}};
 }
 
-// Server messages span lines (ERROR / HINT / CONTEXT): one line reads better in a log.
-std::string one_line(std::string_view message) {
-  std::string out;
-  for (char c : message) {
-    bool space = c == '\n' || c == ' ' || c == '\t';
-    if (space && (out.empty() || out.back() == ' ')) continue;
-    out += space ? ' ' : c;
-  }
-  while (!out.empty() && out.back() == ' ') out.pop_back();
-  return out;
-}
-
 std::string quoted_identifier(std::string_view name) {
   std::string out = "\"";
   for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
 }
 
+// The server's fields are kept; what() says what to do.
 [[noreturn]] void throw_advice_error(const Connection& conn, std::string_view service,
-                                     const std::string& sqlstate, std::string_view message) {
+                                     const Error& e) {
   PGconn* c = conn.native();
   std::string db = c && PQdb(c) ? PQdb(c) : "";
   std::string role = c && PQuser(c) ? PQuser(c) : "";
-  std::string server = one_line(message);
+  const std::string& sqlstate = e.sqlstate();
+  const std::string server = e.what();  // one line
   if (sqlstate == "3F000")
     throw ExtensionUnavailable(
         fmt::format("pg_usher is not installed in database \"{}\" (no schema usher): run CREATE "
                     "EXTENSION pg_usher there to read usher.pool_advice() (server: {})", db, server),
-        sqlstate);
+        e.fields());
   if (sqlstate == "42883")
     throw ExtensionUnavailable(
         fmt::format("usher.pool_advice(jsonb) does not exist in database \"{}\": pg_usher is not "
                     "installed there, or is a version without it (server: {})", db, server),
-        sqlstate);
+        e.fields());
   if (sqlstate == "55000")
     throw ExtensionUnavailable(
         fmt::format("usher.pool_advice() needs pg_usher in the server's shared_preload_libraries "
                     "(server: {})", server),
-        sqlstate);
+        e.fields());
   if (sqlstate == "42501")
     // The function runs with the caller's rights and reads pg_usher's monitoring views and
     // functions: EXECUTE on it alone is not enough; pg_monitor has all of it.
-    throw PermissionDenied(
+    throw InsufficientPrivilege(
         fmt::format("role \"{}\" may not read usher.pool_advice(): GRANT pg_monitor TO {} (the "
                     "function reads pg_usher's monitoring views; EXECUTE on it alone is not "
                     "enough) (server: {})", role, quoted_identifier(role), server),
-        sqlstate);
+        e.fields());
   if (sqlstate == "22023")
     throw UnknownService(
         fmt::format("service \"{}\" is not an enabled service of pg_usher's published registry "
                     "(server: {})", service, server),
-        std::string(service), sqlstate);
-  throw_database_error(sqlstate, std::string(message));
+        std::string(service), e.fields());
+  throw;  // as it was
 }
 
 PoolAdvice read_advice(const Result& r, std::string_view service) {
@@ -118,8 +108,10 @@ PoolAdvice fetch_pool_advice(Connection& conn, std::string_view service, int ins
   Result r;
   try {
     r = conn.exec_params(kQuery, params, options);
-  } catch (const DatabaseError& e) {  // ConnectionError is not one: it passes as it is
-    throw_advice_error(conn, service, e.sqlstate(), e.what());
+  } catch (const ConnectionError&) {  // 57P01 is also a DatabaseError: it passes as it is
+    throw;
+  } catch (const DatabaseError& e) {
+    throw_advice_error(conn, service, e);
   }
   return read_advice(r, service);
 }

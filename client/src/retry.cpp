@@ -51,10 +51,7 @@ void RetryPolicy::validate(std::string_view prefix) const {
 
 namespace detail {
 
-bool default_is_transient(const std::exception& e) noexcept {
-  const auto* error = dynamic_cast<const Error*>(&e);
-  return error && error->is_transient();
-}
+bool default_is_transient(const std::exception& e) noexcept { return usher::is_transient(e); }
 
 RetryLoop::RetryLoop(const RetryPolicy& policy) : policy_(policy), start_(now()) {}
 

@@ -138,14 +138,14 @@ ConnectionRecord RoundTrips::open(std::optional<Clock::duration>* connected_afte
     } catch (const ConnectAborted&) {
       throw;
     } catch (const Error& e) {
-      throw ConnectionError(fmt::format("checking for pg_usher failed: {}", e.what()), e.sqlstate());
+      throw ConnectionError(fmt::format("checking for pg_usher failed: {}", e.what()), e.fields());
     }
   }
   if (config_.after_connect) {
     try {
       config_.after_connect(record.conn);
     } catch (const Error& e) {  // keeps the server's SQLSTATE
-      throw ConnectionError(fmt::format("after_connect failed: {}", e.what()), e.sqlstate());
+      throw ConnectionError(fmt::format("after_connect failed: {}", e.what()), e.fields());
     } catch (const std::exception& e) {
       throw ConnectionError(fmt::format("after_connect failed: {}", e.what()));
     } catch (...) {

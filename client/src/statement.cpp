@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <string_view>
@@ -21,16 +22,55 @@
 namespace usher {
 namespace {
 
+std::string field(const PGresult* res, int code) {
+  const char* v = PQresultErrorField(res, code);
+  return v ? v : "";
+}
+
+// libpq's text of an error it made itself: no fields, maybe a "SEVERITY:  " prefix.
+std::string libpq_message(const char* text) {
+  std::string m = detail::trimmed(text);
+  for (const char* prefix : {"ERROR:  ", "FATAL:  ", "PANIC:  "})
+    if (m.starts_with(prefix)) m.erase(0, std::string_view(prefix).size());
+  ErrorFields one;
+  one.message = std::move(m);
+  return error_line(one);  // libpq's hints come on lines of their own
+}
+
+// The server's fields of `res` (copied: PQclear frees them); a result libpq made up
+// itself (connection lost) has only its message.
+ErrorFields fields_of(PGconn* conn, const PGresult* res) {
+  ErrorFields f;
+  if (res) {
+    f.sqlstate = field(res, PG_DIAG_SQLSTATE);
+    f.severity = field(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    f.message = field(res, PG_DIAG_MESSAGE_PRIMARY);
+    f.detail = field(res, PG_DIAG_MESSAGE_DETAIL);
+    f.hint = field(res, PG_DIAG_MESSAGE_HINT);
+    std::string position = field(res, PG_DIAG_STATEMENT_POSITION);
+    f.position = position.empty() ? 0 : std::atoi(position.c_str());
+    f.context = field(res, PG_DIAG_CONTEXT);
+    f.schema = field(res, PG_DIAG_SCHEMA_NAME);
+    f.table = field(res, PG_DIAG_TABLE_NAME);
+    f.column = field(res, PG_DIAG_COLUMN_NAME);
+    f.datatype = field(res, PG_DIAG_DATATYPE_NAME);
+    f.constraint = field(res, PG_DIAG_CONSTRAINT_NAME);
+    if (f.message.empty()) f.message = libpq_message(PQresultErrorMessage(res));
+  }
+  if (f.message.empty()) f.message = libpq_message(PQerrorMessage(conn));
+  return f;
+}
+
+// Throws the error of `res` (or of the connection when null) as its member of the
+// hierarchy, and frees `res`.
 [[noreturn]] void throw_for(PGconn* conn, PGresult* res) {
-  const char* field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-  std::string code = field ? field : "";  // copied: PQclear frees it
-  std::string message = detail::trimmed(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
-  if (message.empty()) message = detail::trimmed(PQerrorMessage(conn));
+  ErrorFields f = fields_of(conn, res);
   PQclear(res);
-  // Errors libpq makes up itself (connection lost) carry no SQLSTATE.
-  if (PQstatus(conn) != CONNECTION_OK && (code.empty() || code.starts_with("08")))
-    throw ConnectionError(message, code.empty() ? "08006" : code);
-  throw_database_error(code, message);
+  // Errors libpq makes up itself (connection lost) carry no SQLSTATE; a server's code
+  // (57P01 at shutdown, ...) is kept.
+  if (PQstatus(conn) != CONNECTION_OK && f.sqlstate.empty()) f.sqlstate = "08006";
+  if (PQstatus(conn) != CONNECTION_OK && f.sqlstate.starts_with("08")) throw ConnectionError(std::move(f));
+  throw_database_error(std::move(f));
 }
 
 // Text format ends a value at its first NUL: refuse it rather than send less. libpq
@@ -252,9 +292,15 @@ Result Connection::read_results(const ExecOptions& options) {
       close();
       throw ConnectAborted("statement abandoned: its abort descriptor became readable; connection closed");
     case Ended::lost: {
-      std::string message = detail::trimmed(PQerrorMessage(conn_));
-      if (message.empty()) message = "the statement's answer could not be read";
+      // A server's error that ended the session keeps its code (FATAL 57P01 ...).
+      PGresult* error = reader.release_error();
+      ErrorFields f = fields_of(conn_, error);
+      PQclear(error);
+      std::string message = libpq_message(PQerrorMessage(conn_));
       close();  // lost, or a COPY that cannot end: either way not usable again
+      if ((f.severity == "FATAL" || f.severity == "PANIC") && !f.sqlstate.empty())
+        throw_database_error(std::move(f));
+      if (message.empty()) message = "the statement's answer could not be read";
       throw ConnectionError(message, "08006");
     }
   }
@@ -267,11 +313,11 @@ Result Connection::read_results(const ExecOptions& options) {
   }
   if (error) {
     if (reader.cancelled()) {
-      const char* code = PQresultErrorField(error, PG_DIAG_SQLSTATE);
-      if (code && std::string_view(code) == "57014") {
-        std::string message = detail::trimmed(PQresultErrorMessage(error));
+      if (field(error, PG_DIAG_SQLSTATE) == "57014") {
+        ErrorFields f = fields_of(conn_, error);
         PQclear(error);
-        throw QueryCanceled(fmt::format("statement cancelled at its deadline: {}", message), "57014");
+        std::string what = "statement cancelled at its deadline: " + error_line(f);
+        throw QueryCanceled(what, std::move(f));
       }
     }
     throw_for(conn_, error);

@@ -208,7 +208,12 @@ TEST(ConnectTest, MissingDatabaseIsDatabaseError3D000NotTransient) {
   try {
     Connection::open("dbname=usher_no_such_db", wait_limit());
   } catch (const Error& e) {
-    EXPECT_EQ(typeid(e), typeid(DatabaseError)) << e.what();  // no subclass either
+    // The type of class 3D, nothing more specific; the server's fields.
+    EXPECT_EQ(typeid(e), typeid(InvalidCatalogName)) << e.what();
+    EXPECT_EQ(e.severity(), "FATAL");
+    EXPECT_EQ(e.message(), "database \"usher_no_such_db\" does not exist");
+    EXPECT_THAT(e.what(), Not(HasSubstr("FATAL")));
+    EXPECT_THAT(e.what(), Not(HasSubstr("\n")));
   }
 }
 
@@ -262,10 +267,17 @@ TEST(ConnectExtensionTest, ServiceQuotaAtLoginIsTransientError53300) {
   expect_refusal<TransientError>(
       "user=usher_login_quota_role application_name=" + service + "/second", "53300", true,
                                  "too many connections for service \"" + service + "\"");
-  // The server's HINT stays in the message.
+  // The server's HINT stays in the message, and is a field.
   expect_refusal<TransientError>(
       "user=usher_login_quota_role application_name=" + service + "/third", "53300", true,
-      "HINT:  Close idle connections of this service");
+      "HINT: Close idle connections of this service");
+  try {
+    Connection::open("user=usher_login_quota_role application_name=" + service + "/fourth",
+                     wait_limit());
+  } catch (const TooManyConnections& e) {
+    EXPECT_THAT(e.hint(), HasSubstr("Close idle connections of this service"));
+    EXPECT_EQ(retry_class(e), RetryClass::reconnect_first);
+  }
 }
 
 // A role that logs in with a password: pg_hba.conf of the test cluster (trust for all)

@@ -104,9 +104,10 @@ class Connection {
   // override it. Several hosts (host=a,b or postgres://a,b/db) are tried one after the
   // other, each for at most its per-host timeout. Throws (password redacted in the
   // message, which names each host tried and why it failed):
-  //  - the class of the server's SQLSTATE when a server refused the login
-  //    (28000/28P01 PermissionDenied, 3D000 DatabaseError, 53300 TransientError, 57P03
-  //    ConnectionError, ...);
+  //  - the type of the server's SQLSTATE when a server refused the login, with its
+  //    fields (28000 InvalidAuthorizationSpecification and 28P01 InvalidPassword, both
+  //    PermissionDenied; 3D000 InvalidCatalogName; 53300 TooManyConnections, a
+  //    TransientError; 57P03 CannotConnectNow, a ConnectionError; ...);
   //  - usher::ConnectionError 08001 when no server answered in time or at all;
   //  - usher::ConnectAborted when limits.abort_fd became readable.
   static Connection open(const std::string& conninfo,
