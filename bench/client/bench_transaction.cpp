@@ -37,21 +37,22 @@ void run(PGconn* c, const char* sql, ExecStatusType expected) {
   PQclear(r);
 }
 
-void raw_transaction(PGconn* c) {
+// The transaction's statements up to its COMMIT, as the pool sends them.
+void raw_body(PGconn* c) {
   run(c, "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE", PGRES_COMMAND_OK);
   run(c, "SELECT 1", PGRES_TUPLES_OK);
   run(c, "SAVEPOINT usher_savepoint_1", PGRES_COMMAND_OK);
   run(c, "SELECT 1", PGRES_TUPLES_OK);
   run(c, "RELEASE SAVEPOINT usher_savepoint_1", PGRES_COMMAND_OK);
+}
+
+void raw_transaction(PGconn* c) {
+  raw_body(c);
   run(c, "COMMIT", PGRES_COMMAND_OK);
 }
 
 void raw_transaction_xid(PGconn* c) {
-  run(c, "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE", PGRES_COMMAND_OK);
-  run(c, "SELECT 1", PGRES_TUPLES_OK);
-  run(c, "SAVEPOINT usher_savepoint_1", PGRES_COMMAND_OK);
-  run(c, "SELECT 1", PGRES_TUPLES_OK);
-  run(c, "RELEASE SAVEPOINT usher_savepoint_1", PGRES_COMMAND_OK);
+  raw_body(c);
   PQenterPipelineMode(c);
   PQsendQueryParams(c, "SELECT pg_catalog.pg_current_xact_id_if_assigned()", 0, nullptr, nullptr,
                     nullptr, nullptr, 0);

@@ -15,10 +15,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class ConnectionTest : public ::testing::Test {
- protected:
-  Connection conn = Connection::open("", 10s);
-};
+using ConnectionTest = ConnectionFixture;
 
 TEST_F(ConnectionTest, ParametersRoundTrip) {
   auto r = conn.exec("SELECT $1::int, $2::bigint, $3::float8, $4::bool, $5::text, $6::text, $7::smallint",

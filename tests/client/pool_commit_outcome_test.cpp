@@ -49,17 +49,21 @@ int await_commit_waiting(Admin& admin, const std::string& app) {
   return pid;
 }
 
-long rows_of(Admin& admin, const std::string& table) {
-  return admin.conn().exec("SELECT count(*) FROM " + table).scalar<long>();
-}
-
 TransactionOptions quick(int max_attempts) {
-  TransactionOptions o;
-  o.max_attempts = max_attempts;
-  o.base_delay = 1ms;
-  o.max_delay = 5ms;
+  TransactionOptions o = fast_retries(max_attempts);
   o.commit_resolution_timeout = wait_limit();
   return o;
+}
+
+// Holds the lock the trigger's COMMIT waits on; the thread returned terminates the
+// pool's backend once its COMMIT waits there, then frees the lock.
+std::jthread kill_during_commit(Admin& holder, const PoolConfig& config) {
+  holder.conn().exec("SELECT pg_advisory_lock($1::bigint)", kCommitLockKey);
+  return std::jthread([&holder, app = config.effective_application_name()] {
+    Admin own;  // this thread's own connection
+    own.terminate(await_commit_waiting(own, app));
+    holder.conn().exec("SELECT pg_advisory_unlock($1::bigint)", kCommitLockKey);
+  });
 }
 
 // Killed while its COMMIT waits in the trigger: the server aborts it. pg_xact_status
@@ -68,13 +72,7 @@ TEST(PoolCommitOutcomeTest, ABackendKilledDuringCommitAbortsAndTheTransactionIsR
   Admin admin, holder;
   auto config = table_with_waiting_commit(admin, "commit_aborted");
   Pool pool(config);
-  holder.conn().exec("SELECT pg_advisory_lock($1::bigint)", kCommitLockKey);
-  std::jthread killer([&] {
-    Admin own;  // this thread's own connection
-    int pid = await_commit_waiting(own, config.effective_application_name());
-    own.terminate(pid);
-    holder.conn().exec("SELECT pg_advisory_unlock($1::bigint)", kCommitLockKey);
-  });
+  std::jthread killer = kill_during_commit(holder, config);
   std::atomic<int> attempts{0};
   int last = pool.transaction(
       [&](Connection& c, int attempt) {
@@ -86,7 +84,7 @@ TEST(PoolCommitOutcomeTest, ABackendKilledDuringCommitAbortsAndTheTransactionIsR
   killer.join();
   EXPECT_EQ(attempts.load(), 2);
   EXPECT_EQ(last, 2);
-  EXPECT_EQ(rows_of(admin, "commit_aborted"), 1);
+  EXPECT_EQ(admin.count_rows("commit_aborted"), 1);
   EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
@@ -96,12 +94,7 @@ TEST(PoolCommitOutcomeTest, AnAbortedCommitWithNoAttemptLeftIsAConnectionError) 
   Admin admin, holder;
   auto config = table_with_waiting_commit(admin, "commit_aborted_last");
   Pool pool(config);
-  holder.conn().exec("SELECT pg_advisory_lock($1::bigint)", kCommitLockKey);
-  std::jthread killer([&] {
-    Admin own;
-    own.terminate(await_commit_waiting(own, config.effective_application_name()));
-    holder.conn().exec("SELECT pg_advisory_unlock($1::bigint)", kCommitLockKey);
-  });
+  std::jthread killer = kill_during_commit(holder, config);
   try {
     pool.transaction([](Connection& c) { c.exec("INSERT INTO commit_aborted_last VALUES (1)"); },
                      quick(1));
@@ -113,7 +106,7 @@ TEST(PoolCommitOutcomeTest, AnAbortedCommitWithNoAttemptLeftIsAConnectionError) 
     EXPECT_NE(std::string(e.what()).find("aborted"), std::string::npos) << e.what();
   }
   killer.join();
-  EXPECT_EQ(rows_of(admin, "commit_aborted_last"), 0);
+  EXPECT_EQ(admin.count_rows("commit_aborted_last"), 0);
 }
 
 // The client's socket is cut while the COMMIT waits in the trigger; then the lock is
@@ -150,7 +143,7 @@ TEST(PoolCommitOutcomeTest, ACommitThatCompletedAfterTheConnectionBrokeIsASucces
       quick(3));
   cutter.join();
   EXPECT_EQ(attempts.load(), 1);
-  EXPECT_EQ(rows_of(admin, "commit_committed"), 1);
+  EXPECT_EQ(admin.count_rows("commit_committed"), 1);
   EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
@@ -195,7 +188,7 @@ TEST(PoolCommitOutcomeTest, ACommitStillInProgressPastTheBoundIsCommitUnknownWit
   EXPECT_EQ(status(), "in progress");  // the lock is still held
   holder.conn().exec("SELECT pg_advisory_unlock($1::bigint)", kCommitLockKey);
   EXPECT_TRUE(eventually([&] { return status() == "committed"; }));
-  EXPECT_EQ(rows_of(admin, "commit_unknown"), 1);
+  EXPECT_EQ(admin.count_rows("commit_unknown"), 1);
 }
 
 }  // namespace

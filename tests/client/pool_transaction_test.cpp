@@ -28,17 +28,6 @@ PoolConfig fresh_table(Admin& admin, const std::string& name) {
   return test_config(name);
 }
 
-long count_rows(Admin& admin, const std::string& table) {
-  return admin.conn().exec("SELECT count(*) FROM " + table).scalar<long>();
-}
-
-TransactionOptions fast_retries(int max_attempts) {
-  TransactionOptions o;
-  o.max_attempts = max_attempts;
-  o.base_delay = 1ms;
-  o.max_delay = 5ms;
-  return o;
-}
 
 struct Boom {
   int code;
@@ -55,10 +44,10 @@ TEST(PoolTransactionTest, CommitsAndReturnsWhatTheFunctionReturns) {
   });
   EXPECT_EQ(n, 1);
   EXPECT_EQ(attempts, 1);
-  EXPECT_EQ(count_rows(admin, "txn_commit"), 1);
+  EXPECT_EQ(admin.count_rows("txn_commit"), 1);
   // void functions too; the connection comes back idle, not in a transaction.
   pool.transaction([](Connection& c) { c.exec("INSERT INTO txn_commit VALUES (2, 20)"); });
-  EXPECT_EQ(count_rows(admin, "txn_commit"), 2);
+  EXPECT_EQ(admin.count_rows("txn_commit"), 2);
   EXPECT_EQ(pool.stats().in_use, 0u);
   auto lease = pool.acquire();
   EXPECT_EQ(lease->transaction_status(), TransactionStatus::idle);
@@ -79,7 +68,7 @@ TEST(PoolTransactionTest, AnExceptionRollsBackAndIsRethrownAsIs) {
     EXPECT_EQ(b.code, 42);
   }
   EXPECT_EQ(attempts, 1);
-  EXPECT_EQ(count_rows(admin, "txn_rollback"), 0);
+  EXPECT_EQ(admin.count_rows("txn_rollback"), 0);
   EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
@@ -160,7 +149,7 @@ TEST(PoolTransactionTest, ANonTransientErrorIsNotRetried) {
                    fast_retries(5)),
                ConstraintViolation);
   EXPECT_EQ(attempts, 1);
-  EXPECT_EQ(count_rows(admin, "txn_unique"), 1);  // row 2 rolled back
+  EXPECT_EQ(admin.count_rows("txn_unique"), 1);  // row 2 rolled back
 }
 
 TEST(PoolTransactionTest, ACaughtStatementErrorIsNotCommitted) {
@@ -178,7 +167,7 @@ TEST(PoolTransactionTest, ACaughtStatementErrorIsNotCommitted) {
   } catch (const DatabaseError& e) {
     EXPECT_EQ(e.sqlstate(), "25P02");
   }
-  EXPECT_EQ(count_rows(admin, "txn_swallow"), 0);
+  EXPECT_EQ(admin.count_rows("txn_swallow"), 0);
 }
 
 TEST(PoolTransactionTest, SetsTheIsolationLevelAndAccessMode) {
@@ -224,10 +213,10 @@ TEST(PoolTransactionTest, ABackendKilledInsideTheFunctionIsAConnectionErrorNotRe
                    fast_retries(3)),
                ConnectionError);
   EXPECT_EQ(attempts, 1);
-  EXPECT_EQ(count_rows(admin, "txn_killed"), 0);
+  EXPECT_EQ(admin.count_rows("txn_killed"), 0);
   // The broken connection was closed, not lent again: the next transaction works.
   pool.transaction([](Connection& c) { c.exec("INSERT INTO txn_killed VALUES (3, 3)"); });
-  EXPECT_EQ(count_rows(admin, "txn_killed"), 1);
+  EXPECT_EQ(admin.count_rows("txn_killed"), 1);
   EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
@@ -250,7 +239,7 @@ TEST(PoolTransactionTest, AConnectionLostDuringCommitIsCommitUnknownNotRetried) 
   }
   EXPECT_EQ(attempts, 1);
   pool.transaction([](Connection& c) { c.exec("INSERT INTO txn_commit_lost VALUES (2, 2)"); });
-  EXPECT_EQ(count_rows(admin, "txn_commit_lost"), 1);
+  EXPECT_EQ(admin.count_rows("txn_commit_lost"), 1);
   EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
@@ -274,7 +263,7 @@ TEST(PoolTransactionTest, AConnectionLostAtBeginIsRetriedOnAFreshBorrow) {
       },
       fast_retries(1));
   EXPECT_EQ(attempts, 1);
-  EXPECT_EQ(count_rows(admin, "txn_begin_lost"), 1);
+  EXPECT_EQ(admin.count_rows("txn_begin_lost"), 1);
   EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
@@ -357,7 +346,7 @@ TEST(PoolTransactionTest, ANestedCallInAPoolOfOneIsASavepointOnTheSameConnection
                  }),
                  Boom);
     // Nested: the enclosing transaction has not committed yet.
-    EXPECT_EQ(count_rows(admin, "txn_nested_one"), 0);
+    EXPECT_EQ(admin.count_rows("txn_nested_one"), 0);
   });
   EXPECT_EQ(keys(admin, "txn_nested_one"), (std::vector<int>{1, 2}));
   EXPECT_EQ(pool.stats().in_use, 0u);

@@ -12,10 +12,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-class StatementTest : public ::testing::Test {
- protected:
-  Connection conn = Connection::open("", 10s);
-};
+using StatementTest = ConnectionFixture;
 
 TEST_F(StatementTest, TextWithNulIsRefusedNotTruncated) {
   try {

@@ -98,6 +98,18 @@ std::size_t EventRecorder::count(PoolEventType type, std::string_view reason) co
   return n;
 }
 
+long Admin::count_rows(const std::string& table) {
+  return conn_.exec("SELECT count(*) FROM " + table).scalar<long>();
+}
+
+TransactionOptions fast_retries(int max_attempts) {
+  TransactionOptions o;
+  o.max_attempts = max_attempts;
+  o.base_delay = std::chrono::milliseconds(1);
+  o.max_delay = std::chrono::milliseconds(5);
+  return o;
+}
+
 bool wait_idle(const Pool& pool, std::size_t idle) {
   return eventually([&] {
     auto s = pool.stats();

@@ -46,6 +46,8 @@ class Admin {
   void terminate(int pid);  // pg_terminate_backend and wait until it is gone
   bool has_extension_leases();
   Connection& conn() { return conn_; }
+  // SELECT count(*) FROM `table` (a name the test wrote, never input).
+  long count_rows(const std::string& table);
 
  private:
   Connection conn_;
@@ -97,5 +99,14 @@ class SilentServer {
 
 // Waits until the pool has `idle` idle connections and nothing pending.
 bool wait_idle(const Pool& pool, std::size_t idle);
+
+// Transaction options whose retries wait 1-5 ms, for tests that make them happen.
+TransactionOptions fast_retries(int max_attempts);
+
+// A fixture with one connection of its own, opened from the PG* environment.
+class ConnectionFixture : public ::testing::Test {
+ protected:
+  Connection conn = Connection::open("", std::chrono::seconds(10));
+};
 
 }  // namespace usher::test
