@@ -40,8 +40,8 @@ void _PG_init(void) {
   usher::guard([] {
     // Every usher.* setting first, before any hook can read one.
     usher::settings::define();
-    // Reserving the prefix drops placeholders read from postgresql.conf that no
-    // definition claimed (a misspelt usher.* setting), with a WARNING.
+    // Reserving the prefix drops every usher.* setting read from postgresql.conf that
+    // no definition claimed (a misspelling), with a WARNING.
     MarkGUCPrefixReserved("usher");
     if (!process_shared_preload_libraries_in_progress) return;
     for (auto install_hooks : preloaded_modules) install_hooks();

@@ -167,7 +167,7 @@ RetryClass retry_class(const std::exception& error) noexcept {
   if (!e) return RetryClass::never;
   // Nothing was sent: borrowing again is the whole cure.
   if (dynamic_cast<const PoolTimeout*>(e)) return RetryClass::retry_transaction;
-  // CommitUnknown carries the lost connection's 08xxx: its type decides first.
+  // CommitUnknown carries the lost connection's class 08 code: its type decides first.
   if (!dynamic_cast<const DatabaseError*>(e) && !dynamic_cast<const ConnectionError*>(e))
     return RetryClass::never;  // CommitUnknown, PoolClosed, ConnectAborted, ResultError, ...
   const std::string& s = e->sqlstate();

@@ -98,7 +98,7 @@ struct LostDuringCommit {
 // [COMMIT] [sync]. The flush request makes the server send the xid before it starts the
 // COMMIT, so a COMMIT that breaks the connection (a deferred trigger, the commit record,
 // a killed backend) finds the xid already on its way. Throws LostDuringCommit, or the
-// COMMIT's own error (40001, a deferred constraint's 23xxx, ...) as exec() would.
+// COMMIT's own error (40001, a deferred constraint's class 23 error, ...) as exec() would.
 void commit_recording_xid(Connection& conn) {
   PGconn* c = conn.native();
   std::optional<std::uint64_t> xid;

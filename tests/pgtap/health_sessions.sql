@@ -25,7 +25,9 @@ SELECT * FROM dblink('leased', 'SELECT usher.checkout(''tap-holder'')') AS t(ok 
 -- one after.
 SELECT pg_temp.await($$SELECT count(*) = 6 FROM pg_stat_activity
                         WHERE pid IN (SELECT pid FROM remote) AND wait_event = 'ClientRead'$$);
--- One snapshot of the backend status for everything below (this transaction keeps it).
+-- usher.backends reads one snapshot of the backend status (this transaction keeps it);
+-- health_sessions_internal() reads the status slots live. This test's sessions are
+-- quiet from here on (all in ClientRead), so both see the same.
 BEGIN;
 SELECT pg_stat_clear_snapshot();
 CREATE TEMP TABLE hs AS SELECT * FROM usher.health_sessions_internal();
