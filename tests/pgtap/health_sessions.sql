@@ -6,7 +6,7 @@
 -- The extension is committed (the other sessions call usher.checkout) and dropped at
 -- the end.
 CREATE EXTENSION pg_usher;
-SELECT plan(13);
+SELECT plan(15);
 \ir lib/helpers.psql
 
 SELECT dblink_connect(c, pg_temp.here('tapsvc/' || c))
@@ -67,6 +67,17 @@ SELECT is((SELECT count(*) FROM hs WHERE pid IS NOT NULL),
 -- health() counts from it: the caller included, as usher.backends counts.
 SELECT is((SELECT split_part(detail, ' ', 1) FROM usher.health() WHERE "check" = 'connection_saturation'),
           (SELECT count(*)::text FROM usher.backends), 'connection_saturation counts every client backend');
+
+-- Read live, not from this transaction's snapshot: the 'open' session commits (it
+-- reports itself idle before its answer reaches us); pg_stat_activity, which reads the
+-- snapshot, still shows it idle in a transaction; health_sessions_internal() no longer
+-- gives it a row.
+SELECT dblink_exec('open', 'COMMIT');
+SELECT is((SELECT state FROM pg_stat_activity WHERE pid = (SELECT pid FROM remote WHERE conn = 'open')),
+          'idle in transaction', 'pg_stat_activity still shows the transaction''s snapshot');
+SELECT is((SELECT count(*) FROM usher.health_sessions_internal()
+            WHERE pid = (SELECT pid FROM remote WHERE conn = 'open')),
+          0::bigint, 'health_sessions_internal() reads the session as it is now');
 
 COMMIT;
 
