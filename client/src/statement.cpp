@@ -15,6 +15,7 @@
 
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
+#include "error_fields.hpp"
 #include "param_arrays.hpp"
 #include "sent_statements.hpp"
 #include "wait.hpp"
@@ -37,34 +38,11 @@ std::string libpq_message(const char* text) {
   return error_line(one);  // libpq's hints come on lines of their own
 }
 
-// The server's fields of `res` (copied: PQclear frees them); a result libpq made up
-// itself (connection lost) has only its message.
-ErrorFields fields_of(PGconn* conn, const PGresult* res) {
-  ErrorFields f;
-  if (res) {
-    f.sqlstate = field(res, PG_DIAG_SQLSTATE);
-    f.severity = field(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-    f.message = field(res, PG_DIAG_MESSAGE_PRIMARY);
-    f.detail = field(res, PG_DIAG_MESSAGE_DETAIL);
-    f.hint = field(res, PG_DIAG_MESSAGE_HINT);
-    std::string position = field(res, PG_DIAG_STATEMENT_POSITION);
-    f.position = position.empty() ? 0 : std::atoi(position.c_str());
-    f.context = field(res, PG_DIAG_CONTEXT);
-    f.schema = field(res, PG_DIAG_SCHEMA_NAME);
-    f.table = field(res, PG_DIAG_TABLE_NAME);
-    f.column = field(res, PG_DIAG_COLUMN_NAME);
-    f.datatype = field(res, PG_DIAG_DATATYPE_NAME);
-    f.constraint = field(res, PG_DIAG_CONSTRAINT_NAME);
-    if (f.message.empty()) f.message = libpq_message(PQresultErrorMessage(res));
-  }
-  if (f.message.empty()) f.message = libpq_message(PQerrorMessage(conn));
-  return f;
-}
 
 // Throws the error of `res` (or of the connection when null) as its member of the
 // hierarchy, and frees `res`.
 [[noreturn]] void throw_for(PGconn* conn, PGresult* res) {
-  ErrorFields f = fields_of(conn, res);
+  ErrorFields f = detail::fields_of(conn, res);
   PQclear(res);
   // Errors libpq makes up itself (connection lost) carry no SQLSTATE; a server's code
   // (57P01 at shutdown, ...) is kept.
@@ -92,6 +70,28 @@ void check(const Param& p, std::size_t number) {
 }  // namespace
 
 namespace detail {
+ErrorFields fields_of(PGconn* conn, const PGresult* res) {
+  ErrorFields f;
+  if (res) {
+    f.sqlstate = field(res, PG_DIAG_SQLSTATE);
+    f.severity = field(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    f.message = field(res, PG_DIAG_MESSAGE_PRIMARY);
+    f.detail = field(res, PG_DIAG_MESSAGE_DETAIL);
+    f.hint = field(res, PG_DIAG_MESSAGE_HINT);
+    std::string position = field(res, PG_DIAG_STATEMENT_POSITION);
+    f.position = position.empty() ? 0 : std::atoi(position.c_str());
+    f.context = field(res, PG_DIAG_CONTEXT);
+    f.schema = field(res, PG_DIAG_SCHEMA_NAME);
+    f.table = field(res, PG_DIAG_TABLE_NAME);
+    f.column = field(res, PG_DIAG_COLUMN_NAME);
+    f.datatype = field(res, PG_DIAG_DATATYPE_NAME);
+    f.constraint = field(res, PG_DIAG_CONSTRAINT_NAME);
+    if (f.message.empty()) f.message = libpq_message(PQresultErrorMessage(res));
+  }
+  if (f.message.empty()) f.message = libpq_message(PQerrorMessage(conn));
+  return f;
+}
+
 ParamArrays::ParamArrays(std::span<const Param> params) {
   values.reserve(params.size());
   types.reserve(params.size());
@@ -294,7 +294,7 @@ Result Connection::read_results(const ExecOptions& options) {
     case Ended::lost: {
       // A server's error that ended the session keeps its code (FATAL 57P01 ...).
       PGresult* error = reader.release_error();
-      ErrorFields f = fields_of(conn_, error);
+      ErrorFields f = detail::fields_of(conn_, error);
       PQclear(error);
       std::string message = libpq_message(PQerrorMessage(conn_));
       close();  // lost, or a COPY that cannot end: either way not usable again
@@ -314,7 +314,7 @@ Result Connection::read_results(const ExecOptions& options) {
   if (error) {
     if (reader.cancelled()) {
       if (field(error, PG_DIAG_SQLSTATE) == "57014") {
-        ErrorFields f = fields_of(conn_, error);
+        ErrorFields f = detail::fields_of(conn_, error);
         PQclear(error);
         std::string what = "statement cancelled at its deadline: " + error_line(f);
         throw QueryCanceled(what, std::move(f));

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "usher/errors.hpp"
+#include "error_fields.hpp"
 #include "usher/pool.hpp"
 #include "wait.hpp"
 
@@ -115,7 +116,7 @@ void commit_recording_xid(Connection& conn) {
       !PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) ||
       !PQpipelineSync(c))
     lost({}, {});
-  std::string code, message;  // the first error
+  std::optional<ErrorFields> error;  // the first one
   bool committed = false;
   for (int ends = 0; ends <= 2;) {  // each query's results end with a NULL; then the sync
     PGresult* r = PQgetResult(c);
@@ -129,18 +130,15 @@ void commit_recording_xid(Connection& conn) {
       xid = PQgetisnull(r, 0, 0) ? 0 : std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10);
     else if (status == PGRES_COMMAND_OK)
       committed = true;
-    else if ((status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) && message.empty()) {
-      const char* f = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-      code = f ? f : "";
-      message = detail::trimmed(PQresultErrorMessage(r));
-    }
+    else if ((status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) && !error)
+      error = detail::fields_of(c, r);
     PQclear(r);
     if (status == PGRES_PIPELINE_SYNC) break;
     if (PQstatus(c) != CONNECTION_OK) break;
   }
-  if (PQstatus(c) != CONNECTION_OK) lost(code, message);
+  if (PQstatus(c) != CONNECTION_OK) lost(error ? error->sqlstate : "", error ? error->message : "");
   PQexitPipelineMode(c);
-  if (!message.empty()) throw_database_error(code, message);
+  if (error) throw_database_error(std::move(*error));
   if (!committed) lost({}, "COMMIT was not answered");
 }
 

@@ -528,5 +528,25 @@ TEST(PoolTransactionTest, MaxElapsedBoundsAllAttemptsTogether) {
   EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
+// An error that only COMMIT reports (a deferred unique constraint) comes back like any
+// statement's: its type, the server's fields, one line without "ERROR:".
+TEST(PoolTransactionTest, AnErrorAtCommitCarriesTheServersFields) {
+  Admin admin;
+  admin.conn().exec("DROP TABLE IF EXISTS txn_deferred");
+  admin.conn().exec("CREATE TABLE txn_deferred (k int CONSTRAINT txn_deferred_k UNIQUE "
+                    "DEFERRABLE INITIALLY DEFERRED)");
+  Pool pool(test_config("txn_deferred"));
+  try {
+    pool.transaction([](Connection& c) { c.exec("INSERT INTO txn_deferred VALUES (1), (1)"); });
+    ADD_FAILURE() << "the duplicate was committed";
+  } catch (const UniqueViolation& e) {
+    EXPECT_EQ(e.constraint(), "txn_deferred_k");
+    EXPECT_EQ(e.table(), "txn_deferred");
+    EXPECT_EQ(std::string(e.what()).find("ERROR:"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(admin.count_rows("txn_deferred"), 0);
+}
+
 }  // namespace
 }  // namespace usher::test
