@@ -151,12 +151,14 @@ bg() {  # application_name sql: a session of role app in the background
   pids+=($!)
 }
 gate_is() { test "$("${SU[@]}" -c "SELECT active || ' ' || queued FROM usher.service_status WHERE service = '$1'")" = "$2"; }
-# orders: a statement waits ~1 s for the slot and is admitted (the wait histogram), then
-# one statement holds the slot and another stays queued behind it.
-bg orders/first "SELECT pg_sleep(1)"
+# orders: a statement waits for the slot until its holder is cancelled, and is admitted
+# (the wait histogram); then one statement holds the slot and another stays queued
+# behind it. Nothing depends on how fast the machine is.
+bg orders/first "SELECT pg_sleep(600)"
 await 10 gate_is orders "1 0"
 bg orders/waits "SELECT 1"
 assert_cmd "a statement queues in orders" await 10 gate_is orders "1 1"
+"${SU[@]}" -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'orders/first'" >/dev/null
 assert_cmd "and is admitted when the slot frees" await 20 gate_is orders "0 0"
 bg orders/holder "SELECT pg_sleep(600)"
 await 10 gate_is orders "1 0"

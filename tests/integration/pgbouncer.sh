@@ -56,6 +56,17 @@ bouncer_value() {  # bouncer, command, key, column
     $1 == key && c { print $c }'
 }
 sql_value() { "${SU[@]}" -c "$1"; }
+# An advisory lock the test holds while clients' statements wait on it, so a statement
+# runs exactly as long as the case needs: nothing depends on how fast the machine is.
+lock_hold() {  # KEY
+  PGAPPNAME=locker/$1 "${SU[@]}" -c "SELECT pg_advisory_lock($1), pg_sleep(600)" >/dev/null 2>&1 &
+  pids+=($!)
+  await 10 lock_granted "$1"
+}
+lock_granted() { test "$(sql_value "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted")" = 1; }
+lock_release() {  # KEY
+  sql_value "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'locker/$1'" >/dev/null
+}
 status_of() { sql_value "SELECT $2 FROM usher.service_status WHERE service = '$1'"; }
 status_is() { test "$(status_of "$1" "$2")" = "$3"; }
 # "service pool_size min_pool_size max_db_connections" per alias of a generated file.
@@ -113,7 +124,8 @@ assert_eq "$(sql_value "SELECT service_enforced || ' ' || service FROM usher.bac
 
 # --- the statement gate through PgBouncer: max_active 1, three clients, a pool of 7
 sql_value "SELECT usher.set_service('orders', max_active => 1, queue_timeout => '30s')" >/dev/null
-bg_bouncer orders/w1 orders "SELECT 'w1 done' FROM pg_sleep(5)" "$OUT/w1"
+lock_hold 71
+bg_bouncer orders/w1 orders "SELECT 'w1 done' FROM pg_advisory_xact_lock_shared(71)" "$OUT/w1"
 await 10 status_is orders "active || ' ' || queued" "1 0"
 bg_bouncer orders/w2 orders "SELECT 'w2 done' FROM pg_sleep(0.2)" "$OUT/w2"
 bg_bouncer orders/w3 orders "SELECT 'w3 done' FROM pg_sleep(0.2)" "$OUT/w3"
@@ -124,6 +136,7 @@ assert_eq "$(sql_value "SELECT string_agg(admission_state, ',' ORDER BY admissio
   "active,queued,queued" "usher.backends: three server connections of orders, one active and two queued"
 assert_eq "$(bouncer_value $BOUNCER "SHOW POOLS" orders sv_active)" "3" \
   "PgBouncer has handed out three server connections: the waiting happens in the server"
+lock_release 71
 wait "${pids[@]}" 2>/dev/null; pids=()
 assert_eq "$(cat "$OUT/w1" "$OUT/w2" "$OUT/w3" | sort | tr '\n' ' ')" "w1 done w2 done w3 done " "all three statements finish"
 await 10 status_is orders "active || ' ' || queued" "0 0"
@@ -131,17 +144,20 @@ assert_eq "$(status_of orders "active || ' ' || queued || ' ' || statements_wait
   "afterwards none is active or queued; the two waits were counted"
 # A wait that ends in queue_timeout is an ordinary ERROR, passed on to the client.
 sql_value "SELECT usher.set_service('orders', queue_timeout => '200ms')" >/dev/null
-bg_bouncer orders/holder orders "SELECT 'holder done' FROM pg_sleep(3)" "$OUT/holder"
+lock_hold 72
+bg_bouncer orders/holder orders "SELECT 'holder done' FROM pg_advisory_xact_lock_shared(72)" "$OUT/holder"
 await 10 status_is orders "active || ' ' || queued" "1 0"
 err=$(PGAPPNAME=orders/late via_bouncer $BOUNCER -d orders -v VERBOSITY=verbose -c "SELECT 1" 2>&1)
 assert_match "$err" 'ERROR:  53000: statement queue timeout for service "orders"' \
   "a statement timed out at the gate gets pg_usher's 53000 through PgBouncer"
+lock_release 72
 wait "${pids[@]}" 2>/dev/null; pids=()
 
 # --- a service quota below the pool: capped allows 2 connections, its pool has 4
 sql_value "SELECT usher.set_service('capped', max_connections => 2)" >/dev/null
-bg_bouncer capped/c1 capped "SELECT 'c1 done' FROM pg_sleep(8)" "$OUT/c1"
-bg_bouncer capped/c2 capped "SELECT 'c2 done' FROM pg_sleep(8)" "$OUT/c2"
+lock_hold 73
+bg_bouncer capped/c1 capped "SELECT 'c1 done' FROM pg_advisory_xact_lock_shared(73)" "$OUT/c1"
+bg_bouncer capped/c2 capped "SELECT 'c2 done' FROM pg_advisory_xact_lock_shared(73)" "$OUT/c2"
 await 10 status_is capped current 2
 bg_bouncer capped/c3 capped "SELECT 'c3 done'" "$OUT/c3"
 c3=${pids[-1]}
@@ -160,6 +176,7 @@ PGUSER=app2 PGDATABASE=capped PGHOST=$(bouncer_dir $BOUNCER) PGPORT=$(cat "$(bou
 assert_match "$HELD_ERROR" 'FATAL:  08P01: too many connections for service "capped": 2 of 2 in use' \
   "a new pool's client gets pg_usher's message, with PgBouncer's SQLSTATE 08P01"
 release_all
+lock_release 73
 wait "${pids[@]}" 2>/dev/null; pids=()
 assert_eq "$(cat "$OUT/c1" "$OUT/c2" | sort | tr '\n' ' ')" "c1 done c2 done " "the two admitted clients finish their statements"
 

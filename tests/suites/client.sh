@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # libusher (client/): builds the library and its GoogleTest suite with CMake and runs
 #   1. the suite in Release against the cluster in the PG* environment (tests/run.sh's),
+#      while the next variant builds (each variant's tests run beside the next build),
 #   2. the server-restart test and the pg_usher lease tests against a cluster of its own
 #      (it stops and starts it; CREATE EXTENSION pg_usher there, when it installs),
 #   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
@@ -101,29 +102,54 @@ run_own_server() {
   ) || status=1
 }
 
+# A variant's tests run while the next variant builds (the tests mostly wait on the
+# server; the build keeps both cores busy): lane_start runs a function in the
+# background with its output kept, lane_finish prints it and takes its status.
+LANE_PID=
+lane_start() {
+  local name=$1; shift
+  # The lane destroys the clusters it starts itself (a subshell has no EXIT trap of ours).
+  ( status=0 own_clusters=(); trap cleanup EXIT; "$@"; exit $status ) >"$LOGS/lane-$name.out" 2>&1 &
+  LANE_PID=$! LANE_NAME=$name
+}
+lane_finish() {
+  [[ -n $LANE_PID ]] || return 0
+  wait "$LANE_PID" || status=1
+  cat "$LOGS/lane-$LANE_NAME.out"
+  LANE_PID=
+}
+
 # 1 + 2: Release.
-if build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release; then
+release_tests() {
   run_gtest release "$BUILD/client/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS"
   run_own_server release-own-server "$BUILD/client/tests/usher_client_tests"
-fi
+}
+# 3: ASan + UBSan, everything.
+asan_tests() {
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+  run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS"
+  run_own_server asan-own-server "$BUILD/client-asan/tests/usher_client_tests"
+}
+# 4: TSan, the tests where the pool's threads meet the callers' threads, and the
+# lending bag's own (no server).
+tsan_tests() {
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter="Pool*:LendingBag*:-$OWN_SERVER_TESTS"
+  run_own_server tsan-own-server "$BUILD/client-tsan/tests/usher_client_tests"
+}
 
+build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release && lane_start release release_tests
 if [[ ${USHER_CLIENT_SANITIZERS:-1} != 0 ]]; then
   # Only the test program runs under the sanitizers: the CLI and examples are not built.
   SAN_FLAGS=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DUSHER_BUILD_EXAMPLES=OFF -DUSHER_BUILD_CLI=OFF)
-  # 3: ASan + UBSan, everything.
-  if build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined; then
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-    run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS"
-    run_own_server asan-own-server "$BUILD/client-asan/tests/usher_client_tests"
-  fi
-  # 4: TSan, the tests where the pool's threads meet the callers' threads, and the
-  # lending bag's own (no server).
-  if build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread; then
-    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-    run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter="Pool*:LendingBag*:-$OWN_SERVER_TESTS"
-    run_own_server tsan-own-server "$BUILD/client-tsan/tests/usher_client_tests"
-  fi
+  build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined; asan_built=$?
+  lane_finish
+  [[ $asan_built -eq 0 ]] && lane_start asan asan_tests
+  build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread; tsan_built=$?
+  lane_finish
+  [[ $tsan_built -eq 0 ]] && tsan_tests
 fi
+lane_finish
 
 # 5: install into a staging prefix; build the example against it both ways; run it.
 install_check() {
