@@ -68,16 +68,21 @@ void write_capacity(TextWriter& out) {
 // usher.replication_status(): this node's role, and the lag of each standby it streams
 // to (labels standby, client_addr) or, on a standby, its own (label upstream: the
 // primary it follows). A primary with no standby has no lag series.
+// Under 1.0.0's SQL (the new module before ALTER EXTENSION UPDATE) there is no
+// replication_status(): only usher_replication_is_standby is written.
 void write_replication(TextWriter& out) {
+  Table role = usher::spi::query(
+      "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END, "
+      "to_regprocedure('usher.replication_status()') IS NOT NULL");
+  bool standby = cell_text(role, 0, 0) == "1";
+  out.family("usher_replication_is_standby", "gauge", "1 on a standby (in recovery), 0 on a primary.");
+  out.sample({}, role.at(0, 0));
+  if (cell_text(role, 0, 1) != "t") return;
   Table t = usher::spi::query(
       "SELECT role, coalesce(standby_name, ''), coalesce(host(client_addr), 'local'), "
       "coalesce(upstream_host || ':' || upstream_port, ''), lag_bytes, lag_seconds, "
       "CASE WHEN state = 'streaming' THEN 1 ELSE 0 END, CASE WHEN replay_paused THEN 1 ELSE 0 END "
       "FROM usher.replication_status() WHERE state IS NOT NULL ORDER BY 2, 3");
-  Table role = usher::spi::query("SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END");
-  bool standby = cell_text(role, 0, 0) == "1";
-  out.family("usher_replication_is_standby", "gauge", "1 on a standby (in recovery), 0 on a primary.");
-  out.sample({}, role.at(0, 0));
   auto sample = [&](size_t r, size_t column) {
     if (standby)
       out.sample({{"upstream", cell_text(t, r, 3)}}, t.at(r, column));

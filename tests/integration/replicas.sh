@@ -59,6 +59,23 @@ assert_match "$HELD/$HELD_ERROR" '^2/.*FATAL:  53300: too many connections for s
   "standby: the quota lowered on the primary is enforced (2 admitted, the 3rd refused 53300)"
 release_all
 
+# --- the gate on the standby: read-only statements queue at max_active as well
+"${P[@]}" -c "SELECT usher.set_service('reports', max_active => 1)" >/dev/null
+await 30 "${S[@]}" -c "SELECT 1/(max_active = 1)::int FROM usher.published_services WHERE name = 'reports'"
+PGUSER=postgres session_open holder
+session_send holder "SELECT pg_advisory_lock(7), 'locked';"
+await 30 session_seen holder locked
+session_open first reports/first
+session_send first "SELECT pg_advisory_lock_shared(7), 'first done';"
+await 30 gate_is reports "1 0"
+session_open second reports/second
+session_send second "SELECT 'second done';"
+assert_cmd "standby: a second read-only statement of reports queues behind the running one (max_active 1)" \
+  await 30 gate_is reports "1 1"
+session_send holder "SELECT pg_advisory_unlock(7);"
+assert_cmd "standby: it runs once the first has ended" await 30 session_seen second "second done"
+session_close first; session_close second; session_close holder
+
 # --- replay paused: real lag, health() and metrics() report it
 # Wait until the launcher has seen replay caught up after the last replayed commit, so
 # that the lag must count from then, not from that commit.
