@@ -190,16 +190,21 @@ void follow() {
 
 // The launcher keeps one follower running while the server is in recovery. One that
 // ended (a recovery conflict cancelled its query, usher.database is missing) is
-// started again, at most every 10 s, so a failing one does not flood the log.
+// started again, at most every 10 s, so a failing one does not flood the log. If the
+// server is promoted while none runs, one is started at once for the last round (it
+// publishes under the writers' lock and exits).
 void keep_follower() {
   static BackgroundWorkerHandle* follower = nullptr;
   static TimestampTz last_start = 0;
-  if (!RecoveryInProgress()) return;
+  static bool followed = false;  // a follower was started in recovery; the last round is due
+  bool in_recovery = RecoveryInProgress();
+  if (!in_recovery && !followed) return;
   pid_t pid;
   if (follower != nullptr && GetBackgroundWorkerPid(follower, &pid) != BGWH_STOPPED) return;
   TimestampTz now = GetCurrentTimestamp();
-  if (last_start != 0 && !TimestampDifferenceExceeds(last_start, now, 10000)) return;
+  if (in_recovery && last_start != 0 && !TimestampDifferenceExceeds(last_start, now, 10000)) return;
   last_start = now;
+  followed = in_recovery;  // after promotion: this start is the last
   if (follower != nullptr) pfree(follower);
   follower = nullptr;
   if (!start_connected_worker("usher_follower_main", "pg_usher registry follower", &follower)) {
