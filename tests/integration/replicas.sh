@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real primary and a real streaming standby (pg_basebackup -R on loopback):
-# usher.replication_status() on both sides, replay paused and resumed (health() and
-# metrics() follow it), the service registry enforced on the standby as replayed --
+# usher.replication_status() on both sides, health()'s replication checks caught up,
+# replay paused and resumed (health() and metrics() follow it; both servers' metrics
+# pass promtool), the service registry enforced on the standby as replayed --
 # a quota changed on the primary is enforced there without a restart -- and after
 # pg_promote() the new primary enforces the same quotas and takes registry changes.
 set -uo pipefail
@@ -38,6 +39,15 @@ assert_eq "$("${S[@]}" -c "SELECT role, state, upstream_host IS NOT NULL, upstre
                                    received_lsn IS NOT NULL, replay_lsn IS NOT NULL, replay_paused
                             FROM usher.replication_status()")" "standby|streaming|t|t|t|t|f" \
   "standby: one row: streaming from the primary's port, received and replayed LSNs, replay running"
+assert_eq "$("${P[@]}" -c "SELECT string_agg(status, ' ') FROM usher.health() WHERE \"check\" LIKE 'replication%'")" \
+  "ok ok ok" "primary health(): the replication checks are ok, one row each for the one standby"
+assert_match "$("${P[@]}" -c "SELECT detail FROM usher.health() WHERE \"check\" = 'replication_lag'")" \
+  "^standby .* \(.*, streaming\): replay lag .*, [0-9]+ bytes behind$" "primary health(): the row names the streaming standby"
+await 30 "${S[@]}" -c "SELECT 1/(lag_bytes = 0)::int FROM usher.replication_status()"
+assert_eq "$("${S[@]}" -c "SELECT string_agg(status || ' ' || value, ', ') FROM usher.health()
+                            WHERE \"check\" LIKE 'replication%'")" "ok 0, ok 0, ok 0" \
+  "standby health(): caught up, lag 0 seconds and 0 bytes, streaming"
+assert_eq "$("${S[@]}" -c "SELECT usher.ready()")" "t" "standby: ready"
 before=$("${S[@]}" -c "SELECT replay_lsn FROM usher.replication_status()")
 "${P[@]}" -c "INSERT INTO ticks VALUES (now())" >/dev/null
 assert_cmd "standby: the replayed LSN advances after a write on the primary" \
@@ -91,10 +101,11 @@ assert_eq "$("${S[@]}" -c "SELECT replay_paused, lag_seconds > 0,
                                    lag_seconds < extract(epoch FROM clock_timestamp() - last_replay_time) - 1
                             FROM usher.replication_status()")" "t|t|t" \
   "standby: replay paused; the lag counts from when replay was last caught up, not from the last replayed commit"
-lowered="SET usher.replication_lag_bytes_warning = '8kB';"
+lowered="SET usher.replication_lag_warning = '1ms'; SET usher.replication_lag_bytes_warning = '8kB';"
 assert_eq "$("${S[@]}" -c "$lowered" -c "SELECT \"check\" || ' ' || status FROM usher.health()
-                                          WHERE \"check\" IN ('replication_lag_bytes', 'replication_state')" | tail -2 | tr '\n' ' ')" \
-  "replication_lag_bytes warning replication_state warning " "standby health(): lag in bytes and the paused replay are warnings"
+                                          WHERE \"check\" LIKE 'replication%'" | tail -3 | tr '\n' ' ')" \
+  "replication_lag warning replication_lag_bytes warning replication_state warning " \
+  "standby health(): the lag in seconds and in bytes and the paused replay are warnings"
 assert_match "$("${S[@]}" -c "SELECT detail FROM usher.health() WHERE \"check\" = 'replication_state'")" \
   "^standby \(streaming, following .*\): [0-9]+ bytes received but not yet replayed; replay is paused$" \
   "standby health(): the detail names the primary it follows and says replay is paused"
@@ -110,6 +121,9 @@ metrics=$("${P[@]}" -c "SELECT usher.metrics()")
 assert_match "$(grep -E '^usher_replication_(is_standby|lag_bytes|streaming)' <<<"$metrics" | tr '\n' ' ')" \
   '^usher_replication_is_standby 0 usher_replication_lag_bytes\{standby=".+",client_addr=".+"\} [1-9][0-9]* usher_replication_streaming\{standby=".+",client_addr=".+"\} 1 $' \
   "primary metrics: one series per standby, its lag in bytes, streaming"
+assert_match "$(grep '^usher_replication_replay_lag_bytes' <<<"$metrics")" \
+  '^usher_replication_replay_lag_bytes\{standby=".+",client_addr=".+"\} [1-9][0-9]*$' \
+  "primary metrics: the 1.0.0 family of bytes each standby has yet to replay, too"
 assert_cmd "primary metrics pass promtool check metrics" promtool check metrics <<<"$metrics"
 
 "${S[@]}" -c "SELECT pg_wal_replay_resume()" >/dev/null
