@@ -5,10 +5,13 @@
 
 namespace {
 
-// Thresholds are stored in GUC units (ms for times); health() reports seconds.
+// Thresholds are stored in GUC units (ms for times, kB for WAL); health() reports
+// seconds and bytes.
 Datum reported_value(const usher::settings::ThresholdPair& pair, int value, bool* isnull) {
   *isnull = value == 0;
-  double scaled = pair.unit == usher::settings::Unit::milliseconds ? value / 1000.0 : value;
+  double scaled = value;
+  if (pair.unit == usher::settings::Unit::milliseconds) scaled = value / 1000.0;
+  if (pair.unit == usher::settings::Unit::kilobytes) scaled = value * 1024.0;
   return Float8GetDatum(scaled);
 }
 

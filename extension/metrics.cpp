@@ -65,6 +65,46 @@ void write_capacity(TextWriter& out) {
   }
 }
 
+// usher.replication_status(): this node's role, and the lag of each standby it streams
+// to (labels standby, client_addr) or, on a standby, its own (label upstream: the
+// primary it follows). A primary with no standby has no lag series.
+// Under 1.0.0's SQL (the new module before ALTER EXTENSION UPDATE) there is no
+// replication_status(): only usher_replication_is_standby is written.
+void write_replication(TextWriter& out) {
+  Table role = usher::spi::query(
+      "SELECT CASE WHEN pg_is_in_recovery() THEN 1 ELSE 0 END, "
+      "to_regprocedure('usher.replication_status()') IS NOT NULL");
+  bool standby = cell_text(role, 0, 0) == "1";
+  out.family("usher_replication_is_standby", "gauge", "1 on a standby (in recovery), 0 on a primary.");
+  out.sample({}, role.at(0, 0));
+  if (cell_text(role, 0, 1) != "t") return;
+  Table t = usher::spi::query(
+      "SELECT role, coalesce(standby_name, ''), coalesce(host(client_addr), 'local'), "
+      "coalesce(upstream_host || ':' || upstream_port, ''), lag_bytes, lag_seconds, "
+      "CASE WHEN state = 'streaming' THEN 1 ELSE 0 END, CASE WHEN replay_paused THEN 1 ELSE 0 END "
+      "FROM usher.replication_status() WHERE state IS NOT NULL ORDER BY 2, 3");
+  auto sample = [&](size_t r, size_t column) {
+    if (standby)
+      out.sample({{"upstream", cell_text(t, r, 3)}}, t.at(r, column));
+    else
+      out.sample({{"standby", cell_text(t, r, 1)}, {"client_addr", cell_text(t, r, 2)}}, t.at(r, column));
+  };
+  const char* families[][2] = {
+      {"usher_replication_lag_bytes",
+       "WAL not yet replayed: on a standby, received but not replayed; on a primary, per standby, written but not "
+       "replayed there."},
+      {"usher_replication_lag_seconds",
+       "Replay lag in seconds (0 when everything received is replayed); see usher.replication_status()."},
+      {"usher_replication_streaming", "1 when WAL is streaming (the standby's receiver, or the primary's sender)."}};
+  for (size_t column = 4; column <= 6; column++) {
+    out.family(families[column - 4][0], "gauge", families[column - 4][1]);
+    for (size_t r = 0; r < t.rows(); r++) sample(r, column);
+  }
+  if (!standby) return;
+  out.family("usher_replication_replay_paused", "gauge", "1 when replay is paused on this standby.");
+  for (size_t r = 0; r < t.rows(); r++) sample(r, 7);
+}
+
 // A check that reports several rows (replication lag per standby) is summarised by its
 // worst row; the per-standby figures follow as their own family.
 void write_health(TextWriter& out) {
@@ -102,6 +142,7 @@ void write_health(TextWriter& out) {
   for (size_t r = 0; r < standbys.rows(); r++)
     out.sample({{"standby", cell_text(standbys, r, 0)}, {"client_addr", cell_text(standbys, r, 1)}},
                standbys.at(r, 3));
+  write_replication(out);
 }
 
 // The visible services of one snapshot of shared state (shared_state.hpp), ordered by

@@ -5,6 +5,7 @@
 #include "gate.hpp"
 #include "guard.hpp"
 #include "registry.hpp"
+#include "replication.hpp"
 #include "sampler.hpp"
 #include "semaphore_state.hpp"
 #include "semaphores.hpp"
@@ -20,6 +21,7 @@ namespace {
 // requested and set up in the order they are added here.
 constexpr void (*preloaded_modules[])() = {
     usher::sampler::install_hooks,     // the sampler's ring
+    usher::replication::install_hooks, // the standby's replay catch-up time
     usher::shm::install_hooks,         // the registry, backend slots and gates
     usher::admission::install_hooks,   // ClientAuthentication_hook
     usher::registry::install_hooks,    // DROP EXTENSION of the registry

@@ -19,7 +19,7 @@ constexpr int seconds(int s) { return s * 1000; }
 // 0 disables a threshold. A warning above its critical threshold simply never shows:
 // the value is critical first. (Cross-checking the pair in check hooks would reject
 // valid postgresql.conf files depending on the order the two lines are applied.)
-std::array<ThresholdPair, 8> pairs{{
+std::array<ThresholdPair, 10> pairs{{
     {"connection_saturation", "connection_saturation", Unit::percent,
      "client backends as a percentage of max_connections", 80, 95, 100},
     {"idle_in_transaction", "idle_in_transaction", Unit::milliseconds,
@@ -32,6 +32,11 @@ std::array<ThresholdPair, 8> pairs{{
     {"replication_lag", "replication_lag", Unit::milliseconds,
      "replay delay of a standby (on the primary: per standby)", seconds(30),
      seconds(300), INT_MAX},
+    {"replication_lag_bytes", "replication_lag_bytes", Unit::kilobytes,
+     "WAL a standby has yet to replay (received there, or written on the primary)", 64 * 1024,
+     1024 * 1024, INT_MAX},
+    {"replication_state", "replication_state", Unit::flag,
+     "replication flag (1: replay paused, or WAL not streaming)", 1, 0, 1},
     {"wraparound", "wraparound", Unit::transaction_ids,
      "transaction ID (or multixact) age of the oldest database", 1000000000, 1500000000,
      2000000000},
@@ -51,7 +56,13 @@ struct GucText {
 };
 std::array<std::array<GucText, 2>, pairs.size()> guc_text;
 
-int guc_flags(Unit unit) { return unit == Unit::milliseconds ? GUC_UNIT_MS : 0; }
+int guc_flags(Unit unit) {
+  switch (unit) {
+    case Unit::milliseconds: return GUC_UNIT_MS;
+    case Unit::kilobytes: return GUC_UNIT_KB;
+    default: return 0;
+  }
+}
 
 }  // namespace
 
@@ -200,6 +211,8 @@ const char* reported_unit(Unit unit) {
     case Unit::percent: return "percent";
     case Unit::milliseconds: return "seconds";
     case Unit::transaction_ids: return "transaction_ids";
+    case Unit::kilobytes: return "bytes";
+    case Unit::flag: return "flag";
   }
   return "";
 }

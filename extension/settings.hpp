@@ -9,7 +9,9 @@
 namespace usher::settings {
 
 // How a threshold is measured, which fixes its GUC unit and how health() reports it.
-enum class Unit { percent, milliseconds, transaction_ids };
+// kilobytes: a GUC in kB (so '64MB' can be written), reported in bytes; flag: a
+// condition that holds (1) or not (0).
+enum class Unit { percent, milliseconds, transaction_ids, kilobytes, flag };
 
 struct ThresholdPair {
   const char* check;           // health() check name

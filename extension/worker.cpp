@@ -4,6 +4,7 @@
 #include "gate.hpp"
 #include "guard.hpp"
 #include "registry.hpp"
+#include "replication.hpp"
 #include "semaphores.hpp"
 #include "sampler.hpp"
 #include "settings.hpp"
@@ -11,6 +12,9 @@
 #include "spi.hpp"
 
 extern "C" {
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "nodes/makefuncs.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -21,6 +25,7 @@ extern "C" {
 
 PGDLLEXPORT void usher_launcher_main(Datum);
 PGDLLEXPORT void usher_publisher_main(Datum);
+PGDLLEXPORT void usher_follower_main(Datum);
 }
 
 // Two workers. The launcher holds no database connection and lives as long as the
@@ -73,16 +78,22 @@ void publish() {
   CommitTransactionCommand();
 }
 
-// Starts the publisher and waits for it to finish; false if it could not be started.
-bool launch_publisher() {
+// Starts a worker of the launcher's that connects to usher.database, runs once (never
+// restarted) and reports its exit to the launcher.
+bool start_connected_worker(const char* function, const char* name, BackgroundWorkerHandle** handle) {
   BackgroundWorker worker{};
   worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
   worker.bgw_start_time = BgWorkerStart_ConsistentState;
   worker.bgw_restart_time = BGW_NEVER_RESTART;
   worker.bgw_notify_pid = MyProcPid;
-  fill_common(&worker, "usher_publisher_main", "pg_usher publisher");
+  fill_common(&worker, function, name);
+  return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+// Starts the publisher and waits for it to finish; false if it could not be started.
+bool launch_publisher() {
   BackgroundWorkerHandle* handle;
-  if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
+  if (!start_connected_worker("usher_publisher_main", "pg_usher publisher", &handle)) {
     ereport(WARNING, (errmsg("pg_usher: could not start the registry publisher"),
                       errhint("Raise max_worker_processes; the registry is published at the next change.")));
     return false;
@@ -90,6 +101,118 @@ bool launch_publisher() {
   if (WaitForBackgroundWorkerShutdown(handle) != BGWH_STOPPED)
     ereport(WARNING, (errmsg("pg_usher: the registry publisher did not finish")));
   return true;
+}
+
+// The standby's registry follower (replication.hpp). A fingerprint of the three
+// published tables: every live row's (ctid, xmin), which any replayed INSERT, UPDATE or
+// DELETE changes ('' when the extension is not installed). VACUUM FULL changes it too,
+// which only publishes the same registry again.
+struct Fingerprint {
+  char text[NAMEDATALEN];
+};
+
+Fingerprint fingerprint(bool installed) {
+  Fingerprint none{};
+  if (!installed) return none;
+  constexpr spi::Column columns[] = {{spi::Column::name, offsetof(Fingerprint, text)}};
+  Fingerprint* rows;
+  int count = spi::read_rows(
+      "SELECT pg_catalog.md5(pg_catalog.concat_ws('/', "
+      "(SELECT pg_catalog.string_agg(ctid::text || xmin::text, ',' ORDER BY ctid) FROM usher.service), "
+      "(SELECT pg_catalog.string_agg(ctid::text || xmin::text, ',' ORDER BY ctid) FROM usher.role_service), "
+      "(SELECT pg_catalog.string_agg(ctid::text || xmin::text, ',' ORDER BY ctid) FROM usher.semaphore)))",
+      InvalidOid, GetActiveSnapshot(), CurrentMemoryContext, columns, &rows);
+  return count == 1 ? rows[0] : none;
+}
+
+// Publishes one table as the active snapshot sees it, or as empty without the extension.
+void publish_table(PublishOnCommit& table, bool installed) {
+  if (!table.attached()) return;
+  if (installed) return table.publish_now();
+  void* empty = table.empty();
+  (void)table.publish(empty);
+  table.free(empty);
+}
+
+// Promoted: the registry's writers may run now. The last round takes their lock
+// (SHARE ROW EXCLUSIVE, as set_service and set_semaphore do) before it reads, so a
+// change committed on the new primary is never overwritten by an older read.
+void lock_like_writers() {
+  const char* tables[] = {"service", "role_service", "semaphore"};
+  for (const char* table : tables)
+    (void)RangeVarGetRelid(makeRangeVar(pstrdup("usher"), pstrdup(table), -1), ShareRowExclusiveLock, true);
+}
+
+// One round: publish both tables if the replayed ones changed since `last`. Returns
+// whether the server was still in recovery when it began.
+bool follow_once(Fingerprint* last) {
+  bool in_recovery = RecoveryInProgress();
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  bool installed = extension_installed();
+  if (installed && !in_recovery) {
+    lock_like_writers();
+    PopActiveSnapshot();
+    PushActiveSnapshot(GetTransactionSnapshot());  // taken after the lock
+  }
+  Fingerprint now = fingerprint(installed);
+  if (strcmp(now.text, last->text) != 0) {
+    publish_table(registry::publication, installed);
+    publish_table(semaphores::publication, installed);
+    *last = now;
+  }
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+  return in_recovery;
+}
+
+void follow() {
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnection(settings::database, nullptr, 0);
+  pgstat_report_appname("pg_usher registry follower");
+  Fingerprint last{};
+  last.text[0] = '-';  // never a fingerprint: the first round publishes
+  while (!ShutdownRequestPending) {
+    if (!follow_once(&last)) break;  // promoted: the commit callbacks publish from now on
+    (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sampler::interval_ms(),
+                    PG_WAIT_EXTENSION);
+    ResetLatch(MyLatch);
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+  }
+  proc_exit(0);
+}
+
+// The launcher keeps one follower running while the server is in recovery. One that
+// ended (a recovery conflict cancelled its query, usher.database is missing) is
+// started again, at most every 10 s, so a failing one does not flood the log. If the
+// server is promoted while none runs, one is started at once for the last round (it
+// publishes under the writers' lock and exits).
+void keep_follower() {
+  static BackgroundWorkerHandle* follower = nullptr;
+  static TimestampTz last_start = 0;
+  static bool followed = false;  // a follower was started in recovery; the last round is due
+  bool in_recovery = RecoveryInProgress();
+  if (!in_recovery && !followed) return;
+  pid_t pid;
+  if (follower != nullptr && GetBackgroundWorkerPid(follower, &pid) != BGWH_STOPPED) return;
+  TimestampTz now = GetCurrentTimestamp();
+  if (in_recovery && last_start != 0 && !TimestampDifferenceExceeds(last_start, now, 10000)) return;
+  last_start = now;
+  followed = in_recovery;  // after promotion: this start is the last
+  if (follower != nullptr) pfree(follower);
+  follower = nullptr;
+  if (!start_connected_worker("usher_follower_main", "pg_usher registry follower", &follower)) {
+    follower = nullptr;
+    ereport(WARNING, (errmsg("pg_usher: could not start the registry follower on this standby"),
+                      errhint("Raise max_worker_processes; until then replayed registry changes are not enforced "
+                              "here.")));
+  }
 }
 
 // Logins of ordinary roles wait for the first publication (admission.cpp), so a run
@@ -129,6 +252,8 @@ void launcher() {
     int64 interval_us = static_cast<int64>(sampler::interval_ms()) * 1000;
     if (now >= due) {
       sampler::take_sample();
+      replication::note_replay_position();
+      keep_follower();
       due += interval_us;
       if (due <= now) due = now + interval_us;
     }
@@ -168,3 +293,4 @@ void install_hooks() {
 // so a PostgreSQL error never unwinds through a C++ try (docs/cpp-in-the-backend.md).
 void usher_launcher_main(Datum) { usher::worker::launcher(); }
 void usher_publisher_main(Datum) { usher::worker::publish(); }
+void usher_follower_main(Datum) { usher::worker::follow(); }

@@ -85,6 +85,22 @@ lock_waits AS (
      -- pg_locks copies the whole lock table; skip it when nobody waits for a lock.
      AND EXISTS (SELECT 1 FROM b WHERE b.wait_event_type = 'Lock')
 ),
+repl AS MATERIALIZED (
+  SELECT r.*,
+         CASE WHEN r.role = 'standby'
+              THEN pg_catalog.format('standby (%s%s): %s bytes received but not yet replayed%s',
+                                     r.state,
+                                     coalesce(', following ' || r.upstream_host || ':' || r.upstream_port, ''),
+                                     r.lag_bytes,
+                                     CASE WHEN r.replay_paused THEN '; replay is paused' ELSE '' END)
+              WHEN r.state IS NULL THEN 'primary with no standby connected'
+              ELSE pg_catalog.format('standby %s (%s, %s): replay lag %s, %s bytes behind',
+                                     r.standby_name, coalesce(host(r.client_addr), 'local'), r.state,
+                                     coalesce(r.replay_lag, '0'), coalesce(r.lag_bytes, 0)) END AS detail,
+         CASE WHEN r.role = 'standby' THEN r.replay_paused OR r.state <> 'streaming'
+              ELSE coalesce(r.state <> 'streaming', false) END AS stalled
+    FROM usher.replication_status() r
+),
 measures AS (
   SELECT 1 AS ord, 'connection_saturation' AS "check",
          100.0 * n::numeric / s.max_connections::numeric AS value,
@@ -127,41 +143,17 @@ measures AS (
     LEFT JOIN LATERAL (SELECT * FROM lock_waits ORDER BY waited DESC LIMIT 1) w ON true
 
   UNION ALL
-  -- A standby measures its own replay delay: zero while everything received is
-  -- replayed, else the time since the last replayed commit (since server start when
-  -- none has been replayed yet: an upper bound, not a zero).
-  SELECT 5, 'replication_lag',
-         CASE WHEN pg_catalog.pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_catalog.pg_last_wal_replay_lsn()
-              THEN 0
-              ELSE extract(epoch FROM pg_catalog.clock_timestamp()
-                                      - coalesce(pg_catalog.pg_last_xact_replay_timestamp(),
-                                                 pg_catalog.pg_postmaster_start_time())) END,
-         pg_catalog.format('standby: %s bytes received but not yet replayed%s',
-                           coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_last_wal_receive_lsn(),
-                                                               pg_catalog.pg_last_wal_replay_lsn()), 0),
-                           CASE WHEN pg_catalog.pg_is_wal_replay_paused() THEN '; replay is paused' ELSE '' END)
-   WHERE pg_catalog.pg_is_in_recovery()
+  -- Replication, from usher.replication_status(): a standby's own row, or a primary's
+  -- row per connected standby (one ok row when none is). Lag in seconds and in bytes,
+  -- and a flag when replay is paused or WAL is not streaming.
+  SELECT 5, 'replication_lag', coalesce(r.lag_seconds, 0), r.detail FROM repl r
+  UNION ALL
+  SELECT 6, 'replication_lag_bytes', coalesce(r.lag_bytes, 0), r.detail FROM repl r
+  UNION ALL
+  SELECT 7, 'replication_state', CASE WHEN r.stalled THEN 1 ELSE 0 END, r.detail FROM repl r
 
   UNION ALL
-  -- A primary reports one row per connected standby. (WAL senders joined to their
-  -- own activity row: pg_stat_replication would build a row for every backend.)
-  SELECT 5, 'replication_lag',
-         coalesce(extract(epoch FROM w.replay_lag), 0),
-         pg_catalog.format('standby %s (%s, %s): replay lag %s, %s bytes behind',
-                           a.application_name, coalesce(host(a.client_addr), 'local'), w.state,
-                           coalesce(w.replay_lag, '0'),
-                           coalesce(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), w.replay_lsn), 0))
-    FROM pg_catalog.pg_stat_get_wal_senders() w
-   CROSS JOIN LATERAL pg_catalog.pg_stat_get_activity(w.pid) a
-   WHERE NOT pg_catalog.pg_is_in_recovery()
-
-  UNION ALL
-  SELECT 5, 'replication_lag', 0, 'primary with no standby connected'
-   WHERE NOT pg_catalog.pg_is_in_recovery()
-     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders())
-
-  UNION ALL
-  SELECT 6, 'wraparound', a.age,
+  SELECT 8, 'wraparound', a.age,
          pg_catalog.format('database %s: transaction ID age %s, multixact age %s (wraparound at 2^31)',
                            a.datname, a.xid_age, a.mxid_age)
     FROM (SELECT datname, age(datfrozenxid) AS xid_age, mxid_age(datminmxid) AS mxid_age,
@@ -170,7 +162,7 @@ measures AS (
            ORDER BY 4 DESC LIMIT 1) a
 
   UNION ALL
-  SELECT 7, 'prepared_transactions',
+  SELECT 9, 'prepared_transactions',
          coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - p.prepared), 0),
          CASE WHEN p.gid IS NULL THEN 'no prepared transaction'
               ELSE pg_catalog.format('%s prepared transaction(s); the oldest, %L in database %s by %s, was prepared %s ago',
@@ -180,7 +172,7 @@ measures AS (
     FROM (SELECT 1) one
     LEFT JOIN LATERAL (SELECT * FROM pg_catalog.pg_prepared_xacts ORDER BY prepared LIMIT 1) p ON true
   UNION ALL
-  SELECT 8, 'leases',
+  SELECT 10, 'leases',
          coalesce(extract(epoch FROM l.lease_age), 0),
          CASE WHEN l.pid IS NULL THEN 'no idle backend holds a lease'
               ELSE pg_catalog.format(

@@ -9,5 +9,6 @@ GRANT SELECT ON usher.backends, usher.connections, usher.capacity, usher.service
   usher.published_services, usher.service_status, usher.leases TO pg_monitor;
 GRANT EXECUTE ON FUNCTION usher.backends_internal(), usher.health_sessions_internal(),
   usher.health_thresholds(), usher.health(),
-  usher.ready(), usher.metrics(), usher.published_services_internal(), usher.service_status_internal()
+  usher.ready(), usher.metrics(), usher.published_services_internal(), usher.service_status_internal(),
+  usher.replay_caught_up_internal(), usher.replication_status()
   TO pg_monitor;

@@ -586,3 +586,246 @@ SELECT g."check", g.status, g.value,
  ORDER BY g.ord, g.detail;
 END
 $$;
+
+-- replication status (issue 13)
+-- usher.replication_status(): the node's role and its replication figures, with the
+-- standby's replay catch-up time it reads (usher.replay_caught_up_internal()); health()
+-- reads it for its checks replication_lag (now also on an idle primary's standby),
+-- replication_lag_bytes and replication_state (new thresholds, settings only).
+
+CREATE FUNCTION usher.replay_caught_up_internal()
+RETURNS timestamptz
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'usher_replay_caught_up';
+
+COMMENT ON FUNCTION usher.replay_caught_up_internal() IS
+  'For usher.replication_status(): on a standby, the last time (sampled every usher.sample_interval) replay had caught up with the WAL received; NULL if never seen';
+
+-- On a standby: one row, the standby itself. On a primary: one row per WAL sender
+-- streaming to a standby (base backups left out), or one row with the standby columns
+-- NULL when none is connected. WAL senders are joined to their own activity row:
+-- pg_stat_replication would build a row for every backend to find them.
+-- Lag on a standby: 0 while everything received is replayed; else the time since the
+-- later of the last replayed commit and the last moment replay was seen caught up
+-- (an idle primary's quiet time is not lag). On a primary: replay_lag as PostgreSQL
+-- measures it, 0 when the standby has replayed everything written.
+-- PL/pgSQL, not SQL, so that the session keeps the plan of this query (health() and
+-- the client's health thread call it often): a third of the time of a SQL function.
+CREATE FUNCTION usher.replication_status(
+    OUT role text,
+    OUT standby_name text,
+    OUT client_addr inet,
+    OUT upstream_host text,
+    OUT upstream_port integer,
+    OUT state text,
+    OUT sync_state text,
+    OUT sent_lsn pg_lsn,
+    OUT write_lsn pg_lsn,
+    OUT flush_lsn pg_lsn,
+    OUT received_lsn pg_lsn,
+    OUT replay_lsn pg_lsn,
+    OUT write_lag interval,
+    OUT flush_lag interval,
+    OUT replay_lag interval,
+    OUT lag_bytes bigint,
+    OUT lag_seconds double precision,
+    OUT replay_paused boolean,
+    OUT last_replay_time timestamptz)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
+  SELECT 'standby'::text, NULL::text, NULL::inet, r.sender_host, r.sender_port,
+         coalesce(r.status, 'stopped'), NULL::text,
+         NULL::pg_lsn, NULL::pg_lsn, NULL::pg_lsn, x.received, x.replayed,
+         NULL::interval, NULL::interval, NULL::interval,
+         CASE WHEN x.received IS NULL OR x.replayed OPERATOR(pg_catalog.>=) x.received THEN 0::bigint
+              ELSE pg_catalog.pg_wal_lsn_diff(x.received, x.replayed)::bigint END,
+         CASE WHEN x.received IS NULL OR x.replayed OPERATOR(pg_catalog.>=) x.received THEN 0::double precision
+              ELSE greatest(0, extract(epoch FROM pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+                                 coalesce(greatest(x.replay_time, usher.replay_caught_up_internal()),
+                                          pg_catalog.pg_postmaster_start_time())))::double precision END,
+         pg_catalog.pg_get_wal_replay_pause_state() OPERATOR(pg_catalog.<>) 'not paused',
+         x.replay_time
+    FROM (SELECT pg_catalog.pg_last_wal_receive_lsn() AS received,
+                 pg_catalog.pg_last_wal_replay_lsn() AS replayed,
+                 pg_catalog.pg_last_xact_replay_timestamp() AS replay_time) x
+    LEFT JOIN pg_catalog.pg_stat_get_wal_receiver() r ON r.pid IS NOT NULL
+   WHERE pg_catalog.pg_is_in_recovery()
+
+  UNION ALL
+  SELECT 'primary', a.application_name, a.client_addr, NULL, NULL, w.state, w.sync_state,
+         w.sent_lsn, w.write_lsn, w.flush_lsn, NULL, w.replay_lsn,
+         w.write_lag, w.flush_lag, w.replay_lag,
+         pg_catalog.pg_wal_lsn_diff(c.lsn, w.replay_lsn)::bigint,
+         CASE WHEN w.replay_lsn OPERATOR(pg_catalog.>=) c.lsn THEN 0::double precision
+              ELSE coalesce(extract(epoch FROM w.replay_lag)::double precision, 0) END,
+         NULL, NULL
+    FROM pg_catalog.pg_stat_get_wal_senders() w
+   CROSS JOIN LATERAL pg_catalog.pg_stat_get_activity(w.pid) a
+   -- (pg_current_wal_lsn() raises during recovery, and a volatile subquery is computed
+   -- before the WHERE below.)
+   CROSS JOIN (SELECT CASE WHEN NOT pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_current_wal_lsn() END AS lsn) c
+   WHERE NOT pg_catalog.pg_is_in_recovery() AND w.state OPERATOR(pg_catalog.<>) 'backup'
+
+  UNION ALL
+  SELECT 'primary', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL
+   WHERE NOT pg_catalog.pg_is_in_recovery()
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_wal_senders() w
+                      WHERE w.state OPERATOR(pg_catalog.<>) 'backup');
+END
+$$;
+
+COMMENT ON FUNCTION usher.replication_status() IS
+  'This node''s role; on a standby its received and replayed WAL, lag in bytes and seconds, whether replay is paused and the primary it follows; on a primary one row per connected standby';
+REVOKE ALL ON FUNCTION usher.replay_caught_up_internal(), usher.replication_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION usher.replay_caught_up_internal(), usher.replication_status() TO pg_monitor;
+CREATE OR REPLACE FUNCTION usher.health(
+    OUT "check" text,
+    OUT status text,
+    OUT value double precision,
+    OUT threshold double precision,
+    OUT detail text)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
+WITH b AS MATERIALIZED (
+  SELECT * FROM usher.health_sessions_internal()
+),
+idle_in_xact AS (
+  SELECT * FROM b WHERE state LIKE 'idle in transaction%'
+),
+in_xact AS (
+  SELECT * FROM b WHERE xact_age IS NOT NULL
+),
+lock_waits AS (
+  SELECT l.pid, l.mode, l.locktype,
+         pg_catalog.clock_timestamp() - l.waitstart AS waited,
+         b.service, pg_catalog.pg_blocking_pids(l.pid) AS blockers
+    FROM pg_catalog.pg_locks l JOIN b ON b.pid = l.pid
+   WHERE NOT l.granted AND l.waitstart IS NOT NULL
+     -- pg_locks copies the whole lock table; skip it when nobody waits for a lock.
+     AND EXISTS (SELECT 1 FROM b WHERE b.wait_event_type = 'Lock')
+),
+repl AS MATERIALIZED (
+  SELECT r.*,
+         CASE WHEN r.role = 'standby'
+              THEN pg_catalog.format('standby (%s%s): %s bytes received but not yet replayed%s',
+                                     r.state,
+                                     coalesce(', following ' || r.upstream_host || ':' || r.upstream_port, ''),
+                                     r.lag_bytes,
+                                     CASE WHEN r.replay_paused THEN '; replay is paused' ELSE '' END)
+              WHEN r.state IS NULL THEN 'primary with no standby connected'
+              ELSE pg_catalog.format('standby %s (%s, %s): replay lag %s, %s bytes behind',
+                                     r.standby_name, coalesce(host(r.client_addr), 'local'), r.state,
+                                     coalesce(r.replay_lag, '0'), coalesce(r.lag_bytes, 0)) END AS detail,
+         CASE WHEN r.role = 'standby' THEN r.replay_paused OR r.state <> 'streaming'
+              ELSE coalesce(r.state <> 'streaming', false) END AS stalled
+    FROM usher.replication_status() r
+),
+measures AS (
+  SELECT 1 AS ord, 'connection_saturation' AS "check",
+         100.0 * n::numeric / s.max_connections::numeric AS value,
+         pg_catalog.format('%s of %s connections in use (%s reserved for superusers)',
+                           n, s.max_connections, s.reserved) AS detail
+    FROM (SELECT coalesce(sum(sessions), 0) + 1 AS n FROM b) c,
+         (SELECT max_connections, reserved FROM usher.capacity WHERE scope = 'server') s
+
+  UNION ALL
+  SELECT 2, 'idle_in_transaction',
+         coalesce(extract(epoch FROM w.state_age), 0),
+         CASE WHEN w.pid IS NULL THEN 'no session is idle in a transaction'
+              ELSE pg_catalog.format(
+                     'pid %s (service %s, role %s) %s for %s; %s session(s) idle in a transaction',
+                     w.pid, w.service, w.role, w.state, w.state_age,
+                     (SELECT count(*) FROM idle_in_xact)) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM idle_in_xact ORDER BY state_age DESC LIMIT 1) w ON true
+
+  UNION ALL
+  SELECT 3, 'long_transactions',
+         coalesce(extract(epoch FROM t.xact_age), 0),
+         CASE WHEN t.pid IS NULL THEN 'no other transaction is open'
+              ELSE pg_catalog.format(
+                     'pid %s (service %s, role %s, %s) has had a transaction open for %s',
+                     t.pid, t.service, t.role, t.state, t.xact_age) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM in_xact ORDER BY xact_age DESC LIMIT 1) t ON true
+
+  UNION ALL
+  SELECT 4, 'lock_waits',
+         coalesce(extract(epoch FROM w.waited), 0),
+         CASE WHEN w.pid IS NULL THEN 'no session is waiting for a lock'
+              ELSE pg_catalog.format(
+                     'pid %s (service %s) has waited %s for %s on a %s, blocked by pid(s) %s; %s session(s) waiting',
+                     w.pid, w.service, w.waited, w.mode, w.locktype,
+                     pg_catalog.array_to_string(w.blockers, ', '),
+                     (SELECT count(*) FROM lock_waits)) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM lock_waits ORDER BY waited DESC LIMIT 1) w ON true
+
+  UNION ALL
+  -- Replication, from usher.replication_status(): a standby's own row, or a primary's
+  -- row per connected standby (one ok row when none is). Lag in seconds and in bytes,
+  -- and a flag when replay is paused or WAL is not streaming.
+  SELECT 5, 'replication_lag', coalesce(r.lag_seconds, 0), r.detail FROM repl r
+  UNION ALL
+  SELECT 6, 'replication_lag_bytes', coalesce(r.lag_bytes, 0), r.detail FROM repl r
+  UNION ALL
+  SELECT 7, 'replication_state', CASE WHEN r.stalled THEN 1 ELSE 0 END, r.detail FROM repl r
+
+  UNION ALL
+  SELECT 8, 'wraparound', a.age,
+         pg_catalog.format('database %s: transaction ID age %s, multixact age %s (wraparound at 2^31)',
+                           a.datname, a.xid_age, a.mxid_age)
+    FROM (SELECT datname, age(datfrozenxid) AS xid_age, mxid_age(datminmxid) AS mxid_age,
+                 greatest(age(datfrozenxid), mxid_age(datminmxid)) AS age
+            FROM pg_catalog.pg_database
+           ORDER BY 4 DESC LIMIT 1) a
+
+  UNION ALL
+  SELECT 9, 'prepared_transactions',
+         coalesce(extract(epoch FROM pg_catalog.clock_timestamp() - p.prepared), 0),
+         CASE WHEN p.gid IS NULL THEN 'no prepared transaction'
+              ELSE pg_catalog.format('%s prepared transaction(s); the oldest, %L in database %s by %s, was prepared %s ago',
+                                     (SELECT count(*) FROM pg_catalog.pg_prepared_xacts),
+                                     p.gid, p.database, p.owner,
+                                     pg_catalog.clock_timestamp() - p.prepared) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM pg_catalog.pg_prepared_xacts ORDER BY prepared LIMIT 1) p ON true
+  UNION ALL
+  SELECT 10, 'leases',
+         coalesce(extract(epoch FROM l.lease_age), 0),
+         CASE WHEN l.pid IS NULL THEN 'no idle backend holds a lease'
+              ELSE pg_catalog.format(
+                     'pid %s (service %s) is idle, lent to %L for %s; %s idle leased backend(s)',
+                     l.pid, l.service, l.lease_holder, l.lease_age,
+                     (SELECT count(*) FROM b WHERE lease_holder IS NOT NULL AND state LIKE 'idle%')) END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT * FROM b WHERE lease_holder IS NOT NULL AND state LIKE 'idle%'
+                        ORDER BY lease_age DESC LIMIT 1) l ON true
+),
+graded AS (
+  SELECT m.ord, m."check", m.value::double precision AS value, m.detail,
+         CASE WHEN t.critical IS NOT NULL AND m.value::double precision >= t.critical THEN 'critical'
+              WHEN t.warning IS NOT NULL AND m.value::double precision >= t.warning THEN 'warning'
+              ELSE 'ok' END AS status,
+         t.warning, t.critical
+    FROM measures m JOIN usher.health_thresholds() t USING ("check")
+)
+SELECT g."check", g.status, g.value,
+       CASE g.status WHEN 'critical' THEN g.critical ELSE coalesce(g.warning, g.critical) END,
+       g.detail
+  FROM graded g
+ ORDER BY g.ord, g.detail;
+END
+$$;

@@ -163,7 +163,7 @@ assert_match "$RC|$OUT" $'^2\\|check +status +value +threshold +detail\nconnecti
   "health --quiet on a critical check prints only that check"
 PGOPTIONS="-c usher.connection_saturation_critical=1" run health --format json
 assert_eq "$RC $(jq -r '[.[] | select(.status != "ok") | .check] | join(",")' <<<"$OUT") $(jq length <<<"$OUT")" \
-  "2 connection_saturation 8" "health --format json: all 8 checks, the critical one marked, exit 2"
+  "2 connection_saturation 10" "health --format json: all 10 checks, the critical one marked, exit 2"
 run health -d "host=127.0.0.1 port=1"
 assert_match "$RC $ERR" "^3 usher: cannot connect to " "health that cannot connect exits 3 (unknown)"
 run health -d dbname=template1

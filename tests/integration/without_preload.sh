@@ -19,7 +19,7 @@ assert_eq "$(PGAPPNAME=orders/w1 "${Q[@]}" -c "SELECT service FROM usher.backend
   "usher.backends works"
 assert_eq "$("${Q[@]}" -c "SELECT count(*) FROM usher.connections")" "1" "usher.connections works"
 assert_eq "$("${Q[@]}" -c "SELECT count(*) FROM usher.capacity WHERE scope = 'server'")" "1" "usher.capacity works"
-assert_eq "$("${Q[@]}" -c "SELECT count(*) FROM usher.health() WHERE status = 'ok'")" "8" "usher.health() works, every check ok"
+assert_eq "$("${Q[@]}" -c "SELECT count(*) FROM usher.health() WHERE status = 'ok'")" "10" "usher.health() works, every check ok"
 assert_eq "$("${Q[@]}" -c "SELECT usher.ready()")" "t" "usher.ready() works"
 assert_cmd "usher.metrics() passes promtool" bash -c "${Q[*]} -c 'SELECT usher.metrics()' | promtool check metrics"
 # A threshold set before the library is loaded is a placeholder until the first call

@@ -129,7 +129,8 @@ SELECT is(pg_temp.status_of('connection_saturation'), 'ok', 'connection saturati
 -- Everything ok at the end; the rows keep their order.
 SELECT pg_stat_clear_snapshot();
 SELECT is(array_agg("check"), ARRAY['connection_saturation', 'idle_in_transaction', 'long_transactions',
-          'lock_waits', 'replication_lag', 'wraparound', 'prepared_transactions', 'leases'], 'one row per check, in order')
+          'lock_waits', 'replication_lag', 'replication_lag_bytes', 'replication_state', 'wraparound',
+          'prepared_transactions', 'leases'], 'one row per check, in order')
   FROM usher.health();
 SELECT is(count(*), 0::bigint, 'every check is ok at the end') FROM usher.health() WHERE status <> 'ok';
 SELECT is(usher.ready(), true, 'ready() at the end');

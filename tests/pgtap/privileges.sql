@@ -42,7 +42,7 @@ SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT query FROM usher.backends
           'SET application_name = ''orders/w1''', 'pg_monitor: sees the query text of other roles, as in pg_stat_activity');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT (count(*) > 0)::text FROM usher.connections'), 'true', 'pg_monitor: connections');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT count(*) FROM usher.capacity WHERE scope = ''server'''), '1', 'pg_monitor: capacity');
-SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT count(*) FROM usher.health()'), '8', 'pg_monitor: health()');
+SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT count(*) FROM usher.health()'), '10', 'pg_monitor: health()');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT usher.ready()::text'), 'true', 'pg_monitor: ready()');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SELECT (usher.metrics() LIKE ''# HELP %'')::text'), 'true', 'pg_monitor: metrics()');
 SELECT is(pg_temp.as_role('usher_tap_monitor', 'SET usher.lock_waits_warning = ''1h'''), 'ERROR 42501', 'pg_monitor: cannot change thresholds');
