@@ -47,6 +47,17 @@ std::optional<std::string> closest(const std::string& word, const std::vector<st
   return best;
 }
 
+std::vector<std::string> split_commas(const std::string& value) {
+  std::vector<std::string> items;
+  std::string_view rest = value;
+  while (true) {
+    auto comma = rest.find(',');
+    items.emplace_back(rest.substr(0, comma));
+    if (comma == std::string_view::npos) return items;
+    rest.remove_prefix(comma + 1);
+  }
+}
+
 namespace {
 
 std::string join(const std::vector<std::string>& words) {

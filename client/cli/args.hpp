@@ -43,6 +43,10 @@ Args parse_args(int argc, char** argv,
                 const std::vector<OptionSpec>* (*command_options)(const std::string&),
                 const std::vector<std::string>& command_names);
 
+// The items of a comma-separated option value ("a,b,,c": a, b, "", c), kept in order;
+// callers decide what an empty item means.
+std::vector<std::string> split_commas(const std::string& value);
+
 // The candidate closest to `word` by edit distance, if close enough to be a likely typo.
 std::optional<std::string> closest(const std::string& word, const std::vector<std::string>& candidates);
 

@@ -21,6 +21,7 @@ const Command& status_command();
 const Command& backends_command();
 const Command& health_command();
 const Command& advice_command();
+const Command& pgbouncer_config_command();
 
 const std::vector<const Command*>& commands();
 const Command* find_command(const std::string& name);

@@ -8,7 +8,7 @@ namespace usher::cli {
 
 const std::vector<const Command*>& commands() {
   static const std::vector<const Command*> list = {&status_command(), &backends_command(), &health_command(),
-                                                   &advice_command()};
+                                                   &advice_command(), &pgbouncer_config_command()};
   return list;
 }
 
@@ -34,7 +34,7 @@ void print_main_help() {
   fmt::print(
       "usher: look at a PostgreSQL server through pg_usher\n\n"
       "Usage: usher [-d CONNINFO] COMMAND [OPTIONS]\n\nCommands:\n");
-  for (auto* c : commands()) fmt::print("  {:<10} {}\n", c->name, c->summary);
+  for (auto* c : commands()) fmt::print("  {:<17} {}\n", c->name, c->summary);
   fmt::print("\nOptions (every command):\n");
   print_options(global_options());
   fmt::print(

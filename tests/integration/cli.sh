@@ -6,47 +6,23 @@
 # usage errors, a database without pg_usher, a role without pg_monitor and a bad
 # conninfo give their documented messages and exit statuses, and never print a password.
 #
-# The binary: $USHER_CLI if set, else built here from the current sources into a folder
-# of this run's own (build/client-cli-<cluster set>), so it never races the client suite's
-# build/client and is never stale.
+# The binary: $USHER_CLI if set, else built from the current sources
+# (tests/harness/usher_cli.sh).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
 source "$HERE/../harness/scenario.sh"
+source "$HERE/../harness/usher_cli.sh"
 
-if [[ -z ${USHER_CLI:-} ]]; then
-  # In make test the client suite has just built the tool in build/client: bring that
-  # build up to date rather than compile the library again (flock: a run side by side
-  # in this checkout waits for it). Run alone, the tool gets a build of its own.
-  build=$REPO_ROOT/build/client-cli
-  configure=(cmake -S "$REPO_ROOT/client" -B "$build" -DCMAKE_BUILD_TYPE=Release -DUSHER_BUILD_EXAMPLES=OFF)
-  if [[ -f $REPO_ROOT/build/client/CMakeCache.txt ]]; then
-    build=$REPO_ROOT/build/client configure=(true)
-  fi
-  mkdir -p "$build"
-  if ! { "${configure[@]}" &&
-         flock "$build/.cli-build.lock" cmake --build "$build" --target usher_cli -j "$(nproc)"; } \
-       >"$build/cli-build.log" 2>&1; then
-    tail -n 30 "$build/cli-build.log"
-    echo "0 1" >>"${USHER_COUNTS:-/dev/null}"
-    exit 1
-  fi
-  USHER_CLI=$build/cli/usher
-fi
+usher_cli_build
 
 # The sampler is slowed to one tick an hour so that pool_advice's history, and so the
 # advice, cannot change between the tool's read and the test's own.
 scenario_start cli usher.sample_interval=1h
 Q=(psql -X -At -v ON_ERROR_STOP=1)
 
-# run ARGS...: runs the tool; sets OUT (stdout), ERR (stderr) and RC.
-run() {
-  "$USHER_CLI" "$@" >"$WORK/out" 2>"$WORK/err"
-  RC=$?
-  OUT=$(cat "$WORK/out")
-  ERR=$(cat "$WORK/err")
-}
+run() { usher_run "$@"; }
 is() { [[ $("${Q[@]}" -c "$1") == "$2" ]]; }  # await helper: query gives value
 
 "${Q[@]}" -c "CREATE EXTENSION pg_usher" \
@@ -196,7 +172,7 @@ for conninfo in "host=127.0.0.1 port=1 user=x password=$secret" \
                 "host=127.0.0.1 port=1 password=$secret nosuchkeyword=1"; do
   run status -d "$conninfo"
   assert_match "$RC $ERR" "^(69|64|70) usher: " "bad conninfo [${conninfo//$secret/***}]: one line naming the problem"
-  assert_eq "$(grep -c -- "$secret" "$WORK/out" "$WORK/err" | awk -F: '{s+=$2} END {print s}')" "0" \
+  assert_eq "$(grep -c -- "$secret" "$WORK/usher.out" "$WORK/usher.err" | awk -F: '{s+=$2} END {print s}')" "0" \
     "bad conninfo [${conninfo//$secret/***}]: the password is printed nowhere"
 done
 run status -d "host=127.0.0.1 port=1 password=$secret"
