@@ -111,8 +111,10 @@ Args parse_args(int argc, char** argv,
       continue;
     }
     if (options_done || arg.size() < 2 || arg[0] != '-') {
-      if (!args.command.empty())
-        throw UsageError(fmt::format("unexpected argument '{}' (see {})", arg, where()));
+      if (!args.command.empty()) {
+        args.operands.push_back(arg);  // the command says whether it takes any (main.cpp)
+        continue;
+      }
       const auto* opts = command_options(arg);
       if (!opts) {
         std::string hint;

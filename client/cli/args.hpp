@@ -27,6 +27,7 @@ struct OptionSpec {
 
 struct Args {
   std::string command;                         // empty: none given
+  std::vector<std::string> operands;           // words after the command (services set NAME)
   std::map<std::string, std::string> values;   // long name -> value ("" for flags)
 
   bool has(const std::string& name) const { return values.count(name) != 0; }

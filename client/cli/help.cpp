@@ -8,7 +8,8 @@ namespace usher::cli {
 
 const std::vector<const Command*>& commands() {
   static const std::vector<const Command*> list = {&status_command(), &backends_command(), &health_command(),
-                                                   &advice_command(), &pgbouncer_config_command()};
+                                                   &advice_command(),   &services_command(), &leases_command(),
+                                                   &semaphores_command(), &activity_command(), &pgbouncer_config_command()};
   return list;
 }
 
@@ -47,7 +48,8 @@ void print_main_help() {
 }
 
 void print_command_help(const Command& command) {
-  fmt::print("usher {}: {}\n\nUsage: usher [-d CONNINFO] {}", command.name, command.summary, command.name);
+  fmt::print("usher {}: {}\n\nUsage: usher [-d CONNINFO] {}{}", command.name, command.summary, command.name,
+             command.operands.empty() ? "" : " " + command.operands);
   for (const auto& o : command.options)
     fmt::print(" [--{}{}]", o.name, o.value.empty() ? "" : " " + o.value);
   fmt::print(" [--format table|json]\n\n{}\n", command.description);

@@ -465,7 +465,7 @@ int run(const Args& args) {
 
 const Command& pgbouncer_config_command() {
   static const Command c{
-      "pgbouncer-config", "write pgbouncer.ini from the registry and pool advice, or --check a running PgBouncer",
+      "pgbouncer-config", "pgbouncer.ini from the registry; --check a running PgBouncer",
       "A complete pgbouncer.ini (or with --databases-only its [databases] and [users] parts)\n"
       "for the services of the published registry: one alias per enabled service, whose\n"
       "server connections log in as <service>/pgbouncer, pool_size and min_pool_size from\n"

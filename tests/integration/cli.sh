@@ -3,7 +3,9 @@
 # service's limits; backends filters by service and state through parameters (a hostile
 # value matches nothing); health's Nagios exit statuses 0/1/2/3 and --quiet; advice equals
 # usher.pool_advice() for the same instances; JSON output parses and matches the views;
-# usage errors, a database without pg_usher, a role without pg_monitor and a bad
+# services lists, sets and drops (as the owner and a delegated role; a pg_monitor role
+# is refused with 77); leases shows a lease and, under a low threshold, a leak suspect;
+# semaphores and activity match their views; usage errors, a database without pg_usher, a role without pg_monitor and a bad
 # conninfo give their documented messages and exit statuses, and never print a password.
 #
 # The binary: $USHER_CLI if set, else built from the current sources
@@ -144,6 +146,83 @@ run health -d "host=127.0.0.1 port=1"
 assert_match "$RC $ERR" "^3 usher: cannot connect to " "health that cannot connect exits 3 (unknown)"
 run health -d dbname=template1
 assert_match "$RC $ERR" "^3 .*CREATE EXTENSION pg_usher" "health in a database without pg_usher exits 3"
+
+# --- services: list, set and drop through usher.set_service / drop_service, values bound
+run services --format json
+assert_eq "$RC $(jq -r '.[] | select(.service == "orders") | [.max_connections, .reserved_connections, .max_active, .queue_timeout_seconds, .published] | @csv' <<<"$OUT")" \
+  "0 20,2,4,5,true" "services --format json: orders as set, and published"
+assert_eq "$(jq -r '[.[].service] | join(",")' <<<"$OUT")" "$("${Q[@]}" -c "SELECT string_agg(name, ',' ORDER BY name) FROM usher.service")" \
+  "services lists usher.service"
+hostile="it's billing; DROP TABLE usher.service; --"
+run services set billing --max-connections 5 --max-active 2 --queue-timeout 750ms --comment "$hostile"
+assert_match "$RC $OUT" $'^0 service .*\nbilling +5 +0 +2 +0.8s +0 +yes +statement +yes +'"$hostile"'$' \
+  "services set creates billing and prints its row, published"
+assert_eq "$("${Q[@]}" -c "SELECT max_connections || ' ' || max_active || ' ' || queue_timeout || ' ' || comment FROM usher.service WHERE name = 'billing'")" \
+  "5 2 00:00:00.75 $hostile" "the registry has the values as given, the comment as a value"
+run services set billing --priority 5000
+assert_match "$RC $ERR" "^65 usher: priority of service \"billing\" must be between 0 and 1000, not 5000" "a value set_service refuses: its message, exit 65"
+run services set billing --max-connections lots
+assert_match "$RC $ERR" '^65 usher: invalid input syntax for type integer: "lots"' "a value that is no number: exit 65, naming it"
+run services set "x' OR '1'='1"
+assert_match "$RC $ERR" "^65 usher: invalid service name \"x' OR '1'='1\"" "a hostile service name reaches the server as a value: exit 65"
+run services list billing
+assert_eq "$RC $(wc -l <<<"$OUT")" "0 2" "services list NAME: a header and that service"
+run services drop billing
+assert_eq "$RC $OUT $("${Q[@]}" -c "SELECT count(*) FROM usher.service WHERE name = 'billing'")" "0 dropped service billing 0" "services drop removes it"
+run services drop billing
+assert_match "$RC $ERR" '^65 usher: service "billing" does not exist' "dropping a service that does not exist: exit 65"
+run services drop
+assert_match "$RC $ERR" "^64 usher: usher services drop takes one service name" "drop without a name: exit 64"
+run services --max-active 3
+assert_match "$RC $ERR" "^64 usher: --max-active goes with \`usher services set NAME\`" "a set option without set: exit 64"
+run status orders
+assert_match "$RC $ERR" "^64 usher: unexpected argument 'orders'" "a command without operands refuses one: exit 64"
+"${Q[@]}" >/dev/null <<'SQL'
+CREATE ROLE cli_monitor LOGIN IN ROLE pg_monitor;
+CREATE ROLE cli_operator LOGIN IN ROLE pg_monitor;
+GRANT EXECUTE ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text, text),
+                          usher.drop_service(text) TO cli_operator;
+SQL
+run services -d user=cli_monitor set billing
+assert_match "$RC $ERR" "^77 usher: permission denied for function set_service: changing the registry needs the extension's owner or a role it granted EXECUTE on usher.set_service" \
+  "a pg_monitor role may list but not set: exit 77, naming the grant"
+run services -d user=cli_operator set ops --max-connections 3
+assert_eq "$RC $("${Q[@]}" -c "SELECT max_connections FROM usher.service WHERE name = 'ops'")" "0 3" "a delegated role sets a service"
+run services -d user=cli_operator drop ops
+assert_eq "$RC" "0" "and drops it"
+
+# --- leases and semaphores: a session holding a lease and two permits
+"${Q[@]}" -c "SELECT usher.set_semaphore('cli-sem', 3)" >/dev/null
+session_open leaser cli/leaser
+session_send leaser "SELECT usher.checkout('cart.cpp:42'), usher.acquire('cli-sem', 2, '5s', 'session');"
+await 10 is "SELECT count(*) FROM usher.leases WHERE holder = 'cart.cpp:42' AND state = 'idle'" 1
+leaser_pid=$("${Q[@]}" -c "SELECT pid FROM usher.leases WHERE holder = 'cart.cpp:42'")
+run leases --format json
+assert_eq "$RC $(jq -r '.[] | [.pid, .holder, .service, .suspect] | @csv' <<<"$OUT")" "0 $leaser_pid,\"cart.cpp:42\",\"cli\",false" \
+  "leases --format json: the lease, its holder and service, not suspect under the default threshold"
+run leases --suspect
+assert_eq "$RC $(wc -l <<<"$OUT")" "0 1" "leases --suspect: none yet (only the header)"
+PGOPTIONS="-c usher.lease_warning=1" run leases --suspect
+assert_match "$RC $(tail -n 1 <<<"$OUT")" "^0 +$leaser_pid +cli +postgres +idle +[0-9.]+s +[0-9.]+s +SUSPECT +cart.cpp:42$" \
+  "with usher.lease_warning 1 ms the idle lease is a SUSPECT, with its holder"
+run leases --service "x' OR '1'='1" --format json
+assert_eq "$RC $OUT" "0 []" "a hostile --service matches nothing"
+run semaphores
+assert_match "$RC $(grep '^cli-sem ' <<<"$OUT")" "^0 cli-sem +2/3 +1 +0 +2 +1 +0 +1 \($leaser_pid\)$" \
+  "semaphores: 2 of 3 held, 1 available, peak 2, 1 acquisition, held by the session's pid"
+run semaphores --name cli-sem --format json
+assert_eq "$(jq -cS . <<<"$OUT")" "$("${Q[@]}" -c "SELECT json_agg(s) FROM usher.semaphores s WHERE name = 'cli-sem'" | jq -cS .)" \
+  "semaphores --format json equals usher.semaphores"
+session_close leaser
+
+# --- activity: usher.activity_summary
+run activity --format json
+assert_eq "$RC $(jq -r '[.[] | .service + ":" + (.samples | tostring)] | join(",")' <<<"$OUT")" \
+  "0 $("${Q[@]}" -c "SELECT string_agg(service || ':' || samples, ',' ORDER BY service) FROM usher.activity_summary")" \
+  "activity --format json: usher.activity_summary's services and sample counts"
+run activity
+assert_match "$RC $(head -n 1 <<<"$OUT")" "^0 service +samples +window +conns p95/peak +active p95/peak +queued peak +stmt/s +busy ms +mean active$" \
+  "activity has its header"
 
 # --- databases, roles and connection strings that cannot work
 run status -d dbname=template1
