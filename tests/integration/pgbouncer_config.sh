@@ -6,7 +6,9 @@
 # quote); a client reaches the server through each service's pool and counts as that
 # service; --check passes; a quota change makes --check print the drift and exit 1;
 # RELOAD with the regenerated file makes it pass again while a connected client stays
-# connected. Values that cannot be written safely are refused with exit 64.
+# connected. Values that cannot be written safely are refused with exit 64. The committed
+# example (deploy/pgbouncer/pgbouncer.example.ini) is the tool's output; the metrics
+# script reports an exhausted pool; the logrotate postrotate command reopens the log.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
@@ -62,6 +64,13 @@ assert_eq "$(sed -n '/^\[users\]/,$p' "$WORK/databases.ini" | grep -v '^;')" \
 reporter = max_user_connections=$("${SU[@]}" -c "SELECT max_pool_size FROM usher.pool_advice() WHERE service = 'reporting'") pool_mode=session" \
   "[users]: the role mapped to reporting is capped at its pool, in session mode"
 
+# deploy/pgbouncer/pgbouncer.example.ini is the tool's output for these 7 services
+# (USHER_WRITE_EXAMPLE=1 rewrites it after a deliberate change).
+EXAMPLE=$REPO_ROOT/deploy/pgbouncer/pgbouncer.example.ini
+usher_run pgbouncer-config --session-mode reporting --target-host /var/run/postgresql --target-port 5432 --target-dbname shop
+[[ -n ${USHER_WRITE_EXAMPLE:-} ]] && printf '%s\n' "$OUT" >"$EXAMPLE"
+assert_eq "$OUT" "$(cat "$EXAMPLE")" "deploy/pgbouncer/pgbouncer.example.ini is what the tool writes for the 7 services"
+
 # --- PgBouncer reads them: the generated [pgbouncer] settings (the harness's listen,
 # files and trust authentication follow and win) and the generated sections, included.
 BOUNCER_BASE_CONFIG=$WORK/pgbouncer.ini BOUNCER_DATABASES_FILE=$WORK/databases.ini \
@@ -108,6 +117,34 @@ assert_eq "$RC|$ERR" "0|" "regenerated and RELOADed: --check passes again"
 session_send held "SELECT 'after ' || current_database();"
 await 10 session_seen held "after it's db"
 assert_eq "$(grep -c "FATAL\|closed\|ERROR" "$WORK/held.out")" "0" "the client connected before the RELOAD is served after it, never dropped"
+
+# --- pool exhaustion as deploy/pgbouncer/pgbouncer-metrics.sh reports it: reporting
+# (session mode, a pool of 2) with two clients holding its connections and a third waiting
+for n in 1 2 3; do
+  PGHOST=$(bouncer_dir $BOUNCER) PGPORT=$(cat "$(bouncer_dir $BOUNCER)/port") PGUSER=app PGDATABASE=reporting \
+    session_open "rep$n" "reporting/rep$n"
+  session_send "rep$n" "SELECT 'rep$n in';"
+  [[ $n -lt 3 ]] && await 10 session_seen "rep$n" "rep$n in"
+done
+pools_value() { bouncer_admin $BOUNCER "SHOW POOLS" | awk -F'|' -v db="$1" -v user="$2" -v col="$3" '
+  NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next } $1 == db && $2 == user { print $c }'; }
+await 10 test "$(pools_value reporting app cl_waiting)" = 1
+(eval "$(bouncer_env $BOUNCER)"; PGUSER=postgres "$REPO_ROOT/deploy/pgbouncer/pgbouncer-metrics.sh" "$WORK/pgbouncer.prom")
+assert_cmd "pgbouncer-metrics.sh writes a file promtool accepts" bash -c "promtool check metrics <'$WORK/pgbouncer.prom'"
+assert_eq "$(grep -E '^pgbouncer_(pools_client_waiting_connections|pools_server_active_connections)\{database="reporting",user="app"\}|^pgbouncer_databases_pool_size\{name="reporting"\}' "$WORK/pgbouncer.prom" | sort | tr '\n' ' ')" \
+  'pgbouncer_databases_pool_size{name="reporting"} 2 pgbouncer_pools_client_waiting_connections{database="reporting",user="app"} 1 pgbouncer_pools_server_active_connections{database="reporting",user="app"} 2 ' \
+  "it reports reporting's exhausted pool: 2 of 2 server connections active, 1 client waiting"
+for n in 1 2 3; do session_close "rep$n"; done
+
+# --- the log rotation of deploy/pgbouncer/pgbouncer.logrotate: its postrotate command
+# (paths moved to this PgBouncer's) makes PgBouncer write to a new file.
+log=$(bouncer_dir $BOUNCER)/pgbouncer.log
+postrotate=$(sed -n '/postrotate/,/endscript/p' "$REPO_ROOT/deploy/pgbouncer/pgbouncer.logrotate" | sed '1d;$d' |
+             sed "s#/var/run/postgresql/pgbouncer.pid#$(bouncer_dir $BOUNCER)/pgbouncer.pid#g")
+as_pg_user mv "$log" "$log.1"
+as_pg_user sh -c "$postrotate"
+await 10 test -s "$log"
+assert_match "$(cat "$log")" "SIGHUP" "after the postrotate command PgBouncer writes to a new log file"
 
 # --- what cannot be written safely, or does not fit the version
 usher_run pgbouncer-config --session-mode "reporting,x' y"
