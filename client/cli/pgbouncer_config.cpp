@@ -273,11 +273,11 @@ Plan make_plan(const Args& args, Session& s) {
         {"server_lifetime", "3600"},
         {"server_check_delay", "30"},
         {"server_check_query", "select 1"}};
-  if (plan.version.at_least(1, 21)) st.emplace_back("max_prepared_statements", max_prepared.value_or("100"));
+  if (plan.version.at_least(1, 21))
+    st.emplace_back("max_prepared_statements", std::to_string(count_option(args, "max-prepared-statements", 100, 0, 100000)));
   if (max_user_clients)
     st.emplace_back("max_user_client_connections",
                     std::to_string(count_option(args, "max-user-clients", 0, 0, 1000000)));
-  if (max_prepared) count_option(args, "max-prepared-statements", 0, 0, 100000);  // validated
   if (plan.instances > 1) st.emplace_back("so_reuseport", "1");
   std::string auth_file = line_value("auth-file", args.get("auth-file").value_or("/etc/pgbouncer/userlist.txt"));
   std::string auth = args.get("auth").value_or("query");
@@ -377,7 +377,8 @@ std::string cell(const usher::Result& r, std::size_t row, const char* column) {
   return std::string(r.text(row, r.column_index(column)));
 }
 
-int check(const Plan& plan, const std::string& conninfo) {
+// compare_config: false with --databases-only, whose [pgbouncer] section is kept by hand.
+int check(const Plan& plan, const std::string& conninfo, bool compare_config) {
   usher::Connection console;
   try {
     console = usher::Connection::open(conninfo, {{"dbname", "pgbouncer"}, {"fallback_application_name", "usher"}},
@@ -433,11 +434,13 @@ int check(const Plan& plan, const std::string& conninfo) {
     differ(db + " (user " + user + ")", "pool_mode", cell(pools, i, "pool_mode"), session ? "session" : "transaction");
   }
 
-  auto config = admin(console, "SHOW CONFIG");
-  std::map<std::string, std::string> have;
-  for (std::size_t i = 0; i < config.rows(); ++i) have[cell(config, i, "key")] = cell(config, i, "value");
-  for (const auto& [key, value] : plan.settings)
-    if (compared_settings().count(key)) differ("[pgbouncer]", key, have.count(key) ? have[key] : "(unknown)", value);
+  if (compare_config) {
+    auto config = admin(console, "SHOW CONFIG");
+    std::map<std::string, std::string> have;
+    for (std::size_t i = 0; i < config.rows(); ++i) have[cell(config, i, "key")] = cell(config, i, "value");
+    for (const auto& [key, value] : plan.settings)
+      if (compared_settings().count(key)) differ("[pgbouncer]", key, have.count(key) ? have[key] : "(unknown)", value);
+  }
 
   if (diff.empty()) {
     fmt::print("PgBouncer matches the registry: {} database(s)\n", plan.pools.size());
@@ -454,7 +457,7 @@ int run(const Args& args) {
     throw UsageError("pgbouncer-config writes an ini file: --format json does not apply");
   Session s = connect(args);
   Plan plan = make_plan(args, s);
-  if (auto conninfo = args.get("check")) return check(plan, *conninfo);
+  if (auto conninfo = args.get("check")) return check(plan, *conninfo, !args.has("databases-only"));
   std::string text = args.has("databases-only") ? databases_and_users(plan) : whole_file(plan);
   if (auto path = args.get("output")) write_atomically(*path, text);
   else fmt::print("{}", text);
@@ -477,7 +480,8 @@ const Command& pgbouncer_config_command() {
       "admin or stats user), compares SHOW DATABASES, SHOW POOLS and SHOW CONFIG with what\n"
       "would be written, prints the differences and exits 1 if there are any.",
       {{"output", 'o', "FILE", "write to FILE (atomically: a temporary file renamed) instead of stdout"},
-       {"databases-only", 0, "", "only the [databases] and [users] sections (for %include)"},
+       {"databases-only", 0, "", "only the [databases] and [users] sections (for %include); with --check: "
+                                 "SHOW CONFIG is not compared"},
        {"check", 0, "CONNINFO", "compare with the PgBouncer whose admin console CONNINFO reaches"},
        {"pgbouncer-version", 0, "X.Y", "the PgBouncer to write for (default 1.18; 1.21+: max_prepared_statements, "
                                        "1.24+: --max-user-clients)"},

@@ -114,6 +114,11 @@ usher_run pgbouncer-config "${GEN[@]}" --databases-only -o "$WORK/databases.ini"
 bouncer_admin $BOUNCER RELOAD >/dev/null
 usher_run pgbouncer-config "${GEN[@]}" --check "$(check_args)"
 assert_eq "$RC|$ERR" "0|" "regenerated and RELOADed: --check passes again"
+usher_run pgbouncer-config "${GEN[@]}" --max-client-conn 100 --check "$(check_args)"
+assert_eq "$RC|$(tail -n +2 <<<"$OUT" | tr -s ' ')" "1|[pgbouncer] max_client_conn 2000 100" \
+  "a [pgbouncer] setting that differs (SHOW CONFIG) is drift too"
+usher_run pgbouncer-config "${GEN[@]}" --max-client-conn 100 --databases-only --check "$(check_args)"
+assert_eq "$RC" "0" "but not with --databases-only, whose [pgbouncer] section is kept by hand"
 session_send held "SELECT 'after ' || current_database();"
 await 10 session_seen held "after it's db"
 assert_eq "$(grep -c "FATAL\|closed\|ERROR" "$WORK/held.out")" "0" "the client connected before the RELOAD is served after it, never dropped"
