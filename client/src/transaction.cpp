@@ -18,6 +18,7 @@
 #include "usher/errors.hpp"
 #include "error_fields.hpp"
 #include "usher/pool.hpp"
+#include "sent_statements.hpp"
 #include "wait.hpp"
 
 namespace usher {
@@ -96,53 +97,34 @@ struct LostDuringCommit {
 };
 
 // COMMIT and the xid query in one round trip: pipeline mode, [xid query] [flush]
-// [COMMIT] [sync]. The flush request makes the server send the xid before it starts the
-// COMMIT, so a COMMIT that breaks the connection (a deferred trigger, the commit record,
-// a killed backend) finds the xid already on its way. Throws LostDuringCommit, or the
-// COMMIT's own error (40001, a deferred constraint's class 23 error, ...) as exec() would.
-void commit_recording_xid(Connection& conn) {
-  PGconn* c = conn.native();
-  std::optional<std::uint64_t> xid;
-  auto lost = [&](std::string code, std::string message) {
-    if (message.empty()) message = detail::trimmed(PQerrorMessage(c));
+// [COMMIT] [sync], read by the one statement loop (statement.cpp: `options`' deadline,
+// with its cancel, lost-connection handling). The flush request makes the server send
+// the xid before it starts the COMMIT, so a COMMIT that breaks the connection (a
+// deferred trigger, the commit record, a killed backend, the deadline passed with the
+// cancel unanswered) finds the xid already on its way. Throws LostDuringCommit, or the
+// COMMIT's own error (40001, a deferred constraint's class 23 error, 57014 cancelled at
+// the deadline, ...) as exec() would.
+void commit_recording_xid(Connection& conn, int server_version, const ExecOptions& options) {
+  Result answers[2];
+  try {
+    detail::Pipelined::exec(conn, xid_query(server_version), "COMMIT", answers, options);
+    return;
+  } catch (const Error& e) {
+    if (conn.is_open()) throw;  // the server's answer: the COMMIT failed, nothing committed
+    std::optional<std::uint64_t> xid;
+    if (answers[0].rows() == 1)
+      xid = answers[0].is_null(0, 0)
+                ? 0
+                : std::strtoull(std::string(answers[0].text(0, 0)).c_str(), nullptr, 10);
+    std::string code = e.sqlstate();
     if (!code.starts_with("08") && !code.starts_with("57P0")) code = "08006";
-    throw LostDuringCommit{ConnectionError("transaction: connection lost during COMMIT: " + message,
-                                           code),
-                           xid};
-  };
-  if (!PQenterPipelineMode(c) ||
-      !PQsendQueryParams(c, xid_query(PQserverVersion(c)), 0, nullptr, nullptr, nullptr, nullptr, 0) ||
-      !PQsendFlushRequest(c) ||
-      !PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) ||
-      !PQpipelineSync(c))
-    lost({}, {});
-  std::optional<ErrorFields> error;  // the first one
-  bool committed = false;
-  for (int ends = 0; ends <= 2;) {  // each query's results end with a NULL; then the sync
-    PGresult* r = PQgetResult(c);
-    if (!r) {
-      if (PQstatus(c) != CONNECTION_OK) break;
-      ++ends;
-      continue;
-    }
-    auto status = PQresultStatus(r);
-    if (status == PGRES_TUPLES_OK && PQntuples(r) == 1)
-      xid = PQgetisnull(r, 0, 0) ? 0 : std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10);
-    else if (status == PGRES_COMMAND_OK)
-      committed = true;
-    else if ((status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) && !error)
-      error = detail::fields_of(c, r);
-    PQclear(r);
-    if (status == PGRES_PIPELINE_SYNC) break;
-    if (PQstatus(c) != CONNECTION_OK) break;
+    throw LostDuringCommit{
+        ConnectionError("transaction: connection lost during COMMIT: " + std::string(e.what()), code),
+        xid};
   }
-  if (PQstatus(c) != CONNECTION_OK) lost(error ? error->sqlstate : "", error ? error->message : "");
-  PQexitPipelineMode(c);
-  if (error) throw_database_error(std::move(*error));
-  if (!committed) lost({}, "COMMIT was not answered");
 }
 
-void commit(Connection& conn) {
+void commit(Connection& conn, int server_version, const ExecOptions& options) {
   switch (conn.transaction_status()) {
     case TransactionStatus::in_transaction:
       break;
@@ -157,7 +139,7 @@ void commit(Connection& conn) {
       throw Error("transaction: the function ended the transaction itself or left a "
                   "statement running; COMMIT not sent");
   }
-  commit_recording_xid(conn);
+  commit_recording_xid(conn, server_version, options);
 }
 
 enum class Resolved { committed, aborted };
@@ -340,11 +322,13 @@ void Pool::run_transaction(detail::TransactionBody body, const TransactionOption
         rollback_quietly(conn);
         throw;
       }
+      int version = conn.server_version();  // read now: a lost COMMIT closes the connection
       try {
-        commit(conn);
+        ExecOptions bounded;  // the COMMIT ends at max_elapsed too
+        if (until) bounded.deadline = *until;
+        commit(conn, version, bounded);
         return;
       } catch (const LostDuringCommit& lost) {
-        int version = conn.server_version();
         lease.release();  // broken: closed, its slot free for the resolving borrow
         if (resolve_commit(*this, lost, version ? version : 130000, opts, where) ==
             Resolved::committed)

@@ -56,6 +56,7 @@ Param to_param(const T& value) {
 
 namespace detail {
 class SentStatements;  // the pool's "send now, read later" (client/src/sent_statements.hpp)
+class Pipelined;       // two statements in one round trip (client/src/sent_statements.hpp)
 }  // namespace detail
 
 // Bounds of one Connection::open (docs/client.md, "Connecting").
@@ -172,10 +173,19 @@ class Connection {
 
  private:
   friend class detail::SentStatements;
+  friend class detail::Pipelined;
   void close() noexcept;
   // Reads every result of what was sent (exec_params, or the pool's statements sent on
-  // return), within `options`; throws as exec() does.
-  Result read_results(const ExecOptions& options);
+  // return), within `options`; throws as exec() does. `pipelined`: what was sent is a
+  // pipeline of that many statements ending with a sync; the last result of each is put
+  // there as it arrives (so it is there even when the read then throws), and the
+  // connection leaves pipeline mode.
+  Result read_results(const ExecOptions& options, std::span<Result> pipelined = {});
+  // Pipeline mode: [first] [flush request] [second] [sync], read through read_results:
+  // the server sends first's answer before it starts second. Throws as exec() does (the
+  // first error of either statement).
+  void exec_pipelined(const char* first, const char* second, std::span<Result, 2> results,
+                      const ExecOptions& options);
 
   pg_conn* conn_ = nullptr;
   pg_cancel* cancel_ = nullptr;  // prepared once: PQgetCancel is not safe during a query
