@@ -295,12 +295,22 @@ Result Connection::exec_params(const std::string& sql, std::span<const Param> pa
 
 Result Connection::exec_params(const std::string& sql, std::span<const Param> params,
                                const ExecOptions& options) {
+  return exec_params(sql.c_str(), params, options);
+}
+
+Result Connection::exec_params(const char* sql, std::span<const Param> params,
+                               const ExecOptions& options) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   ++uses_;
-  detail::ParamArrays a(params);
-  if (!PQsendQueryParams(conn_, sql.c_str(), a.count(), a.types.data(), a.values.data(),
-                         a.lengths.data(), a.formats.data(), 0))
-    throw_for(conn_, nullptr);
+  int sent;
+  if (params.empty()) {  // most of the pool's and a transaction's statements
+    sent = PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0);
+  } else {
+    detail::ParamArrays a(params);
+    sent = PQsendQueryParams(conn_, sql, a.count(), a.types.data(), a.values.data(),
+                             a.lengths.data(), a.formats.data(), 0);
+  }
+  if (!sent) throw_for(conn_, nullptr);
   return read_results(options);
 }
 

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <optional>
@@ -232,13 +233,30 @@ Lease begin_on_fresh_borrow(Pool& pool, const char* begin,
   }
 }
 
+// The statements of savepoint number n, on the stack (no allocation per savepoint):
+// SAVEPOINT usher_savepoint_<n>, RELEASE SAVEPOINT ..., ROLLBACK TO SAVEPOINT ...
+class SavepointSql {
+ public:
+  explicit SavepointSql(unsigned n) noexcept {
+    std::snprintf(rollback_, sizeof rollback_, "ROLLBACK TO SAVEPOINT usher_savepoint_%u", n);
+    std::snprintf(release_, sizeof release_, "RELEASE SAVEPOINT usher_savepoint_%u", n);
+  }
+  const char* savepoint() const noexcept { return rollback_ + 12; }  // after "ROLLBACK TO "
+  const char* release() const noexcept { return release_; }
+  const char* rollback_to() const noexcept { return rollback_; }
+
+ private:
+  char rollback_[64];
+  char release_[64];
+};
+
 // Best effort, after fn threw inside a savepoint: back to the savepoint and forget it.
-void rollback_to_quietly(Connection& conn, const std::string& name) noexcept {
+void rollback_to_quietly(Connection& conn, const SavepointSql& sql) noexcept {
   auto st = conn.transaction_status();
   if (st != TransactionStatus::in_transaction && st != TransactionStatus::in_error) return;
   try {
-    conn.exec("ROLLBACK TO SAVEPOINT " + name);
-    conn.exec("RELEASE SAVEPOINT " + name);
+    conn.exec(sql.rollback_to());
+    conn.exec(sql.release());
   } catch (...) {
   }
 }
@@ -269,21 +287,21 @@ Transaction* Transaction::current(const void* owner) noexcept {
 // caller. On success RELEASE; on a throw ROLLBACK TO (and RELEASE) before the exception
 // goes on.
 void Transaction::run_savepoint(detail::TransactionBody body) {
-  std::string name = "usher_savepoint_" + std::to_string(++root_->savepoints_);
-  conn_->exec("SAVEPOINT " + name);
+  SavepointSql sql(++root_->savepoints_);
+  conn_->exec(sql.savepoint());
   try {
     Transaction nested(owner_, *conn_, attempt_, depth_ + 1, isolation_, root_);
     body.call(body.context, nested);
   } catch (...) {
-    rollback_to_quietly(*conn_, name);
+    rollback_to_quietly(*conn_, sql);
     throw;
   }
   switch (conn_->transaction_status()) {
     case TransactionStatus::in_transaction:
-      conn_->exec("RELEASE SAVEPOINT " + name);
+      conn_->exec(sql.release());
       return;
     case TransactionStatus::in_error:
-      rollback_to_quietly(*conn_, name);
+      rollback_to_quietly(*conn_, sql);
       throw DatabaseError(
           "savepoint: a statement failed inside the function and its error was caught there; "
           "rolled back to the savepoint", "25P02");

@@ -136,6 +136,12 @@ class Connection {
     return exec_params(sql, std::span<const Param>(params, sizeof...(Args)));
   }
   Result exec_params(const std::string& sql, std::span<const Param> params);
+  // The same for a NUL-terminated text (a literal): no std::string is made for it.
+  template <typename... Args>
+  Result exec(const char* sql, const Args&... args) {
+    Param params[] = {to_param(args)..., Param{}};
+    return exec_params(sql, std::span<const Param>(params, sizeof...(Args)), ExecOptions{});
+  }
 
   // The same within `options` (a deadline, and a descriptor that abandons the wait).
   template <typename... Args>
@@ -143,8 +149,14 @@ class Connection {
     Param params[] = {to_param(args)..., Param{}};
     return exec_params(sql, std::span<const Param>(params, sizeof...(Args)), options);
   }
+  template <typename... Args>
+  Result exec(const ExecOptions& options, const char* sql, const Args&... args) {
+    Param params[] = {to_param(args)..., Param{}};
+    return exec_params(sql, std::span<const Param>(params, sizeof...(Args)), options);
+  }
   Result exec_params(const std::string& sql, std::span<const Param> params,
                      const ExecOptions& options);
+  Result exec_params(const char* sql, std::span<const Param> params, const ExecOptions& options);
 
   // Asks the server to cancel the statement running on this connection. Safe to call
   // from another thread while exec() is blocked. Returns false if the request could
