@@ -9,17 +9,8 @@
 #     -DCMAKE_BUILD_TYPE=Release -DUSHER_BUILD_BENCHMARKS=ON && cmake --build /tmp/base/build \
 #     --target bench_pool_hotpath
 set -euo pipefail
-REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-HARNESS=$REPO_ROOT/tests/harness/cluster.sh
-BASE=${1:?baseline binary}
-NEW=${2:?candidate binary}
-ROUNDS=${3:-6}
-CLUSTER=client-bench-ab
-OUT=$(mktemp -d)
-trap '"$HARNESS" destroy $CLUSTER >/dev/null 2>&1; rm -rf "$OUT"' EXIT
-"$HARNESS" destroy $CLUSTER >/dev/null 2>&1 || true
-USHER_PRELOAD= "$HARNESS" start $CLUSTER >/dev/null
-eval "$("$HARNESS" env $CLUSTER)"
+source "$(dirname "$0")/ab_common.sh"
+ab_setup client-bench-ab 6 "$@"
 
 run() {  # BINARY -> median ns of acquire+release, 1 thread
   "$1" --benchmark_filter='BM_AcquireRelease/real_time/threads:1$' --benchmark_min_time=2 \
@@ -32,6 +23,5 @@ for ((r = 1; r <= ROUNDS; r++)); do
   base+=("$b") new+=("$n")
   printf 'round %d: baseline %.1f ns, candidate %.1f ns\n' "$r" "$b" "$n"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 mb=$(median "${base[@]}") mn=$(median "${new[@]}")
 awk -v b="$mb" -v n="$mn" 'BEGIN { printf "median of rounds: baseline %.1f ns, candidate %.1f ns, difference %+.1f ns (candidate / baseline %.3f)\n", b, n, n - b, n / b }'

@@ -79,14 +79,21 @@ PooledConnection* PoolCore::borrow(Clock::time_point start, Clock::time_point de
       }
     }
     PooledConnection* pc = got.item;
-    pc->begin_lease(borrowed_at, where, std::this_thread::get_id());
+    auto thread = std::this_thread::get_id();
 
     std::string why;
     bool round_trip = false;
-    bool ok = round_trips_.prepare_for_borrower(*pc, borrowed_at, why, round_trip);
+    bool ok = round_trips_.prepare_for_borrower(*pc, borrowed_at, where, thread, why, round_trip);
     slow = slow || waited || round_trip;
-    if (round_trip) breaker_outcome(ok, Clock::now() - borrowed_at);
+    if (round_trip) {
+      auto now = Clock::now();
+      breaker_outcome(ok, now - borrowed_at);
+      borrowed_at = now;  // the pool's round trip is not the borrower's hold time
+    }
     if (ok) {
+      // Published only now: a connection being validated is not yet the borrower's
+      // (no leak report, no held time for it).
+      pc->begin_lease(borrowed_at, where, thread);
       if (slow) {
         statistics_.acquire_wait.record(Clock::now() - start);
       } else {
@@ -96,7 +103,6 @@ PooledConnection* PoolCore::borrow(Clock::time_point start, Clock::time_point de
     }
     // Validation failed: close it, ask for a replacement and wait again (invisibly,
     // within the caller's deadline).
-    pc->end_lease();
     std::vector<Retired> retired;
     bool drop;
     {

@@ -160,6 +160,7 @@ ConnectionRecord RoundTrips::open(std::optional<Clock::duration>* connected_afte
 }
 
 bool RoundTrips::prepare_for_borrower(PooledConnection& pc, Clock::time_point now,
+                                      const std::source_location& where, std::thread::id thread,
                                       std::string& why, bool& round_trip) {
   auto epoch = health_epoch();
   bool validate = now - pc.last_checked >= config_.validate_after_idle || pc.proven_epoch < epoch;
@@ -186,7 +187,7 @@ bool RoundTrips::prepare_for_borrower(PooledConnection& pc, Clock::time_point no
   std::string error;
   Ended ended;
   if (checkout) {
-    std::string holder = holder_text(config_.name, pc.where(), pc.thread());
+    std::string holder = holder_text(config_.name, where, thread);
     ended = attempt(pc.conn, until, error, [&] { pc.conn.exec(options(until), kCheckout, holder); });
     pc.lease_on_server = ended == Ended::ok;
   } else {

@@ -39,10 +39,12 @@ class RoundTrips {
   // that took (the circuit breaker's call).
   ConnectionRecord open(std::optional<Clock::duration>* connected_after = nullptr);
   // Before a connection is lent: reads the last return's answer if pending, validates
-  // when due, records the lease with usher.checkout when wanted. `round_trip` says one
-  // was made. False (with `why`) when the connection must be retired.
-  bool prepare_for_borrower(PooledConnection& pc, Clock::time_point now, std::string& why,
-                            bool& round_trip);
+  // when due, records the lease with usher.checkout when wanted (the holder: `where`
+  // and `thread`; the lease itself is published after this). `round_trip` says one was
+  // made. False (with `why`) when the connection must be retired.
+  bool prepare_for_borrower(PooledConnection& pc, Clock::time_point now,
+                            const std::source_location& where, std::thread::id thread,
+                            std::string& why, bool& round_trip);
   // When it comes back: cancels what runs, rolls back, sends the session reset and
   // checkin (not awaited). False (with `why`) when it must be retired.
   bool clean_after_borrower(PooledConnection& pc, Clock::time_point now, bool used,

@@ -2,7 +2,10 @@
 // Internal: the pool's "send now, read later". When a connection comes back, its session
 // reset or usher.checkin() is sent and not awaited; the next borrower's validation (or
 // the keepalive) reads the answer, so a return costs no round trip (round_trips.cpp).
-// Reading goes through the one statement loop every exec() uses (statement.cpp).
+// Reading goes through the one statement loop every exec() uses (statement.cpp); so does
+// reading a pipeline (Pipelined).
+
+#include <span>
 
 #include "usher/connection.hpp"
 #include "usher/result.hpp"
@@ -18,6 +21,18 @@ class SentStatements {
   // `options`; throws as Connection::exec() does, closing the connection when it must.
   static Result read(Connection& conn, const ExecOptions& options) {
     return conn.read_results(options);
+  }
+};
+
+// Two statements (no parameters) in one round trip, pipelined behind a flush request:
+// the transaction's COMMIT behind the query of its transaction id (transaction.cpp).
+// results[i] holds statement i's last result as soon as it arrived, so the first's is
+// there even when the second's read throws (the connection lost during COMMIT).
+class Pipelined {
+ public:
+  static void exec(Connection& conn, const char* first, const char* second,
+                   std::span<Result, 2> results, const ExecOptions& options) {
+    conn.exec_pipelined(first, second, results, options);
   }
 };
 

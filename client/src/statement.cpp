@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -113,14 +114,18 @@ namespace {
 enum class Ended { done, deadline, aborted, lost };
 
 // Reads every result of the statement just sent, within its ExecOptions: one loop for
-// every exec(). At the deadline it sends one cancel request and waits cancel_wait more.
+// every exec(), and for a pipeline (each statement's results end with a NULL, the whole
+// with PGRES_PIPELINE_SYNC; the last result of statement i goes to pipelined[i]). At
+// the deadline it sends one cancel request and waits cancel_wait more.
 // A COPY with the client is ended here (COPY TO STDOUT: its rows are read and dropped,
 // so the statement ends as it would have; COPY FROM STDIN: ended with an error, so
 // nothing is loaded) and reported to the caller as not supported.
 class StatementReader {
  public:
-  StatementReader(PGconn* conn, PGcancel* cancel, const ExecOptions& options)
-      : conn_(conn), cancel_(cancel), options_(options), until_(options.deadline) {}
+  StatementReader(PGconn* conn, PGcancel* cancel, const ExecOptions& options,
+                  std::span<Result> pipelined)
+      : conn_(conn), cancel_(cancel), options_(options), until_(options.deadline),
+        pipelined_(pipelined) {}
   StatementReader(const StatementReader&) = delete;
   StatementReader& operator=(const StatementReader&) = delete;
   ~StatementReader() { PQclear(error_); }
@@ -139,8 +144,16 @@ class StatementReader {
       }
       while (!copy_out_ && !PQisBusy(conn_)) {
         PGresult* res = PQgetResult(conn_);
-        if (!res) return Ended::done;
+        if (!res) {
+          // Pipelined: the end of one statement's results; the next one's follow, then
+          // the sync. More ends than statements, or a broken connection: nothing more.
+          if (pipelined_.empty() || PQstatus(conn_) != CONNECTION_OK ||
+              ++statement_ > pipelined_.size())
+            return Ended::done;
+          continue;
+        }
         if (!take(res)) return Ended::lost;
+        if (synced_) return Ended::done;
       }
       if (copy_out_) continue;
       if (auto stop = wait(false)) return *stop;
@@ -153,6 +166,8 @@ class StatementReader {
   bool cancelled() const { return cancelled_; }
   // COPY ... TO STDOUT or FROM STDIN met, or none (PGRES_EMPTY_QUERY).
   ExecStatusType copy() const { return copy_; }
+  // Pipelined: the sync's result was read (every statement's results before it).
+  bool synced() const { return synced_; }
 
  private:
   // Keeps the last good result and the first error; false for a COPY that cannot end.
@@ -175,8 +190,20 @@ class StatementReader {
       case PGRES_NONFATAL_ERROR:
         if (error_) PQclear(res); else error_ = res;
         return true;
+      case PGRES_PIPELINE_SYNC:
+        synced_ = true;
+        PQclear(res);
+        return true;
+      case PGRES_PIPELINE_ABORTED:  // a statement after the pipeline's error: not run
+        PQclear(res);
+        return true;
       default:
-        last_ = Result(res);
+        if (pipelined_.empty())
+          last_ = Result(res);
+        else if (statement_ < pipelined_.size())
+          pipelined_[statement_] = Result(res);
+        else
+          PQclear(res);
         return true;
     }
   }
@@ -241,6 +268,9 @@ class StatementReader {
   std::chrono::steady_clock::time_point until_;
   bool cancelled_ = false;
   bool copy_out_ = false;
+  std::span<Result> pipelined_;
+  std::size_t statement_ = 0;  // pipelined: the statement whose results come now
+  bool synced_ = false;
   ExecStatusType copy_ = PGRES_EMPTY_QUERY;
   PGresult* error_ = nullptr;
   Result last_;
@@ -265,18 +295,28 @@ Result Connection::exec_params(const std::string& sql, std::span<const Param> pa
 
 Result Connection::exec_params(const std::string& sql, std::span<const Param> params,
                                const ExecOptions& options) {
+  return exec_params(sql.c_str(), params, options);
+}
+
+Result Connection::exec_params(const char* sql, std::span<const Param> params,
+                               const ExecOptions& options) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   ++uses_;
-  detail::ParamArrays a(params);
-  if (!PQsendQueryParams(conn_, sql.c_str(), a.count(), a.types.data(), a.values.data(),
-                         a.lengths.data(), a.formats.data(), 0))
-    throw_for(conn_, nullptr);
+  int sent;
+  if (params.empty()) {  // most of the pool's and a transaction's statements
+    sent = PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0);
+  } else {
+    detail::ParamArrays a(params);
+    sent = PQsendQueryParams(conn_, sql, a.count(), a.types.data(), a.values.data(),
+                             a.lengths.data(), a.formats.data(), 0);
+  }
+  if (!sent) throw_for(conn_, nullptr);
   return read_results(options);
 }
 
-Result Connection::read_results(const ExecOptions& options) {
+Result Connection::read_results(const ExecOptions& options, std::span<Result> pipelined) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
-  StatementReader reader(conn_, cancel_, options);
+  StatementReader reader(conn_, cancel_, options, pipelined);
   switch (reader.read_all()) {
     case Ended::done:
       break;
@@ -306,6 +346,11 @@ Result Connection::read_results(const ExecOptions& options) {
   }
   PGresult* error = reader.release_error();
   if (PQstatus(conn_) != CONNECTION_OK) throw_for(conn_, error);  // ConnectionError
+  if (!pipelined.empty() && (!reader.synced() || !PQexitPipelineMode(conn_))) {
+    PQclear(error);
+    close();  // a pipeline that did not end: not usable again
+    throw ConnectionError("a pipeline's answer ended before its sync: connection closed", "08006");
+  }
   if (reader.copy() != PGRES_EMPTY_QUERY) {
     bool failed = error != nullptr;
     PQclear(error);
@@ -323,6 +368,22 @@ Result Connection::read_results(const ExecOptions& options) {
     throw_for(conn_, error);
   }
   return std::move(reader.last());
+}
+
+void Connection::exec_pipelined(const char* first, const char* second,
+                                std::span<Result, 2> results, const ExecOptions& options) {
+  if (!conn_) throw ConnectionError("connection is not open", "08003");
+  ++uses_;
+  auto send = [this](const char* sql) {
+    return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  };
+  if (!PQenterPipelineMode(conn_) || !send(first) || !PQsendFlushRequest(conn_) ||
+      !send(second) || !PQpipelineSync(conn_)) {
+    ErrorFields f = detail::fields_of(conn_, nullptr);
+    close();  // half a pipeline sent: not usable again
+    throw ConnectionError(f.message, "08006");
+  }
+  read_results(options, results);
 }
 
 namespace detail {

@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <optional>
@@ -18,6 +19,7 @@
 #include "usher/errors.hpp"
 #include "error_fields.hpp"
 #include "usher/pool.hpp"
+#include "sent_statements.hpp"
 #include "wait.hpp"
 
 namespace usher {
@@ -96,53 +98,34 @@ struct LostDuringCommit {
 };
 
 // COMMIT and the xid query in one round trip: pipeline mode, [xid query] [flush]
-// [COMMIT] [sync]. The flush request makes the server send the xid before it starts the
-// COMMIT, so a COMMIT that breaks the connection (a deferred trigger, the commit record,
-// a killed backend) finds the xid already on its way. Throws LostDuringCommit, or the
-// COMMIT's own error (40001, a deferred constraint's class 23 error, ...) as exec() would.
-void commit_recording_xid(Connection& conn) {
-  PGconn* c = conn.native();
-  std::optional<std::uint64_t> xid;
-  auto lost = [&](std::string code, std::string message) {
-    if (message.empty()) message = detail::trimmed(PQerrorMessage(c));
+// [COMMIT] [sync], read by the one statement loop (statement.cpp: `options`' deadline,
+// with its cancel, lost-connection handling). The flush request makes the server send
+// the xid before it starts the COMMIT, so a COMMIT that breaks the connection (a
+// deferred trigger, the commit record, a killed backend, the deadline passed with the
+// cancel unanswered) finds the xid already on its way. Throws LostDuringCommit, or the
+// COMMIT's own error (40001, a deferred constraint's class 23 error, 57014 cancelled at
+// the deadline, ...) as exec() would.
+void commit_recording_xid(Connection& conn, int server_version, const ExecOptions& options) {
+  Result answers[2];
+  try {
+    detail::Pipelined::exec(conn, xid_query(server_version), "COMMIT", answers, options);
+    return;
+  } catch (const Error& e) {
+    if (conn.is_open()) throw;  // the server's answer: the COMMIT failed, nothing committed
+    std::optional<std::uint64_t> xid;
+    if (answers[0].rows() == 1)
+      xid = answers[0].is_null(0, 0)
+                ? 0
+                : std::strtoull(std::string(answers[0].text(0, 0)).c_str(), nullptr, 10);
+    std::string code = e.sqlstate();
     if (!code.starts_with("08") && !code.starts_with("57P0")) code = "08006";
-    throw LostDuringCommit{ConnectionError("transaction: connection lost during COMMIT: " + message,
-                                           code),
-                           xid};
-  };
-  if (!PQenterPipelineMode(c) ||
-      !PQsendQueryParams(c, xid_query(PQserverVersion(c)), 0, nullptr, nullptr, nullptr, nullptr, 0) ||
-      !PQsendFlushRequest(c) ||
-      !PQsendQueryParams(c, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) ||
-      !PQpipelineSync(c))
-    lost({}, {});
-  std::optional<ErrorFields> error;  // the first one
-  bool committed = false;
-  for (int ends = 0; ends <= 2;) {  // each query's results end with a NULL; then the sync
-    PGresult* r = PQgetResult(c);
-    if (!r) {
-      if (PQstatus(c) != CONNECTION_OK) break;
-      ++ends;
-      continue;
-    }
-    auto status = PQresultStatus(r);
-    if (status == PGRES_TUPLES_OK && PQntuples(r) == 1)
-      xid = PQgetisnull(r, 0, 0) ? 0 : std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10);
-    else if (status == PGRES_COMMAND_OK)
-      committed = true;
-    else if ((status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) && !error)
-      error = detail::fields_of(c, r);
-    PQclear(r);
-    if (status == PGRES_PIPELINE_SYNC) break;
-    if (PQstatus(c) != CONNECTION_OK) break;
+    throw LostDuringCommit{
+        ConnectionError("transaction: connection lost during COMMIT: " + std::string(e.what()), code),
+        xid};
   }
-  if (PQstatus(c) != CONNECTION_OK) lost(error ? error->sqlstate : "", error ? error->message : "");
-  PQexitPipelineMode(c);
-  if (error) throw_database_error(std::move(*error));
-  if (!committed) lost({}, "COMMIT was not answered");
 }
 
-void commit(Connection& conn) {
+void commit(Connection& conn, int server_version, const ExecOptions& options) {
   switch (conn.transaction_status()) {
     case TransactionStatus::in_transaction:
       break;
@@ -157,7 +140,7 @@ void commit(Connection& conn) {
       throw Error("transaction: the function ended the transaction itself or left a "
                   "statement running; COMMIT not sent");
   }
-  commit_recording_xid(conn);
+  commit_recording_xid(conn, server_version, options);
 }
 
 enum class Resolved { committed, aborted };
@@ -250,13 +233,30 @@ Lease begin_on_fresh_borrow(Pool& pool, const char* begin,
   }
 }
 
+// The statements of savepoint number n, on the stack (no allocation per savepoint):
+// SAVEPOINT usher_savepoint_<n>, RELEASE SAVEPOINT ..., ROLLBACK TO SAVEPOINT ...
+class SavepointSql {
+ public:
+  explicit SavepointSql(unsigned n) noexcept {
+    std::snprintf(rollback_, sizeof rollback_, "ROLLBACK TO SAVEPOINT usher_savepoint_%u", n);
+    std::snprintf(release_, sizeof release_, "RELEASE SAVEPOINT usher_savepoint_%u", n);
+  }
+  const char* savepoint() const noexcept { return rollback_ + 12; }  // after "ROLLBACK TO "
+  const char* release() const noexcept { return release_; }
+  const char* rollback_to() const noexcept { return rollback_; }
+
+ private:
+  char rollback_[64];
+  char release_[64];
+};
+
 // Best effort, after fn threw inside a savepoint: back to the savepoint and forget it.
-void rollback_to_quietly(Connection& conn, const std::string& name) noexcept {
+void rollback_to_quietly(Connection& conn, const SavepointSql& sql) noexcept {
   auto st = conn.transaction_status();
   if (st != TransactionStatus::in_transaction && st != TransactionStatus::in_error) return;
   try {
-    conn.exec("ROLLBACK TO SAVEPOINT " + name);
-    conn.exec("RELEASE SAVEPOINT " + name);
+    conn.exec(sql.rollback_to());
+    conn.exec(sql.release());
   } catch (...) {
   }
 }
@@ -287,21 +287,21 @@ Transaction* Transaction::current(const void* owner) noexcept {
 // caller. On success RELEASE; on a throw ROLLBACK TO (and RELEASE) before the exception
 // goes on.
 void Transaction::run_savepoint(detail::TransactionBody body) {
-  std::string name = "usher_savepoint_" + std::to_string(++root_->savepoints_);
-  conn_->exec("SAVEPOINT " + name);
+  SavepointSql sql(++root_->savepoints_);
+  conn_->exec(sql.savepoint());
   try {
     Transaction nested(owner_, *conn_, attempt_, depth_ + 1, isolation_, root_);
     body.call(body.context, nested);
   } catch (...) {
-    rollback_to_quietly(*conn_, name);
+    rollback_to_quietly(*conn_, sql);
     throw;
   }
   switch (conn_->transaction_status()) {
     case TransactionStatus::in_transaction:
-      conn_->exec("RELEASE SAVEPOINT " + name);
+      conn_->exec(sql.release());
       return;
     case TransactionStatus::in_error:
-      rollback_to_quietly(*conn_, name);
+      rollback_to_quietly(*conn_, sql);
       throw DatabaseError(
           "savepoint: a statement failed inside the function and its error was caught there; "
           "rolled back to the savepoint", "25P02");
@@ -340,11 +340,13 @@ void Pool::run_transaction(detail::TransactionBody body, const TransactionOption
         rollback_quietly(conn);
         throw;
       }
+      int version = conn.server_version();  // read now: a lost COMMIT closes the connection
       try {
-        commit(conn);
+        ExecOptions bounded;  // the COMMIT ends at max_elapsed too
+        if (until) bounded.deadline = *until;
+        commit(conn, version, bounded);
         return;
       } catch (const LostDuringCommit& lost) {
-        int version = conn.server_version();
         lease.release();  // broken: closed, its slot free for the resolving borrow
         if (resolve_commit(*this, lost, version ? version : 130000, opts, where) ==
             Resolved::committed)

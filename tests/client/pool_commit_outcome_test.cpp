@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -189,6 +190,42 @@ TEST(PoolCommitOutcomeTest, ACommitStillInProgressPastTheBoundIsCommitUnknownWit
   holder.conn().exec("SELECT pg_advisory_unlock($1::bigint)", kCommitLockKey);
   EXPECT_TRUE(eventually([&] { return status() == "committed"; }));
   EXPECT_EQ(admin.count_rows("commit_unknown"), 1);
+}
+
+// A COMMIT that hangs (its deferred trigger waits on the lock the test holds till after
+// the assertion) ends within the transaction's max_elapsed: the pipelined COMMIT is read
+// by the one statement loop, which cancels it at the deadline (57014: rolled back). Were
+// the cancel to reach the backend before it read the COMMIT (a very slow machine), the
+// connection is closed cancel_wait later and the outcome resolved: CommitUnknown. Before,
+// the COMMIT had a result loop of its own, with no deadline: it waited for the lock.
+TEST(PoolCommitOutcomeTest, AHangingCommitEndsAtTheTransactionsMaxElapsed) {
+  Admin admin, holder;
+  auto config = table_with_waiting_commit(admin, "commit_hangs");
+  Pool pool(config);
+  holder.conn().exec("SELECT pg_advisory_lock($1::bigint)", kCommitLockKey);
+  TransactionOptions o = quick(1);
+  o.max_elapsed = 500ms;
+  o.commit_resolution_timeout = 100ms;
+  auto outcome = std::async(std::launch::async, [&]() -> std::string {
+    try {
+      pool.transaction([](Connection& c) { c.exec("INSERT INTO commit_hangs VALUES (1)"); }, o);
+      return "committed";
+    } catch (const QueryCanceled& e) {
+      return "cancelled";
+    } catch (const CommitUnknown& e) {
+      return "unknown";
+    } catch (const Error& e) {
+      return std::string("other: ") + e.what();
+    }
+  });
+  bool returned = outcome.wait_for(wait_limit()) == std::future_status::ready;
+  holder.conn().exec("SELECT pg_advisory_unlock($1::bigint)", kCommitLockKey);
+  ASSERT_TRUE(returned) << "the COMMIT was still waiting " << wait_limit().count()
+                        << " ms later (max_elapsed 500 ms)";
+  std::string how = outcome.get();
+  EXPECT_TRUE(how == "cancelled" || how == "unknown") << how;
+  if (how == "cancelled") EXPECT_EQ(admin.count_rows("commit_hangs"), 0);
+  EXPECT_EQ(pool.stats().in_use, 0u);
 }
 
 }  // namespace

@@ -5,12 +5,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "test_support.hpp"
 
 namespace usher::test {
 namespace {
 
 constexpr const char* kDatabase = "usher_client_lease_recording";
+// checkout waits while a test holds this advisory lock: a slow validation.
+constexpr long kSlowCheckoutKey = 712013;
 
 class PoolLeaseProtocolTest : public ::testing::Test {
  protected:
@@ -23,6 +27,7 @@ class PoolLeaseProtocolTest : public ::testing::Test {
     c.exec("CREATE TABLE usher.leases (pid int PRIMARY KEY, holder text NOT NULL)");
     c.exec("CREATE TABLE usher.calls (n serial, pid int, call text)");
     c.exec("CREATE FUNCTION usher.checkout(holder text) RETURNS boolean LANGUAGE sql AS $$"
+           " SELECT pg_catalog.pg_advisory_xact_lock_shared(" + std::to_string(kSlowCheckoutKey) + ");"
            " INSERT INTO usher.calls (pid, call) VALUES (pg_backend_pid(), 'checkout');"
            " INSERT INTO usher.leases VALUES (pg_backend_pid(), holder)"
            "   ON CONFLICT (pid) DO UPDATE SET holder = excluded.holder;"
@@ -115,6 +120,39 @@ TEST_F(PoolLeaseProtocolTest, LeakDetectionRecordsEveryBorrower) {
   ASSERT_EQ(r.rows(), 1u);
   EXPECT_EQ(r.get<std::string>(0, 0), leak.holder);
   EXPECT_EQ(calls(pid, "checkout"), 2);
+}
+
+// A lease's held time starts when the borrower gets the connection, not before the
+// pool's checkout round trip: a checkout held up (it waits on the advisory lock the
+// test holds) for longer than the leak threshold is not the borrower's leak. Checked
+// while the checkout still waits, after two maintenance runs that began once the
+// threshold had passed. Before, the lease was published (stamped at the start of
+// acquire) before the checkout, and reported as a leak there.
+TEST_F(PoolLeaseProtocolTest, ASlowCheckoutIsNotTheBorrowersHoldTime) {
+  auto c = config("lease_slow_checkout");
+  c.min_idle = c.max_size = 1;
+  c.leak_detection_threshold = 100ms;  // every borrow checks out
+  Pool pool(c);
+  ASSERT_TRUE(wait_idle(pool, 1));
+  recorder.exec("SELECT pg_advisory_lock($1::bigint)", kSlowCheckoutKey);
+  std::jthread borrower([&] { pool.acquire(); });  // returned at once
+  Admin admin;
+  ASSERT_TRUE(eventually([&] {  // the checkout waits for the lock
+    return admin.conn()
+               .exec("SELECT count(*) FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a"
+                     " USING (pid) WHERE l.locktype = 'advisory' AND NOT l.granted"
+                     " AND a.application_name = $1", c.effective_application_name())
+               .scalar<long>() == 1;
+  }));
+  auto waiting_since = Pool::Clock::now();  // the acquire began before this
+  ASSERT_TRUE(eventually([&] { return Pool::Clock::now() - waiting_since >= c.leak_detection_threshold; }));
+  auto runs = pool.stats().maintenance_runs;
+  ASSERT_TRUE(eventually([&] { return pool.stats().maintenance_runs >= runs + 2; }));
+  EXPECT_EQ(pool.stats().leaks, 0u);
+  EXPECT_TRUE(pool.leaks().empty());
+  recorder.exec("SELECT pg_advisory_unlock($1::bigint)", kSlowCheckoutKey);
+  borrower.join();
+  EXPECT_EQ(pool.stats().validation_failures, 0u);
 }
 
 TEST_F(PoolLeaseProtocolTest, KeepaliveReadsAPendingCheckin) {

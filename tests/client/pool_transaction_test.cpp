@@ -386,19 +386,23 @@ TEST(PoolTransactionTest, RetriesHappenOnlyAtTheOutermostLevel) {
 }
 
 // Two threads lock two rows in opposite orders: a real deadlock. The server aborts one
-// (40P01); it is run again and both increments land.
+// (40P01); it is run again and both increments land. The victim's second attempt waits
+// until the survivor committed (else it may take its first row back before the survivor
+// gets it, and deadlock again).
 TEST(PoolTransactionTest, ARealDeadlockBetweenTwoThreadsIsRetried) {
   Admin admin;
   Pool pool(fresh_table(admin, "txn_deadlock"));
   admin.conn().exec("INSERT INTO txn_deadlock VALUES (1, 0), (2, 0)");
   std::latch first_locks_taken(2);
+  std::latch survivor_committed(1);
   std::atomic<int> attempts{0};
   std::vector<std::string> failures;
   std::mutex mu;
   auto worker = [&](int first, int second) {
-    pool.transaction(
+    int last = pool.transaction(
         [&](Connection& c, int attempt) {
           ++attempts;
+          if (attempt > 1) survivor_committed.wait();
           c.exec("SET LOCAL deadlock_timeout = '10ms'");
           c.exec("UPDATE txn_deadlock SET v = v + 1 WHERE k = $1", first);
           if (attempt == 1) first_locks_taken.arrive_and_wait();  // both hold their first row
@@ -409,8 +413,10 @@ TEST(PoolTransactionTest, ARealDeadlockBetweenTwoThreadsIsRetried) {
             failures.push_back(e.sqlstate());
             throw;
           }
+          return attempt;
         },
         fast_retries(3));
+    if (last == 1) survivor_committed.count_down();
   };
   std::jthread a(worker, 1, 2), b(worker, 2, 1);
   a.join();

@@ -56,6 +56,7 @@ Param to_param(const T& value) {
 
 namespace detail {
 class SentStatements;  // the pool's "send now, read later" (client/src/sent_statements.hpp)
+class Pipelined;       // two statements in one round trip (client/src/sent_statements.hpp)
 }  // namespace detail
 
 // Bounds of one Connection::open (docs/client.md, "Connecting").
@@ -135,6 +136,12 @@ class Connection {
     return exec_params(sql, std::span<const Param>(params, sizeof...(Args)));
   }
   Result exec_params(const std::string& sql, std::span<const Param> params);
+  // The same for a NUL-terminated text (a literal): no std::string is made for it.
+  template <typename... Args>
+  Result exec(const char* sql, const Args&... args) {
+    Param params[] = {to_param(args)..., Param{}};
+    return exec_params(sql, std::span<const Param>(params, sizeof...(Args)), ExecOptions{});
+  }
 
   // The same within `options` (a deadline, and a descriptor that abandons the wait).
   template <typename... Args>
@@ -142,8 +149,14 @@ class Connection {
     Param params[] = {to_param(args)..., Param{}};
     return exec_params(sql, std::span<const Param>(params, sizeof...(Args)), options);
   }
+  template <typename... Args>
+  Result exec(const ExecOptions& options, const char* sql, const Args&... args) {
+    Param params[] = {to_param(args)..., Param{}};
+    return exec_params(sql, std::span<const Param>(params, sizeof...(Args)), options);
+  }
   Result exec_params(const std::string& sql, std::span<const Param> params,
                      const ExecOptions& options);
+  Result exec_params(const char* sql, std::span<const Param> params, const ExecOptions& options);
 
   // Asks the server to cancel the statement running on this connection. Safe to call
   // from another thread while exec() is blocked. Returns false if the request could
@@ -172,10 +185,19 @@ class Connection {
 
  private:
   friend class detail::SentStatements;
+  friend class detail::Pipelined;
   void close() noexcept;
   // Reads every result of what was sent (exec_params, or the pool's statements sent on
-  // return), within `options`; throws as exec() does.
-  Result read_results(const ExecOptions& options);
+  // return), within `options`; throws as exec() does. `pipelined`: what was sent is a
+  // pipeline of that many statements ending with a sync; the last result of each is put
+  // there as it arrives (so it is there even when the read then throws), and the
+  // connection leaves pipeline mode.
+  Result read_results(const ExecOptions& options, std::span<Result> pipelined = {});
+  // Pipeline mode: [first] [flush request] [second] [sync], read through read_results:
+  // the server sends first's answer before it starts second. Throws as exec() does (the
+  // first error of either statement).
+  void exec_pipelined(const char* first, const char* second, std::span<Result, 2> results,
+                      const ExecOptions& options);
 
   pg_conn* conn_ = nullptr;
   pg_cancel* cancel_ = nullptr;  // prepared once: PQgetCancel is not safe during a query

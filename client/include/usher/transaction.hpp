@@ -72,6 +72,10 @@ class Transaction {
   Result exec(const std::string& sql, const Args&... args) {
     return conn_->exec(sql, args...);
   }
+  template <typename... Args>
+  Result exec(const char* sql, const Args&... args) {
+    return conn_->exec(sql, args...);
+  }
   // Attempt of the outermost transaction (1, 2, ...).
   int attempt() const noexcept { return attempt_; }
   // 0 for the transaction itself, 1 inside its first savepoint, ...
