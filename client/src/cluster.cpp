@@ -257,10 +257,13 @@ void ClusterCore::choose_primary() {
   }
   if (chosen != cur) {
     samples_.clear();  // another primary's positions (a new timeline)
+    // The first one found is news; a change of primary, or none, is a warning.
+    auto level = cur < 0 && chosen >= 0 && !had_primary_ ? LogLevel::info : LogLevel::warning;
     if (chosen >= 0)
-      log(config, LogLevel::warning, fmt::format("primary is now {}", nodes[chosen]->endpoint));
+      log(config, level, fmt::format("primary is now {}", nodes[chosen]->endpoint));
     else
-      log(config, LogLevel::warning, "no primary");
+      log(config, level, "no primary known (no node answers as primary)");
+    had_primary_ = had_primary_ || chosen >= 0;
   }
   primary = chosen;
 }

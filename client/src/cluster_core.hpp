@@ -101,6 +101,7 @@ class ClusterCore {
     std::uint64_t lsn;
   };
   std::deque<Sample> samples_;
+  bool had_primary_ = false;  // one was ever found (health thread only)
   std::thread thread_;
 };
 
