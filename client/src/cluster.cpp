@@ -215,14 +215,23 @@ void ClusterCore::mark_failed(std::size_t index, const std::string& why) {
 void ClusterCore::probe(ClusterNode& n) {
   auto start = Clock::now();
   auto deadline = start + config.health_timeout;
+  auto open = [&] {
+    const auto& pc = n.pool->config();
+    auto options = pc.options;
+    options.emplace_back("application_name", pc.effective_application_name());
+    n.probe = Connection::open(pc.conninfo, options, ConnectLimits{deadline, config.health_timeout, -1});
+  };
   try {
-    if (!n.probe.is_open()) {
-      const auto& pc = n.pool->config();
-      auto options = pc.options;
-      options.emplace_back("application_name", pc.effective_application_name());
-      n.probe = Connection::open(pc.conninfo, options, ConnectLimits{deadline, config.health_timeout, -1});
+    bool reused = n.probe.is_open();
+    if (!reused) open();
+    ProbeResult p;
+    try {
+      p = probe_node(n.probe, deadline);
+    } catch (const ConnectionError&) {
+      if (!reused) throw;
+      open();  // the node restarted since the last probe: one new connection, at once
+      p = probe_node(n.probe, deadline);
     }
-    auto p = probe_node(n.probe, deadline);
     auto was = n.current_role();
     n.role = static_cast<int>(p.role);
     n.lsn = p.lsn.value;
@@ -550,7 +559,7 @@ Cluster::Use Cluster::ReadRoute::next() {
   return use;
 }
 
-void Cluster::ReadRoute::failed(const Use&) {
+void Cluster::ReadRoute::failed() {
   int node = current_;
   try {
     throw;

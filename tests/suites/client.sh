@@ -31,10 +31,10 @@ cleanup() { for c in "${own_clusters[@]}"; do "$HARNESS" destroy "$c" >/dev/null
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_cluster() {  # NAME: start a throwaway cluster we destroy on exit
+start_cluster() {  # NAME [setting=value ...]: start a throwaway cluster we destroy on exit
   own_clusters+=("$1")
   "$HARNESS" destroy "$1" >/dev/null 2>&1
-  "$HARNESS" start "$1"
+  "$HARNESS" start "$@"
 }
 
 if [[ -z ${PGPORT:-} ]]; then

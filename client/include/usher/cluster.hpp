@@ -209,8 +209,8 @@ class Cluster::ReadRoute {
   // The next node's lease; throws NoReplica / NoPrimary / the last error when none is left.
   Use next();
   // In a catch block for an error of fn or of next(): rethrows it unless it says the node
-  // is unreachable and another node is left.
-  void failed(const Use& use);
+  // of the last next() is unreachable and another node is left.
+  void failed();
 
  private:
   detail::ClusterCore& core_;
@@ -318,12 +318,11 @@ detail::run_result_t<Fn> Cluster::read(Fn&& fn, const ReadOptions& opts,
                                        std::source_location where) {
   ReadRoute route(*core_, opts, where);
   for (;;) {
-    Use use;
     try {
-      use = route.next();
+      Use use = route.next();
       return detail::invoke_run_body(fn, *use.lease, 1);
     } catch (const Error&) {
-      route.failed(use);
+      route.failed();
     }
   }
 }
