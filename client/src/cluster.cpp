@@ -401,7 +401,7 @@ CausalToken Cluster::current_token(std::source_location where) {
     std::size_t node = 0;
     try {
       node = route.primary();
-      Use use = route.lease();
+      Use use = route.lease(node);
       return detail::read_token(*use.lease);  // a read: safe to ask again elsewhere
     } catch (const Error&) {
       route.failed(node, false);
@@ -431,8 +431,7 @@ std::size_t Cluster::WriteRoute::primary() {
                   "08000");
 }
 
-Cluster::Use Cluster::WriteRoute::lease() {
-  std::size_t p = primary();
+Cluster::Use Cluster::WriteRoute::lease(std::size_t p) {
   auto& n = *core_.nodes[p];
   Use use = core_.lease_on(p, Clock::now() + n.pool->config().acquire_timeout, where_);
   ++n.writes;

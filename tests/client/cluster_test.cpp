@@ -82,6 +82,26 @@ TEST_F(ClusterTest, FindsTheRolesAndRoutesReadsToTheStandbyWritesToThePrimary) {
   EXPECT_EQ(cluster.nodes()[1].reads, 5u);
 }
 
+// 25006 from the node writes go to makes the cluster ask the nodes; when the node is
+// still the primary (the caller asked for a read-only transaction) the error is the
+// caller's, at once, and the primary stays.
+TEST_F(ClusterTest, AReadOnlyTransactionsErrorOnThePrimaryIsTheCallersAndThePrimaryStays) {
+  auto config = cluster_config("cl-readonly");
+  config.primary_wait = 2s;
+  Cluster cluster(config);
+  TransactionOptions ro;
+  ro.read_only = true;
+  int runs = 0;
+  EXPECT_THROW(cluster.transaction([&](Connection& c) {
+                 ++runs;
+                 c.exec("INSERT INTO cluster_t VALUES (1, 'x')");
+               }, ro),
+               ReadOnlySqlTransaction);
+  EXPECT_EQ(runs, 1);  // not run again on "another primary" within primary_wait
+  EXPECT_TRUE(cluster.nodes()[0].is_primary);
+  EXPECT_FALSE(cluster.write([](Connection& c) { return in_recovery(c); }));
+}
+
 TEST_F(ClusterTest, TakesTheNodesFromAMultiHostConninfoWhateverItsOrder) {
   ClusterConfig c = cluster_config("cl-multihost");
   c.endpoints.clear();

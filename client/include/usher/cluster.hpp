@@ -228,7 +228,8 @@ class Cluster::WriteRoute {
   WriteRoute(detail::ClusterCore& core, std::source_location where);
   // The primary's index, waiting up to primary_wait; throws NoPrimary.
   std::size_t primary();
-  Use lease();
+  // A lease on `node` (the primary() just found), within the pool's acquire_timeout.
+  Use lease(std::size_t node);
   // In a catch block: rethrows unless the error shows the node is not (or no longer) a
   // reachable primary and nothing of the work can have committed, with time left.
   void failed(std::size_t node, bool during_fn);
@@ -289,7 +290,7 @@ detail::run_result_t<Fn> Cluster::write(Fn&& fn, std::source_location where) {
     bool during_fn = false;
     try {
       node = route.primary();
-      Use use = route.lease();
+      Use use = route.lease(node);
       during_fn = true;
       return detail::invoke_run_body(fn, *use.lease, 1);
     } catch (const Error&) {
