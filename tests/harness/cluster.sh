@@ -7,6 +7,7 @@
 #   cluster.sh env NAME                          prints `export PGHOST=… PGPORT=…` lines
 #   cluster.sh restart NAME                      stop then start with the same settings
 #   cluster.sh standby NAME PRIMARY              pg_basebackup of PRIMARY, started as a streaming standby
+#   cluster.sh promote NAME                      promote a standby (pg_ctl promote, waits)
 #
 # A cluster lives in $USHER_CLUSTERS/NAME (default build/clusters), listens on a free
 # TCP port on 127.0.0.1 and on a Unix socket in its own directory, trusts local
@@ -163,6 +164,12 @@ CONF
   cluster_start "$name"
 }
 
+# Promotes a standby to primary and waits until it accepts writes.
+cluster_promote() {
+  local dir; dir=$(cluster_dir "$1")
+  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null
+}
+
 cluster_main() {
   local cmd=${1:-}; shift || true
   case $cmd in
@@ -172,7 +179,8 @@ cluster_main() {
     destroy) cluster_destroy "$@" ;;
     env) cluster_env "$@" ;;
     standby) cluster_standby "$@" ;;
-    *) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 2 ;;
+    promote) cluster_promote "$@" ;;
+    *) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; return 2 ;;
   esac
 }
 

@@ -3,7 +3,9 @@
 #   1. the suite in Release against the cluster in the PG* environment (tests/run.sh's),
 #      while the next variant builds (each variant's tests run beside the next build),
 #   2. the server-restart test and the pg_usher lease tests against a cluster of its own
-#      (it stops and starts it; CREATE EXTENSION pg_usher there, when it installs),
+#      (it stops and starts it; CREATE EXTENSION pg_usher there, when it installs), and
+#      usher::Cluster's tests against a primary and a streaming standby of their own
+#      (Release and ASan; USHER_CLIENT_CLUSTER_ASAN=0 leaves ASan out),
 #   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   4. the pool's concurrency tests and the lending bag's under ThreadSanitizer,
 #   5. an install into a staging prefix, and the example built against it through
@@ -30,10 +32,10 @@ cleanup() { for c in "${own_clusters[@]}"; do "$HARNESS" destroy "$c" >/dev/null
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_cluster() {  # NAME: start a throwaway cluster we destroy on exit
+start_cluster() {  # NAME [setting=value ...]: start a throwaway cluster we destroy on exit
   own_clusters+=("$1")
   "$HARNESS" destroy "$1" >/dev/null 2>&1
-  "$HARNESS" start "$1"
+  "$HARNESS" start "$@"
 }
 
 if [[ -z ${PGPORT:-} ]]; then
@@ -102,6 +104,32 @@ run_own_server() {
   ) || status=1
 }
 
+# usher::Cluster (tests/client/cluster_test.cpp): a primary (synchronous_commit on, as in
+# production: the harness's default "off" delays WAL to the standby by up to
+# wal_writer_delay) and a streaming standby, fresh for each run. The failover test stops
+# the primary and promotes the standby, so it runs last, on its own.
+CLUSTER_TESTS='Cluster*'
+run_cluster() {
+  local name=$1 bin=$2 p=client-primary s=client-standby
+  start_cluster "$p" synchronous_commit=on || { echo "0 1" >>"$COUNTS"; status=1; return; }
+  own_clusters+=("$s")
+  "$HARNESS" destroy "$s" >/dev/null 2>&1
+  "$HARNESS" standby "$s" "$p" || { echo "0 1" >>"$COUNTS"; status=1; return; }
+  (
+    eval "$("$HARNESS" env "$s")"
+    export USHER_TEST_STANDBY_PORT=$PGPORT
+    eval "$("$HARNESS" env "$p")"
+    export USHER_TEST_PRIMARY_PORT=$PGPORT
+    export USHER_TEST_STANDBY_STOP="$HARNESS stop $s" USHER_TEST_STANDBY_START="$HARNESS restart $s"
+    export USHER_TEST_PRIMARY_STOP="$HARNESS stop $p" USHER_TEST_STANDBY_PROMOTE="$HARNESS promote $s"
+    GTEST_NO_SKIPS=1 run_gtest "$name" "$bin" --gtest_filter="$CLUSTER_TESTS:-ClusterFailover*"
+    GTEST_NO_SKIPS=1 run_gtest "$name-failover" "$bin" --gtest_filter="ClusterFailover*"
+    exit $status
+  ) || status=1
+  "$HARNESS" destroy "$s" >/dev/null 2>&1
+  "$HARNESS" destroy "$p" >/dev/null 2>&1
+}
+
 # A variant's tests run while the next variant builds (the tests mostly wait on the
 # server; the build keeps both cores busy): lane_start runs a function in the
 # background with its output kept, lane_finish prints it and takes its status.
@@ -121,14 +149,18 @@ lane_finish() {
 
 # 1 + 2: Release.
 release_tests() {
-  run_gtest release "$BUILD/client/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS"
+  run_gtest release "$BUILD/client/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS:$CLUSTER_TESTS"
   run_own_server release-own-server "$BUILD/client/tests/usher_client_tests"
+  run_cluster release-cluster "$BUILD/client/tests/usher_client_tests"
 }
 # 3: ASan + UBSan, everything.
 asan_tests() {
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-  run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS"
+  run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS:$CLUSTER_TESTS"
   run_own_server asan-own-server "$BUILD/client-asan/tests/usher_client_tests"
+  # The Cluster tests under ASan (about 25 s: a fresh primary and standby) run beside
+  # the TSan build; USHER_CLIENT_CLUSTER_ASAN=0 leaves them out.
+  [[ ${USHER_CLIENT_CLUSTER_ASAN:-1} == 1 ]] && run_cluster asan-cluster "$BUILD/client-asan/tests/usher_client_tests"
 }
 # 4: TSan, the tests where the pool's threads meet the callers' threads, and the
 # lending bag's own (no server).

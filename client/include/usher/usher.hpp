@@ -1,6 +1,7 @@
 #pragma once
 // Everything libusher offers.
 #include "usher/circuit_breaker.hpp"
+#include "usher/cluster.hpp"
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
 #include "usher/pool.hpp"
