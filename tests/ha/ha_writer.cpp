@@ -1,16 +1,16 @@
 // ha_writer: a steady write load for the Patroni failover test (tests/ha/patroni.sh).
 //
-//   ha_writer CONNINFO ENDPOINTS LOG [WAIT_MS]
+//   ha_writer CONNINFO ENDPOINTS LOG [WAIT_MS [FIRST_ID]]
 //
-// Inserts ids 1, 2, 3, ... one transaction each into public.ha_writes(id, port) on
+// Inserts ids FIRST_ID (default 1), FIRST_ID + 1, ... one transaction each into public.ha_writes(id, port) on
 // the primary, through libusher: usher::Cluster when this libusher has it (endpoints
 // "host:port,host:port,...", primary_wait = WAIT_MS), else one usher::Pool on the libpq
 // multi-host string with target_session_attrs=read-write (a failed write is retried
 // for up to WAIT_MS, as primary_wait does). Every outcome is one line of LOG:
 //
 //   <unix ms> <id> ok <server port>     acknowledged (committed)
-//   <unix ms> <id> fail <sqlstate>      not committed (refused before or at COMMIT)
-//   <unix ms> <id> unknown <sqlstate>   commit outcome unknown (usher::CommitUnknown)
+//   <unix ms> <id> fail <sqlstate> <message>     not committed (refused before or at COMMIT)
+//   <unix ms> <id> unknown <sqlstate> <message>  commit outcome unknown (usher::CommitUnknown)
 //
 // It runs until SIGTERM/SIGINT, then exits 0. The log is flushed after every line so
 // the test reads it while the writer runs.
@@ -48,11 +48,17 @@ std::vector<std::string> split(const std::string& s, char sep) {
     start = end + 1;
   }
 }
+std::string state(const usher::Error& e) { return e.sqlstate().empty() ? "-" : e.sqlstate(); }
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: ha_writer CONNINFO HOST:PORT,... LOG [WAIT_MS]\n");
+    std::fprintf(stderr, "usage: ha_writer CONNINFO HOST:PORT,... LOG [WAIT_MS [FIRST_ID]]\n");
     return 2;
   }
   std::string conninfo = argv[1];
@@ -60,6 +66,7 @@ int main(int argc, char** argv) {
   std::FILE* log = std::fopen(argv[3], "w");
   if (!log) { std::perror(argv[3]); return 2; }
   std::chrono::milliseconds wait{argc > 4 ? std::atol(argv[4]) : 0};
+  long first_id = argc > 5 ? std::atol(argv[5]) : 1;
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
 
@@ -76,6 +83,12 @@ int main(int argc, char** argv) {
   const std::string insert =
       "INSERT INTO public.ha_writes(id, port) VALUES ($1, pg_catalog.inet_server_port()) "
       "RETURNING port";
+  // After a commit whose outcome is unknown: the id is the key, so writing it again is
+  // idempotent -- the row (and the port of the server that committed it) if it was
+  // committed, a new row if not.
+  const std::string insert_again =
+      "INSERT INTO public.ha_writes AS w (id, port) VALUES ($1, pg_catalog.inet_server_port()) "
+      "ON CONFLICT (id) DO UPDATE SET port = w.port RETURNING port";
 
 #ifdef HA_WRITER_CLUSTER
   usher::ClusterConfig cfg;
@@ -86,9 +99,10 @@ int main(int argc, char** argv) {
   cfg.health_timeout = std::chrono::seconds(1);
   cfg.primary_wait = wait;
   usher::Cluster cluster(cfg);
-  auto write = [&](long id) {
+  auto write = [&](long id, bool again) {
     return cluster.transaction(
-        [&](usher::Connection& c) { return c.exec(insert, id).scalar<int>(); }, topts);
+        [&](usher::Connection& c) { return c.exec(again ? insert_again : insert, id).scalar<int>(); },
+        topts);
   };
 #else
   std::string hosts, ports;
@@ -100,12 +114,13 @@ int main(int argc, char** argv) {
   pool.conninfo = conninfo + " host=" + hosts + " port=" + ports +
                   " target_session_attrs=read-write";
   usher::Pool writer_pool(pool);
-  auto write = [&](long id) {
+  auto write = [&](long id, bool again) {
     auto until = std::chrono::steady_clock::now() + wait;
     for (;;) {
       try {
         return writer_pool.transaction(
-            [&](usher::Connection& c) { return c.exec(insert, id).scalar<int>(); }, topts);
+            [&](usher::Connection& c) { return c.exec(again ? insert_again : insert, id).scalar<int>(); },
+            topts);
       } catch (const usher::CommitUnknown&) {
         throw;
       } catch (const usher::Error& e) {
@@ -116,15 +131,33 @@ int main(int argc, char** argv) {
   };
 #endif
 
-  for (long id = 1; !stop; ++id) {
+  for (long id = first_id; !stop; ++id) {
     try {
-      int port = write(id);
+      int port = write(id, false);
       std::fprintf(log, "%lld %ld ok %d\n", now_ms(), id, port);
     } catch (const usher::CommitUnknown& e) {
-      std::fprintf(log, "%lld %ld unknown %s\n", now_ms(), id, e.sqlstate().c_str());
+      // Waiting for the new primary (WAIT_MS > 0): resolve the outcome by writing the
+      // same id again there, within WAIT_MS; logged "ok <port> resolved".
+      auto until = std::chrono::steady_clock::now() + wait;
+      bool resolved = false;
+      while (!resolved && wait.count() > 0 && std::chrono::steady_clock::now() < until) {
+        try {
+          int port = write(id, true);
+          std::fprintf(log, "%lld %ld ok %d resolved\n", now_ms(), id, port);
+          resolved = true;
+        } catch (const usher::Error&) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+      }
+      if (resolved) {
+        std::fflush(log);
+        continue;
+      }
+      std::fprintf(log, "%lld %ld unknown %s %s\n", now_ms(), id, state(e).c_str(),
+                   one_line(e.what()).c_str());
     } catch (const usher::Error& e) {
-      std::fprintf(log, "%lld %ld fail %s\n", now_ms(), id,
-                   e.sqlstate().empty() ? "-" : e.sqlstate().c_str());
+      std::fprintf(log, "%lld %ld fail %s %s\n", now_ms(), id, state(e).c_str(),
+                   one_line(e.what()).c_str());
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // no hot loop on refusals
     }
     std::fflush(log);

@@ -139,7 +139,7 @@ at_least() { [[ $(count_ok "$@" | tail -1) -ge $1 ]]; }
 ok_at_least() { local n=$1; shift; [[ $(count_ok "$@") -ge $n ]]; }
 first_ok_ms() { awk -v s="$2" -v p="$3" '$3 == "ok" && $1 >= s && $4 == p {print $1; exit}' "$1"; }
 # by_state LOG: "3 fail 08006, 1 unknown 08006" (the writes not acknowledged).
-by_state() { awk '$3 != "ok" {print $3, $4}' "$1" | sort | uniq -c | awk '{printf "%s%s %s %s", NR > 1 ? ", " : "", $1, $2, $3}'; }
+by_state() { awk '$3 != "ok" {print $3, $4}' "$1" | sort | uniq -c | awk '{s = s (NR > 1 ? ", " : "") $1 " " $2 " " $3} END {print s}'; }
 # missing_on NODE LOG: acknowledged ids of LOG missing on NODE (0 when none is lost).
 missing_on() {
   awk '$3 == "ok" {print $2}' "$2" >"$T/acked.txt"; chmod 644 "$T/acked.txt"
@@ -182,7 +182,7 @@ unset PGUSER
 await 90 has_sync_standby
 assert_cmd "a synchronous standby again after the failover" has_sync_standby
 LOG2=$T/writer2.log
-"$TOOLS/ha_writer" "dbname=postgres user=postgres connect_timeout=2" "$ENDPOINTS" "$LOG2" 30000 &
+"$TOOLS/ha_writer" "dbname=postgres user=postgres connect_timeout=2" "$ENDPOINTS" "$LOG2" 30000 1000000 &
 WRITER=$!
 await 60 ok_at_least 30 "$LOG2" 0 "${PORT[$new]}"
 old=$new
@@ -196,6 +196,8 @@ kill "$WRITER"; wait "$WRITER"; WRITER=
 FIRST_MS=$(first_ok_ms "$LOG2" "$SWITCH_MS" "${PORT[$new]}")
 echo "# switchover: $(count_ok "$LOG2") acknowledged, first on the new leader n$new $((FIRST_MS - SWITCH_MS)) ms after the command"
 echo "# switchover: not acknowledged, by SQLSTATE: $(by_state "$LOG2")"
+echo "# switchover: $(awk '$5 == "resolved"' "$LOG2" | wc -l) commit(s) of unknown outcome resolved by writing the id again"
+awk '$3 != "ok"' "$LOG2" | head -3 | sed 's/^/#   /'
 assert_eq "$(awk '$3 != "ok"' "$LOG2" | wc -l)" 0 "switchover: zero failed writes when the writer waits for the new primary"
 assert_eq "$(missing_on "$new" "$LOG2" | tail -1)" 0 "switchover: every acknowledged write is on the new primary n$new"
 echo "# patroni.sh: $((SECONDS - started)) s"
