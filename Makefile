@@ -59,7 +59,7 @@ endif
 EXTRA_CLEAN += build/client build/client-asan build/client-tsan build/client-stage build/client-example \
                build/client-bench build/client-logs build/client-cli
 
-.PHONY: deps test test-ha demo bench build-all
+.PHONY: deps test demo bench build-all
 
 deps:
 	@tests/harness/deps.sh
@@ -73,11 +73,6 @@ build-all: deps
 
 test: build-all
 	@tests/run.sh
-
-# High availability on Patroni (tests/ha/run.sh: etcd + three Patroni nodes on loopback);
-# CI runs it after `make test` (.ci/run).
-test-ha: build-all
-	@tests/ha/run.sh
 
 demo: build-all
 	@tests/harness/demo.sh

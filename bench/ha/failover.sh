@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Time from the loss of the primary (kill -9 of its postmaster) to the first write
 # acknowledged by the new primary, under the steady write load of build/tools/ha_writer
-# (libusher; tests/ha/ha_writer.cpp). Recorded in bench/RESULTS.md.
+# (libusher; tests/integration/tools/ha_writer.cpp). Recorded in bench/RESULTS.md.
 #
 #   bench/ha/failover.sh by-hand [RUNS]   a primary and a streaming standby (the harness);
 #                                         the standby is promoted with `pg_ctl promote` as
 #                                         soon as the kill returns (an operator at once)
-#   bench/ha/failover.sh patroni [RUNS]   tests/ha/patroni.sh RUNS times (Patroni decides)
+#   bench/ha/failover.sh patroni [RUNS]   tests/integration/patroni.sh RUNS times (Patroni decides)
 #
 # Prints each run's time and the median (RUNS: default 5). Not a test: nothing asserted.
 set -uo pipefail
@@ -14,7 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../../tests/harness/cluster.sh"
 mode=${1:?by-hand or patroni}
 runs=${2:-5}
-make --no-print-directory -s -C "$REPO_ROOT/tests/ha" || exit 1
+make --no-print-directory -s -C "$REPO_ROOT/tests/integration/tools" || exit 1
 TOOLS=$REPO_ROOT/build/tools
 times=()
 
@@ -45,7 +45,7 @@ by_hand_once() {
 }
 
 patroni_once() {
-  "$REPO_ROOT/tests/ha/patroni.sh" 2>&1 |
+  "$REPO_ROOT/tests/integration/patroni.sh" 2>&1 |
     sed -n "s/^# failover: kill -9 of the leader's postmaster to the first write acknowledged by n[0-9]: \([0-9]*\) ms$/\1/p"
 }
 

@@ -13,7 +13,7 @@ packages=(
   pgbouncer prometheus jq
   curl python3  # tests/integration/grafana.sh serves metrics over HTTP and queries Prometheus
   sqlsmith      # tests/suites/fuzz.sh: random queries against a server with the gate on
-  patroni etcd-server haproxy  # deploy/patroni, tests/ha (make test-ha): Patroni failover
+  patroni etcd-server haproxy  # deploy/patroni, tests/integration/patroni.sh: Patroni failover
 )
 
 missing=()

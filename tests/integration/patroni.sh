@@ -18,8 +18,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
 TOOLS=$REPO_ROOT/build/tools
-make --no-print-directory -s -C "$REPO_ROOT/tests/integration/tools" || exit 1
-make --no-print-directory -s -C "$HERE" || exit 1
+make --no-print-directory -s -C "$HERE/tools" || exit 1
 source "$HERE/../harness/sessions.sh"
 
 for bin in patroni patronictl etcd curl jq; do

@@ -1,4 +1,4 @@
-// ha_writer: a steady write load for the Patroni failover test (tests/ha/patroni.sh).
+// ha_writer: a steady write load for the Patroni failover test (tests/integration/patroni.sh).
 //
 //   ha_writer CONNINFO ENDPOINTS LOG [WAIT_MS [FIRST_ID]]
 //
