@@ -29,10 +29,7 @@ std::string instances_expression(const std::optional<std::string>& spec, std::ve
   }
   std::vector<std::string> pairs;
   std::set<std::string> seen;
-  std::string_view rest = *spec;
-  while (true) {
-    auto comma = rest.find(',');
-    std::string item(rest.substr(0, comma));
+  for (const auto& item : split_commas(*spec)) {
     auto eq = item.rfind('=');
     if (eq == std::string::npos || eq == 0 || !is_count(item.substr(eq + 1)))
       throw UsageError(fmt::format(
@@ -45,8 +42,6 @@ std::string instances_expression(const std::optional<std::string>& spec, std::ve
     params.push_back(usher::Param{item.substr(eq + 1), usher::type_oids::int4});
     // Only the $1/$2 parameter markers go into the text, never the values.
     pairs.push_back(fmt::format("${}::text, ${}::int", params.size() - 1, params.size()));
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
   }
   std::string expr = "jsonb_build_object(";
   for (std::size_t i = 0; i < pairs.size(); ++i) expr += (i ? ", " : "") + pairs[i];

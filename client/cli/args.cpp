@@ -47,6 +47,17 @@ std::optional<std::string> closest(const std::string& word, const std::vector<st
   return best;
 }
 
+std::vector<std::string> split_commas(const std::string& value) {
+  std::vector<std::string> items;
+  std::string_view rest = value;
+  while (true) {
+    auto comma = rest.find(',');
+    items.emplace_back(rest.substr(0, comma));
+    if (comma == std::string_view::npos) return items;
+    rest.remove_prefix(comma + 1);
+  }
+}
+
 namespace {
 
 std::string join(const std::vector<std::string>& words) {
@@ -100,8 +111,10 @@ Args parse_args(int argc, char** argv,
       continue;
     }
     if (options_done || arg.size() < 2 || arg[0] != '-') {
-      if (!args.command.empty())
-        throw UsageError(fmt::format("unexpected argument '{}' (see {})", arg, where()));
+      if (!args.command.empty()) {
+        args.operands.push_back(arg);  // the command says whether it takes any (main.cpp)
+        continue;
+      }
       const auto* opts = command_options(arg);
       if (!opts) {
         std::string hint;

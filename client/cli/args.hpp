@@ -27,6 +27,7 @@ struct OptionSpec {
 
 struct Args {
   std::string command;                         // empty: none given
+  std::vector<std::string> operands;           // words after the command (services set NAME)
   std::map<std::string, std::string> values;   // long name -> value ("" for flags)
 
   bool has(const std::string& name) const { return values.count(name) != 0; }
@@ -42,6 +43,10 @@ const std::vector<OptionSpec>& global_options();
 Args parse_args(int argc, char** argv,
                 const std::vector<OptionSpec>* (*command_options)(const std::string&),
                 const std::vector<std::string>& command_names);
+
+// The items of a comma-separated option value ("a,b,,c": a, b, "", c), kept in order;
+// callers decide what an empty item means.
+std::vector<std::string> split_commas(const std::string& value);
 
 // The candidate closest to `word` by edit distance, if close enough to be a likely typo.
 std::optional<std::string> closest(const std::string& word, const std::vector<std::string>& candidates);

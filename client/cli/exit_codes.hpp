@@ -10,6 +10,8 @@ inline constexpr int ok = 0;
 inline constexpr int health_warning = 1;
 inline constexpr int health_critical = 2;
 inline constexpr int health_unknown = 3;  // health could not run its checks, for any reason
+// pgbouncer-config --check: the running PgBouncer differs (as diff(1) exits 1).
+inline constexpr int drift = 1;
 
 inline constexpr int usage = 64;          // EX_USAGE: unknown command / option, bad value
 inline constexpr int data_error = 65;     // EX_DATAERR: the server refused a value we sent

@@ -34,6 +34,8 @@ Failure describe_current_exception() {
     throw;
   } catch (const UsageError& e) {
     return {exit_code::usage, e.what()};
+  } catch (const NoPermission& e) {
+    return {exit_code::no_permission, e.what()};
   } catch (const ExtensionMissing& e) {
     return {exit_code::config, e.what()};
   } catch (const usher::ConnectionError& e) {
@@ -55,7 +57,8 @@ Failure describe_current_exception() {
               fmt::format("{}: pg_usher is missing or too old in this database (CREATE EXTENSION pg_usher, "
                           "or ALTER EXTENSION pg_usher UPDATE)",
                           one_line(e.what()))};
-    if (state.starts_with("22")) return {exit_code::data_error, one_line(e.what())};
+    // A value refused, or naming something that does not exist (42704: no such service).
+    if (state.starts_with("22") || state == "42704") return {exit_code::data_error, one_line(e.what())};
     return {exit_code::software, fmt::format("server error {}: {}", state, one_line(e.what()))};
   } catch (const std::exception& e) {
     return {exit_code::software, one_line(e.what())};

@@ -8,7 +8,8 @@ namespace usher::cli {
 
 const std::vector<const Command*>& commands() {
   static const std::vector<const Command*> list = {&status_command(), &backends_command(), &health_command(),
-                                                   &advice_command()};
+                                                   &advice_command(),   &services_command(), &leases_command(),
+                                                   &semaphores_command(), &activity_command(), &pgbouncer_config_command()};
   return list;
 }
 
@@ -34,7 +35,7 @@ void print_main_help() {
   fmt::print(
       "usher: look at a PostgreSQL server through pg_usher\n\n"
       "Usage: usher [-d CONNINFO] COMMAND [OPTIONS]\n\nCommands:\n");
-  for (auto* c : commands()) fmt::print("  {:<10} {}\n", c->name, c->summary);
+  for (auto* c : commands()) fmt::print("  {:<17} {}\n", c->name, c->summary);
   fmt::print("\nOptions (every command):\n");
   print_options(global_options());
   fmt::print(
@@ -47,7 +48,8 @@ void print_main_help() {
 }
 
 void print_command_help(const Command& command) {
-  fmt::print("usher {}: {}\n\nUsage: usher [-d CONNINFO] {}", command.name, command.summary, command.name);
+  fmt::print("usher {}: {}\n\nUsage: usher [-d CONNINFO] {}{}", command.name, command.summary, command.name,
+             command.operands.empty() ? "" : " " + command.operands);
   for (const auto& o : command.options)
     fmt::print(" [--{}{}]", o.name, o.value.empty() ? "" : " " + o.value);
   fmt::print(" [--format table|json]\n\n{}\n", command.description);

@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
     }
     if (!command)
       throw UsageError(fmt::format("no command given (commands: {}; see usher --help)", fmt::join(command_names(), ", ")));
+    if (command->operands.empty() && !args.operands.empty())
+      throw UsageError(fmt::format("unexpected argument '{}' (see usher {} --help)", args.operands[0], command->name));
     return command->run(args);
   } catch (...) {
     Failure f = describe_current_exception();

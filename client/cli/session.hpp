@@ -19,6 +19,13 @@ class ExtensionMissing : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The role may not do what was asked (exit status 77); the message says which grant
+// is missing.
+class NoPermission : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct Session {
   usher::Connection conn;
   std::string database;

@@ -40,6 +40,11 @@ std::string human_age(std::string_view seconds) {
   return fmt::format("{}d{:02}h", s / 86400, s % 86400 / 3600);
 }
 
+std::string array_items(std::string_view array) {
+  if (array.size() >= 2 && array.front() == '{' && array.back() == '}') array = array.substr(1, array.size() - 2);
+  return std::string(array);
+}
+
 std::size_t terminal_width() {
   if (const char* columns = std::getenv("COLUMNS")) {
     long n = std::strtol(columns, nullptr, 10);

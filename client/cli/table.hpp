@@ -36,6 +36,9 @@ std::string cut(std::string_view s, std::size_t width);
 // A duration given in seconds (as the server's text) for people: "45s", "12m05s",
 // "3h07m", "2d04h"; empty stays empty (NULL: not applicable).
 std::string human_age(std::string_view seconds);
+// The items of a one-dimensional array as the server prints it, without the braces:
+// "{a,b}" -> "a,b" (empty array: empty).
+std::string array_items(std::string_view array);
 // The terminal's width: COLUMNS, else the tty's, else 0 (not a terminal: no limit).
 std::size_t terminal_width();
 

@@ -3,50 +3,28 @@
 # service's limits; backends filters by service and state through parameters (a hostile
 # value matches nothing); health's Nagios exit statuses 0/1/2/3 and --quiet; advice equals
 # usher.pool_advice() for the same instances; JSON output parses and matches the views;
-# usage errors, a database without pg_usher, a role without pg_monitor and a bad
+# services lists, sets and drops (as the owner and a delegated role; a pg_monitor role
+# is refused with 77); leases shows a lease and, under a low threshold, a leak suspect;
+# semaphores and activity match their views; usage errors, a database without pg_usher, a role without pg_monitor and a bad
 # conninfo give their documented messages and exit statuses, and never print a password.
 #
-# The binary: $USHER_CLI if set, else built here from the current sources into a folder
-# of this run's own (build/client-cli-<cluster set>), so it never races the client suite's
-# build/client and is never stale.
+# The binary: $USHER_CLI if set, else built from the current sources
+# (tests/harness/usher_cli.sh).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
 source "$HERE/../harness/scenario.sh"
+source "$HERE/../harness/usher_cli.sh"
 
-if [[ -z ${USHER_CLI:-} ]]; then
-  # In make test the client suite has just built the tool in build/client: bring that
-  # build up to date rather than compile the library again (flock: a run side by side
-  # in this checkout waits for it). Run alone, the tool gets a build of its own.
-  build=$REPO_ROOT/build/client-cli
-  configure=(cmake -S "$REPO_ROOT/client" -B "$build" -DCMAKE_BUILD_TYPE=Release -DUSHER_BUILD_EXAMPLES=OFF)
-  if [[ -f $REPO_ROOT/build/client/CMakeCache.txt ]]; then
-    build=$REPO_ROOT/build/client configure=(true)
-  fi
-  mkdir -p "$build"
-  if ! { "${configure[@]}" &&
-         flock "$build/.cli-build.lock" cmake --build "$build" --target usher_cli -j "$(nproc)"; } \
-       >"$build/cli-build.log" 2>&1; then
-    tail -n 30 "$build/cli-build.log"
-    echo "0 1" >>"${USHER_COUNTS:-/dev/null}"
-    exit 1
-  fi
-  USHER_CLI=$build/cli/usher
-fi
+usher_cli_build
 
 # The sampler is slowed to one tick an hour so that pool_advice's history, and so the
 # advice, cannot change between the tool's read and the test's own.
 scenario_start cli usher.sample_interval=1h
 Q=(psql -X -At -v ON_ERROR_STOP=1)
 
-# run ARGS...: runs the tool; sets OUT (stdout), ERR (stderr) and RC.
-run() {
-  "$USHER_CLI" "$@" >"$WORK/out" 2>"$WORK/err"
-  RC=$?
-  OUT=$(cat "$WORK/out")
-  ERR=$(cat "$WORK/err")
-}
+run() { usher_run "$@"; }
 is() { [[ $("${Q[@]}" -c "$1") == "$2" ]]; }  # await helper: query gives value
 
 "${Q[@]}" -c "CREATE EXTENSION pg_usher" \
@@ -169,6 +147,83 @@ assert_match "$RC $ERR" "^3 usher: cannot connect to " "health that cannot conne
 run health -d dbname=template1
 assert_match "$RC $ERR" "^3 .*CREATE EXTENSION pg_usher" "health in a database without pg_usher exits 3"
 
+# --- services: list, set and drop through usher.set_service / drop_service, values bound
+run services --format json
+assert_eq "$RC $(jq -r '.[] | select(.service == "orders") | [.max_connections, .reserved_connections, .max_active, .queue_timeout_seconds, .published] | @csv' <<<"$OUT")" \
+  "0 20,2,4,5,true" "services --format json: orders as set, and published"
+assert_eq "$(jq -r '[.[].service] | join(",")' <<<"$OUT")" "$("${Q[@]}" -c "SELECT string_agg(name, ',' ORDER BY name) FROM usher.service")" \
+  "services lists usher.service"
+hostile="it's billing; DROP TABLE usher.service; --"
+run services set billing --max-connections 5 --max-active 2 --queue-timeout 750ms --comment "$hostile"
+assert_match "$RC $OUT" $'^0 service .*\nbilling +5 +0 +2 +0.8s +0 +yes +statement +yes +'"$hostile"'$' \
+  "services set creates billing and prints its row, published"
+assert_eq "$("${Q[@]}" -c "SELECT max_connections || ' ' || max_active || ' ' || queue_timeout || ' ' || comment FROM usher.service WHERE name = 'billing'")" \
+  "5 2 00:00:00.75 $hostile" "the registry has the values as given, the comment as a value"
+run services set billing --priority 5000
+assert_match "$RC $ERR" "^65 usher: priority of service \"billing\" must be between 0 and 1000, not 5000" "a value set_service refuses: its message, exit 65"
+run services set billing --max-connections lots
+assert_match "$RC $ERR" '^65 usher: invalid input syntax for type integer: "lots"' "a value that is no number: exit 65, naming it"
+run services set "x' OR '1'='1"
+assert_match "$RC $ERR" "^65 usher: invalid service name \"x' OR '1'='1\"" "a hostile service name reaches the server as a value: exit 65"
+run services list billing
+assert_eq "$RC $(wc -l <<<"$OUT")" "0 2" "services list NAME: a header and that service"
+run services drop billing
+assert_eq "$RC $OUT $("${Q[@]}" -c "SELECT count(*) FROM usher.service WHERE name = 'billing'")" "0 dropped service billing 0" "services drop removes it"
+run services drop billing
+assert_match "$RC $ERR" '^65 usher: service "billing" does not exist' "dropping a service that does not exist: exit 65"
+run services drop
+assert_match "$RC $ERR" "^64 usher: usher services drop takes one service name" "drop without a name: exit 64"
+run services --max-active 3
+assert_match "$RC $ERR" "^64 usher: --max-active goes with \`usher services set NAME\`" "a set option without set: exit 64"
+run status orders
+assert_match "$RC $ERR" "^64 usher: unexpected argument 'orders'" "a command without operands refuses one: exit 64"
+"${Q[@]}" >/dev/null <<'SQL'
+CREATE ROLE cli_monitor LOGIN IN ROLE pg_monitor;
+CREATE ROLE cli_operator LOGIN IN ROLE pg_monitor;
+GRANT EXECUTE ON FUNCTION usher.set_service(text, integer, integer, integer, interval, integer, boolean, text, text),
+                          usher.drop_service(text) TO cli_operator;
+SQL
+run services -d user=cli_monitor set billing
+assert_match "$RC $ERR" "^77 usher: permission denied for function set_service: changing the registry needs the extension's owner or a role it granted EXECUTE on usher.set_service" \
+  "a pg_monitor role may list but not set: exit 77, naming the grant"
+run services -d user=cli_operator set ops --max-connections 3
+assert_eq "$RC $("${Q[@]}" -c "SELECT max_connections FROM usher.service WHERE name = 'ops'")" "0 3" "a delegated role sets a service"
+run services -d user=cli_operator drop ops
+assert_eq "$RC" "0" "and drops it"
+
+# --- leases and semaphores: a session holding a lease and two permits
+"${Q[@]}" -c "SELECT usher.set_semaphore('cli-sem', 3)" >/dev/null
+session_open leaser cli/leaser
+session_send leaser "SELECT usher.checkout('cart.cpp:42'), usher.acquire('cli-sem', 2, '5s', 'session');"
+await 10 is "SELECT count(*) FROM usher.leases WHERE holder = 'cart.cpp:42' AND state = 'idle'" 1
+leaser_pid=$("${Q[@]}" -c "SELECT pid FROM usher.leases WHERE holder = 'cart.cpp:42'")
+run leases --format json
+assert_eq "$RC $(jq -r '.[] | [.pid, .holder, .service, .suspect] | @csv' <<<"$OUT")" "0 $leaser_pid,\"cart.cpp:42\",\"cli\",false" \
+  "leases --format json: the lease, its holder and service, not suspect under the default threshold"
+run leases --suspect
+assert_eq "$RC $(wc -l <<<"$OUT")" "0 1" "leases --suspect: none yet (only the header)"
+PGOPTIONS="-c usher.lease_warning=1" run leases --suspect
+assert_match "$RC $(tail -n 1 <<<"$OUT")" "^0 +$leaser_pid +cli +postgres +idle +[0-9.]+s +[0-9.]+s +SUSPECT +cart.cpp:42$" \
+  "with usher.lease_warning 1 ms the idle lease is a SUSPECT, with its holder"
+run leases --service "x' OR '1'='1" --format json
+assert_eq "$RC $OUT" "0 []" "a hostile --service matches nothing"
+run semaphores
+assert_match "$RC $(grep '^cli-sem ' <<<"$OUT")" "^0 cli-sem +2/3 +1 +0 +2 +1 +0 +1 \($leaser_pid\)$" \
+  "semaphores: 2 of 3 held, 1 available, peak 2, 1 acquisition, held by the session's pid"
+run semaphores --name cli-sem --format json
+assert_eq "$(jq -cS . <<<"$OUT")" "$("${Q[@]}" -c "SELECT json_agg(s) FROM usher.semaphores s WHERE name = 'cli-sem'" | jq -cS .)" \
+  "semaphores --format json equals usher.semaphores"
+session_close leaser
+
+# --- activity: usher.activity_summary
+run activity --format json
+assert_eq "$RC $(jq -r '[.[] | .service + ":" + (.samples | tostring)] | join(",")' <<<"$OUT")" \
+  "0 $("${Q[@]}" -c "SELECT string_agg(service || ':' || samples, ',' ORDER BY service) FROM usher.activity_summary")" \
+  "activity --format json: usher.activity_summary's services and sample counts"
+run activity
+assert_match "$RC $(head -n 1 <<<"$OUT")" "^0 service +samples +window +conns p95/peak +active p95/peak +queued peak +stmt/s +busy ms +mean active$" \
+  "activity has its header"
+
 # --- databases, roles and connection strings that cannot work
 run status -d dbname=template1
 assert_eq "$RC" "78" "a database without pg_usher: exit 78"
@@ -196,7 +251,7 @@ for conninfo in "host=127.0.0.1 port=1 user=x password=$secret" \
                 "host=127.0.0.1 port=1 password=$secret nosuchkeyword=1"; do
   run status -d "$conninfo"
   assert_match "$RC $ERR" "^(69|64|70) usher: " "bad conninfo [${conninfo//$secret/***}]: one line naming the problem"
-  assert_eq "$(grep -c -- "$secret" "$WORK/out" "$WORK/err" | awk -F: '{s+=$2} END {print s}')" "0" \
+  assert_eq "$(grep -c -- "$secret" "$WORK/usher.out" "$WORK/usher.err" | awk -F: '{s+=$2} END {print s}')" "0" \
     "bad conninfo [${conninfo//$secret/***}]: the password is printed nowhere"
 done
 run status -d "host=127.0.0.1 port=1 password=$secret"

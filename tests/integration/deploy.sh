@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The deployment files: the Prometheus alert rules pass promtool's checks and their unit
-# tests, and the systemd exporter service, run by hand against a real server, writes
+# The deployment files: the Prometheus alert rules (usher.rules.yml, pool.rules.yml) pass
+# promtool's checks and their unit tests, systemd-analyze verify accepts every unit of
+# deploy/systemd without a warning, and the systemd exporter service, run by hand against a real server, writes
 # a metrics file that promtool accepts.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -10,6 +11,27 @@ source "$HERE/../harness/assert.sh"
 
 assert_cmd "the alert rules pass promtool check rules" promtool check rules "$ROOT/deploy/prometheus/usher.rules.yml"
 assert_cmd "the alert rules pass their unit tests" bash -c "cd '$ROOT/deploy/prometheus' && promtool test rules usher.rules.test.yml"
+assert_cmd "the pool alert rules pass promtool check rules" promtool check rules "$ROOT/deploy/prometheus/pool.rules.yml"
+assert_cmd "the pool alert rules pass their unit tests" bash -c "cd '$ROOT/deploy/prometheus' && promtool test rules pool.rules.test.yml"
+
+# --- systemd units: systemd-analyze verify, which must say nothing (a misspelt setting
+# is only a warning to it). The textfile exporters' scripts are verified from the
+# checkout (their units name them where they are installed).
+if command -v systemd-analyze >/dev/null; then
+  UNITS=$(mktemp -d)
+  for unit in "$ROOT"/deploy/systemd/*.service "$ROOT"/deploy/systemd/*.timer; do
+    sed "s#/usr/local/bin/pgbouncer-metrics.sh#$ROOT/deploy/pgbouncer/pgbouncer-metrics.sh#" "$unit" >"$UNITS/$(basename "$unit")"
+  done
+  verify=$(cd "$UNITS" && systemd-analyze verify ./*.service ./*.timer 2>&1)
+  assert_eq "$?|$verify" "0|" "systemd-analyze verify accepts every unit of deploy/systemd, without a warning"
+  rm -rf "$UNITS"
+else
+  assert_eq "systemd-analyze missing" "systemd-analyze" "systemd-analyze (package systemd) is installed to verify deploy/systemd"
+fi
+unit=$ROOT/deploy/systemd/pgbouncer.service
+assert_eq "$(grep -E '^(Restart|After|LimitNOFILE)=' "$unit" | sort | tr '\n' ' ')" \
+  "After=network-online.target postgresql.service LimitNOFILE=65536 Restart=on-failure " \
+  "the PgBouncer unit restarts on failure, starts after PostgreSQL, and raises the descriptor limit"
 
 NAME=deploy
 OUT=$(mktemp -d)
