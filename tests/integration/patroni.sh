@@ -19,6 +19,8 @@ source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
 TOOLS=$REPO_ROOT/build/tools
 make --no-print-directory -s -C "$HERE/tools" || exit 1
+# USHER_HA_WRITER: another build of the writer (e.g. on a libusher with usher::Cluster).
+HA_WRITER=${USHER_HA_WRITER:-$TOOLS/ha_writer}
 source "$HERE/../harness/sessions.sh"
 
 for bin in patroni patronictl etcd curl jq; do
@@ -148,7 +150,7 @@ missing_on() {
 
 # --- failover: SIGKILL of the leader's postmaster -----------------------------------
 LOG1=$T/writer1.log
-"$TOOLS/ha_writer" "dbname=postgres user=postgres connect_timeout=2" "$ENDPOINTS" "$LOG1" 0 &
+"$HA_WRITER" "dbname=postgres user=postgres connect_timeout=2" "$ENDPOINTS" "$LOG1" 0 &
 WRITER=$!
 await 60 ok_at_least 50 "$LOG1"; assert_cmd "the writer is acknowledged on n1" ok_at_least 50 "$LOG1" 0 "${PORT[1]}"
 old=1
@@ -181,7 +183,7 @@ unset PGUSER
 await 90 has_sync_standby
 assert_cmd "a synchronous standby again after the failover" has_sync_standby
 LOG2=$T/writer2.log
-"$TOOLS/ha_writer" "dbname=postgres user=postgres connect_timeout=2" "$ENDPOINTS" "$LOG2" 30000 1000000 &
+"$HA_WRITER" "dbname=postgres user=postgres connect_timeout=2" "$ENDPOINTS" "$LOG2" 30000 1000000 &
 WRITER=$!
 await 60 ok_at_least 30 "$LOG2" 0 "${PORT[$new]}"
 old=$new
