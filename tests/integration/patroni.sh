@@ -44,6 +44,11 @@ cleanup() {
   if [[ ${ASSERT_FAILED:-0} -ne 0 ]]; then
     for n in 1 2 3; do echo "--- patroni n$n log (tail)"; tail -n 15 "$T/n$n/patroni.log"; done
   fi
+  # USHER_HA_KEEP=DIR keeps the writers' and nodes' logs there.
+  if [[ -n ${USHER_HA_KEEP:-} ]]; then
+    mkdir -p "$USHER_HA_KEEP"; cp "$T"/*.log "$USHER_HA_KEEP"/ 2>/dev/null
+    for n in 1 2 3; do cp "$T/n$n/patroni.log" "$USHER_HA_KEEP/n$n.log" 2>/dev/null; done
+  fi
   rm -rf "$T"
 }
 trap cleanup EXIT
