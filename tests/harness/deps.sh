@@ -13,6 +13,7 @@ packages=(
   pgbouncer prometheus jq
   curl python3  # tests/integration/grafana.sh serves metrics over HTTP and queries Prometheus
   sqlsmith      # tests/suites/fuzz.sh: random queries against a server with the gate on
+  patroni etcd-server haproxy  # deploy/patroni, tests/integration/patroni.sh: Patroni failover
 )
 
 missing=()
@@ -33,6 +34,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 "${cmd[@]}" -qq >/dev/null
 # The Debian packages start services of their own; the harness starts what it needs.
-for svc in prometheus pgbouncer postgresql; do
+for svc in prometheus pgbouncer postgresql etcd patroni haproxy; do
   if command -v service >/dev/null; then service "$svc" stop >/dev/null 2>&1 || true; fi
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The deployment files: the Prometheus alert rules (usher.rules.yml, pool.rules.yml) pass
 # promtool's checks and their unit tests, systemd-analyze verify accepts every unit of
-# deploy/systemd without a warning, and the systemd exporter service, run by hand against a real server, writes
+# deploy/systemd without a warning, deploy/patroni passes Patroni's, HAProxy's and
+# systemd's validators, and the systemd exporter service, run by hand against a real server, writes
 # a metrics file that promtool accepts.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +29,22 @@ if command -v systemd-analyze >/dev/null; then
 else
   assert_eq "systemd-analyze missing" "systemd-analyze" "systemd-analyze (package systemd) is installed to verify deploy/systemd"
 fi
+# --- deploy/patroni (docs/ha.md): Patroni's own validator, HAProxy's, and the drop-in
+# on top of Debian's patroni@.service (packages patroni, haproxy: tests/harness/deps.sh).
+assert_cmd "patroni --validate-config accepts deploy/patroni/patroni.yml" \
+  patroni --validate-config "$ROOT/deploy/patroni/patroni.yml"
+assert_cmd "haproxy -c accepts deploy/patroni/haproxy.cfg" haproxy -c -q -f "$ROOT/deploy/patroni/haproxy.cfg"
+assert_eq "$(grep -c 'option httpchk GET /primary$' "$ROOT/deploy/patroni/haproxy.cfg")|$(grep -c 'option httpchk GET /replica?lag=' "$ROOT/deploy/patroni/haproxy.cfg")" \
+  "1|1" "HAProxy routes on Patroni's /primary and /replica?lag= health endpoints"
+if command -v systemd-analyze >/dev/null && [[ -f /lib/systemd/system/patroni@.service ]]; then
+  UNITS=$(mktemp -d)
+  cp /lib/systemd/system/patroni@.service "$UNITS/"
+  cp -r "$ROOT/deploy/patroni/systemd/patroni@.service.d" "$UNITS/"
+  verify=$(SYSTEMD_UNIT_PATH=$UNITS: systemd-analyze verify "$UNITS/patroni@15-usher.service" 2>&1)
+  assert_eq "$?|$verify" "0|" "systemd-analyze verify accepts Debian's patroni@.service with deploy/patroni's drop-in"
+  rm -rf "$UNITS"
+fi
+
 unit=$ROOT/deploy/systemd/pgbouncer.service
 assert_eq "$(grep -E '^(Restart|After|LimitNOFILE)=' "$unit" | sort | tr '\n' ' ')" \
   "After=network-online.target postgresql.service LimitNOFILE=65536 Restart=on-failure " \
