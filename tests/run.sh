@@ -61,6 +61,7 @@ BESIDE=" fuzz "
 status=0
 if [[ ${#suites[@]} -gt 1 ]]; then
   make --no-print-directory -s -C "$TESTS_DIR/integration/tools" || exit 1  # built once
+  export USHER_TOOLS_BUILT=1  # for the suites beside (fuzz.sh); integration.sh rebuilds
   for suite in "${suites[@]}"; do
     [[ $BESIDE == *" $suite "* ]] || continue
     run_suite "$suite" >"$RESULTS/$suite.log" 2>&1 &
