@@ -7,7 +7,7 @@
 // inserts for notifications, a heavy aggregate for reporting. See docs/load.md.
 //
 //   usher_load --conninfo 'host=/bouncer port=6432 user=app dbname=%s'
-//              --users 1200 --duration 30 [--threads 2] [--think-scale 1.0] \
+//              --users 1200 --duration 30 [--threads 2] [--think-scale 1.0]
 //              [--sampler 'host=/server port=5432 user=postgres dbname=postgres']
 //
 // %s in --conninfo is replaced by the service name (PgBouncer's alias per service);
