@@ -18,6 +18,7 @@
 #   BOUNCER_DATABASES_FILE  instead: a file with a [databases] section (the output of
 #                           deploy/pgbouncer/databases.sql), %include'd as in production
 #   BOUNCER_USERS           roles clients may log in as (default: postgres)
+#   BOUNCER_NOFILE          its file-descriptor limit (default 1024; 1,200 clients need more)
 #   BOUNCER_BASE_CONFIG     a config (deploy/pgbouncer/pgbouncer.ini) whose [pgbouncer]
 #                           settings come first; the harness's own (where to listen, files,
 #                           authentication) and then the setting=value arguments follow and win
@@ -97,7 +98,9 @@ bouncer_start() {
     # -d: PgBouncer reads the config before it forks (errors come back here), then
     # listens and only then writes the pid file, so a live pid file means it accepts
     # connections (asking it over a connection could wait on its authentication).
-    if ! as_pg_user pgbouncer -d -q "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1; then
+    # BOUNCER_NOFILE: its file-descriptor limit (runuser's login resets the soft one).
+    if ! as_pg_user sh -c 'ulimit -n "$1" && exec pgbouncer -d -q "$2"' sh "${BOUNCER_NOFILE:-1024}" \
+         "$dir/pgbouncer.ini" >"$dir/start.log" 2>&1; then
       echo "bouncer: $name did not start:" >&2
       cat "$dir/start.log" "$dir/pgbouncer.log" >&2 2>/dev/null; return 1
     fi
