@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # libusher (client/): builds the library and its GoogleTest suite with CMake and runs
 #   1. the suite in Release against the cluster in the PG* environment (tests/run.sh's),
-#      while the next variant builds (each variant's tests run beside the next build),
 #   2. the server-restart test and the pg_usher lease tests against a cluster of its own
 #      (it stops and starts it; CREATE EXTENSION pg_usher there, when it installs), and
 #      usher::Cluster's tests against a primary and a streaming standby of their own
-#      (Release and ASan; USHER_CLIENT_CLUSTER_ASAN=0 leaves ASan out),
+#      (Release; ASan too with USHER_CLIENT_CLUSTER_ASAN=1),
 #   3. the whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   4. the pool's concurrency tests and the lending bag's under ThreadSanitizer,
 #   5. an install into a staging prefix, and the example built against it through
@@ -130,23 +129,6 @@ run_cluster() {
   "$HARNESS" destroy "$p" >/dev/null 2>&1
 }
 
-# A variant's tests run while the next variant builds (the tests mostly wait on the
-# server; the build keeps both cores busy): lane_start runs a function in the
-# background with its output kept, lane_finish prints it and takes its status.
-LANE_PID=
-lane_start() {
-  local name=$1; shift
-  # The lane destroys the clusters it starts itself (a subshell has no EXIT trap of ours).
-  ( status=0 own_clusters=(); trap cleanup EXIT; "$@"; exit $status ) >"$LOGS/lane-$name.out" 2>&1 &
-  LANE_PID=$! LANE_NAME=$name
-}
-lane_finish() {
-  [[ -n $LANE_PID ]] || return 0
-  wait "$LANE_PID" || status=1
-  cat "$LOGS/lane-$LANE_NAME.out"
-  LANE_PID=
-}
-
 # 1 + 2: Release.
 release_tests() {
   run_gtest release "$BUILD/client/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS:$CLUSTER_TESTS"
@@ -158,9 +140,11 @@ asan_tests() {
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
   run_gtest asan "$BUILD/client-asan/tests/usher_client_tests" --gtest_filter="-$OWN_SERVER_TESTS:$CLUSTER_TESTS"
   run_own_server asan-own-server "$BUILD/client-asan/tests/usher_client_tests"
-  # The Cluster tests under ASan (about 25 s: a fresh primary and standby) run beside
-  # the TSan build; USHER_CLIENT_CLUSTER_ASAN=0 leaves them out.
-  [[ ${USHER_CLIENT_CLUSTER_ASAN:-1} == 1 ]] && run_cluster asan-cluster "$BUILD/client-asan/tests/usher_client_tests"
+  # The Cluster tests under ASan: about 25 s more (a fresh primary and standby), left
+  # to USHER_CLIENT_CLUSTER_ASAN=1 while make test is at its 20-minute budget.
+  if [[ ${USHER_CLIENT_CLUSTER_ASAN:-0} == 1 ]]; then
+    run_cluster asan-cluster "$BUILD/client-asan/tests/usher_client_tests"
+  fi
 }
 # 4: TSan, the tests where the pool's threads meet the callers' threads, and the
 # lending bag's own (no server).
@@ -170,18 +154,15 @@ tsan_tests() {
   run_own_server tsan-own-server "$BUILD/client-tsan/tests/usher_client_tests"
 }
 
-build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release && lane_start release release_tests
+# One after another: run beside the next build (tried at f9723af), the tests' tight
+# connect and validation timeouts failed under the load (docs/testing.md).
+build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release && release_tests
 if [[ ${USHER_CLIENT_SANITIZERS:-1} != 0 ]]; then
   # Only the test program runs under the sanitizers: the CLI and examples are not built.
   SAN_FLAGS=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DUSHER_BUILD_EXAMPLES=OFF -DUSHER_BUILD_CLI=OFF)
-  build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined; asan_built=$?
-  lane_finish
-  [[ $asan_built -eq 0 ]] && lane_start asan asan_tests
-  build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread; tsan_built=$?
-  lane_finish
-  [[ $tsan_built -eq 0 ]] && tsan_tests
+  build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined && asan_tests
+  build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread && tsan_tests
 fi
-lane_finish
 
 # 5: install into a staging prefix; build the example against it both ways; run it.
 install_check() {
