@@ -47,9 +47,10 @@ CMAKE ?= cmake
 CLIENT_BUILD ?= build/client
 CLIENT_PREFIX ?= /usr/local
 .PHONY: client install-client
+# CMake's build runs with its own -j, apart from a parent make -j's jobserver (build-all).
 client:
 	@$(CMAKE) -S client -B $(CLIENT_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(CLIENT_PREFIX) >/dev/null
-	@$(CMAKE) --build $(CLIENT_BUILD) -j $$(nproc) >/dev/null
+	@env -u MAKEFLAGS -u MFLAGS $(CMAKE) --build $(CLIENT_BUILD) -j $$(nproc) >/dev/null
 install-client: client
 	@DESTDIR=$(DESTDIR) $(CMAKE) --install $(CLIENT_BUILD) >/dev/null
 ifneq ($(wildcard $(PGXS)),)

@@ -44,6 +44,11 @@ int port_of(Connection& c) { return c.exec("SELECT inet_server_port()").scalar<i
 
 Clock::duration since(Clock::time_point t) { return Clock::now() - t; }
 
+// The per-host timeout where the real server is one of the hosts: its login must fit in
+// it on a loaded machine too (a login costs this VM ~50 ms of CPU; 200 ms per host
+// failed beside a build, docs/testing.md). A silent host costs the test this long.
+constexpr auto kRealHostTimeout = 1s;
+
 // --- several hosts -----------------------------------------------------------------
 
 TEST(ConnectTest, ASilentFirstHostGivesWayToTheNextAfterThePerHostTimeout) {
@@ -51,10 +56,10 @@ TEST(ConnectTest, ASilentFirstHostGivesWayToTheNextAfterThePerHostTimeout) {
   auto started = Clock::now();
   auto c = Connection::open(fmt::format("host=127.0.0.1,127.0.0.1 port={},{}", silent.port(),
                                         server_port()),
-                            {}, ConnectLimits{started + wait_limit(), 200ms});
+                            {}, ConnectLimits{started + wait_limit(), kRealHostTimeout});
   EXPECT_EQ(port_of(c), server_port());
   EXPECT_EQ(silent.take_pending(), 1);  // the silent host was tried first
-  EXPECT_LT(since(started), 6s);        // about the 200 ms per-host timeout, not the deadline
+  EXPECT_LT(since(started), wait_limit() / 2);  // the per-host timeout, not the deadline
 }
 
 TEST(ConnectTest, ConnectTimeoutInTheConninfoWinsOverTheCallersTimeouts) {
@@ -117,14 +122,14 @@ TEST(ConnectTest, PreferStandbyLooksForAStandbyOnEveryHostBeforeTakingAny) {
   auto c = Connection::open(
       fmt::format("host=127.0.0.1,127.0.0.1 port={},{} target_session_attrs=prefer-standby",
                   server_port(), silent.port()),
-      {}, ConnectLimits{Clock::now() + wait_limit(), 200ms});
+      {}, ConnectLimits{Clock::now() + wait_limit(), kRealHostTimeout});
   EXPECT_EQ(port_of(c), server_port());
   EXPECT_EQ(silent.take_pending(), 1);
 }
 
 TEST(ConnectTest, ADeadlineOfTimePointMaxIsAllowed) {
   // For callers whose per-host timeouts bound the open (and abort_fd stops it).
-  auto c = Connection::open("", {}, ConnectLimits{Clock::time_point::max(), 1s});
+  auto c = Connection::open("", {}, ConnectLimits{Clock::time_point::max(), kRealHostTimeout});
   EXPECT_EQ(c.exec("SELECT 1").scalar<int>(), 1);
 }
 
@@ -222,7 +227,7 @@ TEST(ConnectTest, ARefusalAfterASilentHostKeepsItsClassAndListsBoth) {
   try {
     Connection::open(fmt::format("host=127.0.0.1,127.0.0.1 port={},{} dbname=usher_no_such_db",
                                  silent.port(), server_port()),
-                     {}, ConnectLimits{Clock::now() + wait_limit(), 200ms});
+                     {}, ConnectLimits{Clock::now() + wait_limit(), kRealHostTimeout});
     FAIL() << "connected";
   } catch (const DatabaseError& e) {
     EXPECT_EQ(e.sqlstate(), "3D000");

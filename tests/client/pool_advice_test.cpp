@@ -387,7 +387,7 @@ TEST_F(PoolExtensionAdviceTest, ASmallerAdviceRetiresIdleConnectionsNeverLeasedO
   })) << "max_size " << pool.stats().max_size << ", total " << pool.stats().total;
   // The leased connection stayed with its borrower; only idle ones went.
   EXPECT_EQ(kept->exec("SELECT pg_backend_pid()").scalar<int>(), kept_pid);
-  EXPECT_EQ(events.count(PoolEventType::retire, "above max_size"), advised - 1);
+  EXPECT_EQ(events.count(PoolEventType::retire, "above max_size"), advised - 1) << events.describe();
   for (const auto& e : events.events())
     if (e.type == PoolEventType::retire) EXPECT_NE(e.connection_id, kept_id) << e.reason;
 

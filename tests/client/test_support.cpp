@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <fmt/format.h>
+
 namespace usher::test {
 
 std::chrono::milliseconds wait_limit() {
@@ -96,6 +98,15 @@ std::size_t EventRecorder::count(PoolEventType type, std::string_view reason) co
   std::size_t n = 0;
   for (const auto& e : events_) n += e.type == type && e.reason.starts_with(reason);
   return n;
+}
+
+std::string EventRecorder::describe() const {
+  std::lock_guard lk(mu_);
+  std::string out;
+  for (const auto& e : events_)
+    out += fmt::format("{}{} #{}: {}", out.empty() ? "" : "; ", to_string(e.type), e.connection_id,
+                       e.reason);
+  return out;
 }
 
 long Admin::count_rows(const std::string& table) {

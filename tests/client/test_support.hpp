@@ -71,6 +71,8 @@ class EventRecorder {
   std::vector<RecordedEvent> events() const;
   std::size_t count(PoolEventType type) const;
   std::size_t count(PoolEventType type, std::string_view reason) const;
+  // Every event, "type #connection: reason; ...": for a failing assertion's message.
+  std::string describe() const;
 
  private:
   mutable std::mutex mu_;
