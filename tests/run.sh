@@ -37,8 +37,8 @@ if [[ ${#suites[@]} -eq 0 ]]; then
   for s in "$TESTS_DIR"/suites/*.sh; do suites+=("$(basename "$s" .sh)"); done
 fi
 
-# run_suite NAME: runs it, prints its time; a failed suite counts at least one failure.
-# run_suite NAME [SCRIPT]: SCRIPT (default NAME) is tests/suites/SCRIPT.sh.
+# run_suite NAME [SCRIPT]: runs tests/suites/SCRIPT.sh (SCRIPT: NAME by default), prints
+# its time; a failed suite counts at least one failure.
 run_suite() {
   local suite=$1 script=${2:-$1} started=$SECONDS suite_status suite_failed
   echo "=== suite: $suite"
