@@ -359,7 +359,7 @@ Frame render(const Sample& sample, const ViewState& view, std::size_t width, std
   std::size_t suspect_room = 0;
   if (!sample.suspects.empty())
     suspect_room = height ? std::min(sample.suspects.size() + 2, room / 2) : sample.suspects.size() + 2;
-  std::size_t service_room = room > suspect_room ? room - suspect_room : 0;
+  std::size_t service_room = !height ? rows.size() : room > suspect_room ? room - suspect_room : 0;
   std::size_t shown = std::min(rows.size(), service_room);
   if (shown < rows.size() && shown > 0) --shown;  // one line says how many are left out
   for (std::size_t i = 0; i < shown; ++i) {

@@ -104,6 +104,11 @@ assert_match "$(pane main)" "a_service_with_… +0/3 " "a long service name is c
 assert_cmd "no line is wider than the 80-column pane (nothing wraps)" fits main 80
 assert_match "$(pane main | tail -n 1)" "^q quit  s/c/a/w/r/l sort  / filter" "the status line shows the keys"
 
+# --once while the sessions are held: every service row and the suspect, no height limit.
+PGUSER=monitor usher_run top --once --interval 0
+assert_eq "$(grep -cE '^(a_service_with_…|billing|default|orders) ' <<<"$OUT")" "4" "top --once lists every service (no height limit)"
+assert_match "$OUT" "LEAK SUSPECTS: 1 .*"$'\n'" *$leak_pid  orders .*cart\.cpp:42" "and the leak suspect below them"
+
 # A refused login between two frames: billing's REF/s on the next one (space: refresh now).
 PGUSER=app PGAPPNAME=billing/b3 psql -X -c "SELECT 1" >"$WORK/b3.out" 2>&1
 assert_match "$(cat "$WORK/b3.out")" "too many connections for service \"billing\"" "a third billing login is refused"
