@@ -495,14 +495,16 @@ bool on_key(char c, ViewState& view, Clock::time_point& next_refresh) {
 
 int run_live(const Args& args, ViewState& view) {
   install_signals();
-  // The first connection is made before the screen is taken, so a wrong conninfo or a
-  // missing grant is one line on stderr with its exit status, as for every command.
+  // The first connection and the first sample are made before the screen is taken, so a
+  // wrong conninfo, a missing pg_monitor grant or a database without pg_usher is one
+  // line on stderr with its exit status, as for every command.
   std::optional<Session> session = connect_pinned(args);
   view.target = session->database;
   Rates rates;
-  std::optional<Sample> sample;
+  std::optional<Sample> sample = take_sample(session->conn, view, g_stop_pipe[0]);
+  rates.apply(*sample, Clock::now());
+  auto next_refresh = Clock::now() + std::chrono::microseconds(static_cast<long>(view.interval * 1e6));
   Terminal terminal;
-  auto next_refresh = Clock::now();
   while (!g_stop) {
     if (!view.paused && Clock::now() >= next_refresh) {
       try {

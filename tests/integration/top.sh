@@ -69,7 +69,7 @@ keys() { "${TMUX_CMD[@]}" send-keys -t "$@"; }
 # and the terminal modes (echo, icanon: restored or not).
 start_top() {
   local window=$1; shift
-  local cmd="env PGHOST='$PGHOST' PGPORT=$PGPORT PGDATABASE=postgres PGUSER=monitor '$USHER_CLI' top $*;"
+  local cmd="env PGHOST='$PGHOST' PGPORT=$PGPORT PGDATABASE=postgres PGUSER=${TOP_USER:-monitor} '$USHER_CLI' top $*;"
   cmd+=" echo \"top-exit=\$?\"; stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; echo; exec cat"
   if [[ $window == main ]]; then
     "${TMUX_CMD[@]}" new-session -d -s main -x 80 -y 24 "bash -c $(printf '%q' "$cmd")"
@@ -165,6 +165,13 @@ top_pid=$(pgrep -f -n "$USHER_CLI top --interval 3600")
 kill -TERM "$top_pid"
 await 10 pane_has main:term "^-\?icanon"
 assert_match "$(pane main:term)" "top-exit=0"$'\n'"icanon echo" "SIGTERM: exit status 0, the terminal's modes restored"
+
+# A role without pg_monitor: one error line and exit 77 before the screen is taken.
+TOP_USER=app start_top denied --interval 3600
+await 10 pane_has main:denied "^-\?icanon"
+assert_match "$(pane main:denied)" "top-exit=77"$'\n'"icanon echo" \
+  "a role without pg_monitor: exit 77 before the screen is taken, the terminal untouched"
+assert_match "$(pane main:denied | grep '^usher: ')" "GRANT pg_monitor" "with one error line naming the grant"
 
 # --- --once: one frame, no escapes, no terminal needed
 PGUSER=monitor usher_run top --once --interval 0
