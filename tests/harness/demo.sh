@@ -8,20 +8,28 @@
 #      (p50/p99 measured, with and without the gate), and `usher top --once` shows it all;
 #   5. the pool advice sizes a pool, and the leaked lease is given back.
 # Every figure is measured and printed, nothing asserted. The client half is
-# client/examples/usher_demo.cpp; the tool is build/client/cli/usher (`make` built both).
+# tests/harness/usher_demo.cpp (built here); the tool is build/client/cli/usher (`make`).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/cluster.sh"
 source "$HERE/pgbouncer.sh"
 
 NAME=demo BOUNCER=demo-pgb
-USHER=${USHER_CLI:-$REPO_ROOT/build/client/cli/usher}
-DEMO=${USHER_DEMO:-$REPO_ROOT/build/client/examples/usher_demo}
-for bin in "$USHER" "$DEMO"; do
-  [[ -x $bin ]] || { echo "demo: $bin is missing: run make (or make demo) first" >&2; exit 1; }
-done
-SERVICES=(auth orders payments inventory search notifications reporting)
 started=$SECONDS
+USHER=${USHER_CLI:-$REPO_ROOT/build/client/cli/usher}
+LIB=$REPO_ROOT/build/client/libusher.a
+for f in "$USHER" "$LIB"; do
+  [[ -e $f ]] || { echo "demo: $f is missing: run make (or make demo) first" >&2; exit 1; }
+done
+# The demo's client program, built here so that no other target pays for it.
+DEMO=$REPO_ROOT/build/demo/usher_demo
+if [[ ! -x $DEMO || $HERE/usher_demo.cpp -nt $DEMO || $LIB -nt $DEMO ]]; then
+  mkdir -p "$(dirname "$DEMO")"
+  echo "building $DEMO ..."
+  g++ -O2 -std=c++20 -Wall -Wextra -I"$REPO_ROOT/client/include" -I"$("${PG_CONFIG:-pg_config}" --includedir)" \
+    -o "$DEMO" "$HERE/usher_demo.cpp" "$LIB" -L"$("${PG_CONFIG:-pg_config}" --libdir)" -lpq -lfmt -pthread
+fi
+SERVICES=(auth orders payments inventory search notifications reporting)
 pids=()
 WORK=$(mktemp -d)
 cleanup() {

@@ -1,4 +1,5 @@
-// The client half of `make demo` (tests/harness/demo.sh), on libusher:
+// The client half of `make demo` (tests/harness/demo.sh), on libusher. demo.sh compiles
+// it against build/client/libusher.a when it runs (nothing else builds it):
 //
 //   usher_demo burst   CONNINFO APPLICATION_NAME N   opens N connections at once; prints
 //                      each refusal with its SQLSTATE (a service's quota at work)
