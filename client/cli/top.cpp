@@ -131,6 +131,41 @@ extern "C" void on_stop_signal(int) {
 }
 extern "C" void on_winch(int) { g_resized = 1; }
 
+// The terminal's modes, for the SIGTSTP handler (set while a Terminal is alive).
+termios g_saved_modes{}, g_raw_modes{};
+volatile sig_atomic_t g_terminal_taken = 0;
+constexpr char kTakeScreen[] = "\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J";   // alternate screen, cursor hidden
+constexpr char kGiveScreen[] = "\x1b[0m\x1b[?25h\x1b[?1049l";          // attributes reset, cursor, main screen
+
+// Ctrl-Z: the shell gets its terminal back as it was (modes, main screen) while top is
+// stopped; on SIGCONT top takes it again and redraws. Only async-signal-safe calls.
+extern "C" void on_tstp(int) {
+  int saved = errno;
+  if (g_terminal_taken) {
+    (void)!write(STDOUT_FILENO, kGiveScreen, sizeof kGiveScreen - 1);
+    tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_modes);
+  }
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGTSTP, &dfl, nullptr);
+  sigset_t tstp;
+  sigemptyset(&tstp);
+  sigaddset(&tstp, SIGTSTP);
+  sigprocmask(SIG_UNBLOCK, &tstp, nullptr);
+  raise(SIGTSTP);  // stops here until SIGCONT
+  struct sigaction again {};
+  again.sa_handler = on_tstp;
+  sigemptyset(&again.sa_mask);
+  sigaction(SIGTSTP, &again, nullptr);
+  if (g_terminal_taken) {
+    tcsetattr(STDIN_FILENO, TCSANOW, &g_raw_modes);
+    (void)!write(STDOUT_FILENO, kTakeScreen, sizeof kTakeScreen - 1);
+  }
+  g_resized = 1;  // the frame is drawn again (the poll it interrupted returns)
+  errno = saved;
+}
+
 void install_signals() {
   if (g_stop_pipe[0] < 0 && pipe2(g_stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
     throw std::runtime_error(fmt::format("cannot create a pipe: {}", std::strerror(errno)));
@@ -141,6 +176,8 @@ void install_signals() {
   for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
   sa.sa_handler = on_winch;
   sigaction(SIGWINCH, &sa, nullptr);
+  sa.sa_handler = on_tstp;
+  sigaction(SIGTSTP, &sa, nullptr);
 }
 
 // --- the terminal: cbreak without echo, alternate screen, hidden cursor ---------------
@@ -153,12 +190,16 @@ class Terminal {
     raw.c_lflag &= ~(ICANON | ECHO);  // ISIG kept: Ctrl-C is SIGINT, handled above
     raw.c_cc[VMIN] = 0;
     raw.c_cc[VTIME] = 0;
+    g_saved_modes = saved_;
+    g_raw_modes = raw;
     if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) != 0)
       throw std::runtime_error(fmt::format("cannot set the terminal up: {}", std::strerror(errno)));
-    put("\x1b[?1049h\x1b[?25l\x1b[H\x1b[2J");  // alternate screen, cursor hidden
+    g_terminal_taken = 1;
+    put(kTakeScreen);
   }
   ~Terminal() {
-    put("\x1b[0m\x1b[?25h\x1b[?1049l");  // attributes reset, cursor shown, main screen back
+    g_terminal_taken = 0;
+    put(kGiveScreen);
     tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
   }
   Terminal(const Terminal&) = delete;

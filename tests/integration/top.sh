@@ -69,12 +69,18 @@ keys() { "${TMUX_CMD[@]}" send-keys -t "$@"; }
 # and the terminal modes (echo, icanon: restored or not).
 start_top() {
   local window=$1; shift
-  local cmd="env PGHOST='$PGHOST' PGPORT=$PGPORT PGDATABASE=postgres PGUSER=${TOP_USER:-monitor} '$USHER_CLI' top $*;"
-  cmd+=" echo \"top-exit=\$?\"; stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; echo; exec cat"
+  # One job (a subshell), so that a stopped top stops the whole of it.
+  local cmd="(env PGHOST='$PGHOST' PGPORT=$PGPORT PGDATABASE=postgres PGUSER=${TOP_USER:-monitor} '$USHER_CLI' top $*;"
+  cmd+=" echo \"top-exit=\$?\"; stty -a | tr ' ' '\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' '; echo)"
   if [[ $window == main ]]; then
-    "${TMUX_CMD[@]}" new-session -d -s main -x 80 -y 24 "bash -c $(printf '%q' "$cmd")"
+    # An interactive shell with job control (and no line editing, which would change the
+    # terminal's modes at its prompt), as over SSH: Ctrl-Z stops top and fg resumes it.
+    "${TMUX_CMD[@]}" new-session -d -s main -x 80 -y 24 \
+      "env HISTFILE=/dev/null PS1='$ ' bash --norc --noprofile --noediting -i"
+    keys main -l "$cmd"   # after it, the shell stays (a list would go on while top is stopped)
+    keys main Enter
   else
-    "${TMUX_CMD[@]}" new-window -d -t main: -n "$window" "bash -c $(printf '%q' "$cmd")"
+    "${TMUX_CMD[@]}" new-window -d -t main: -n "$window" "bash -c $(printf '%q' "$cmd; exec cat")"
   fi
 }
 row_of() {  # WINDOW SERVICE: the service's row in the pane, blanks squeezed
@@ -138,6 +144,22 @@ assert_cmd "an emptied filter shows every service again" pane_has main "^billing
 await 10 pane_has main '^orders.*…$'
 assert_cmd "after a resize to 50 columns every line fits (cut, not wrapped)" fits main 50
 "${TMUX_CMD[@]}" resize-window -t main -x 80 -y 24
+
+# Ctrl-Z: while top is stopped the terminal is the shell's again (main screen, echo and
+# canonical mode); fg: top takes it back and redraws.
+tty=$("${TMUX_CMD[@]}" display -p -t main '#{pane_tty}')
+modes() { stty -F "$tty" -a | tr ' ' '\n' | grep -xE -- '-?(icanon|echo)' | tr '\n' ' '; }
+modes_are() { [[ $(modes) == "$1" ]]; }
+keys main C-z
+await 10 pane_has main "Stopped"
+assert_cmd "Ctrl-Z: the frame is gone with the alternate screen while top is stopped" pane_lacks main "^SERVICE"
+assert_eq "$(modes)" "icanon echo " "and the terminal's modes are the shell's"
+keys main -l "fg"
+keys main Enter
+await 10 pane_has main "^SERVICE" || { echo "# pane after fg:"; pane main | sed 's/^/#   /'; }
+await 10 modes_are "-icanon -echo "
+assert_eq "$(modes)" "-icanon -echo " "fg: top takes the terminal again"
+assert_cmd "and redraws its frame" pane_has main "^orders "
 
 # The server goes away: the status line says so, and top reconnects once it is back.
 cluster_restart_stopped() { as_pg_user "$PG_BIN/pg_ctl" -D "$(cluster_dir top)/data" -l "$(cluster_dir top)/server.log" -w -t 60 -o "-p $PGPORT" start >/dev/null; }
