@@ -58,7 +58,7 @@ all: client
 install: install-client
 endif
 EXTRA_CLEAN += build/client build/client-asan build/client-tsan build/client-stage build/client-example \
-               build/client-bench build/client-logs build/client-cli
+               build/client-bench build/client-logs build/client-cli build/demo
 
 .PHONY: deps test demo bench build-all
 

@@ -28,6 +28,7 @@ const Command& services_command();
 const Command& leases_command();
 const Command& semaphores_command();
 const Command& activity_command();
+const Command& top_command();
 
 const std::vector<const Command*>& commands();
 const Command* find_command(const std::string& name);

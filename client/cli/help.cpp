@@ -9,7 +9,7 @@ namespace usher::cli {
 const std::vector<const Command*>& commands() {
   static const std::vector<const Command*> list = {&status_command(), &backends_command(), &health_command(),
                                                    &advice_command(),   &services_command(), &leases_command(),
-                                                   &semaphores_command(), &activity_command(), &pgbouncer_config_command()};
+                                                   &semaphores_command(), &activity_command(), &top_command(), &pgbouncer_config_command()};
   return list;
 }
 

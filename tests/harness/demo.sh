@@ -1,96 +1,152 @@
 #!/usr/bin/env bash
-# `make demo`: a throwaway cluster with pg_usher, a handful of real client sessions in
-# different states, and what pg_usher says about them.
+# `make demo`: the whole story of pg_usher in about a minute, on a throwaway cluster.
+#   1. the 7 services start through PgBouncer, configured by `usher pgbouncer-config`;
+#   2. a burst of one service hits its quota and is refused (53300);
+#   3. a libusher pool leaks a connection: reported with its source location, seen in
+#      usher.leases;
+#   4. a reporting flood is queued at pg_usher's gate while orders keep their latency
+#      (p50/p99 measured, with and without the gate), and `usher top --once` shows it all;
+#   5. the pool advice sizes a pool, and the leaked lease is given back.
+# Every figure is measured and printed, nothing asserted. The client half is
+# tests/harness/usher_demo.cpp (built here); the tool is build/client/cli/usher (`make`).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/cluster.sh"
+source "$HERE/pgbouncer.sh"
 
-NAME=demo
+NAME=demo BOUNCER=demo-pgb
+started=$SECONDS
+USHER=${USHER_CLI:-$REPO_ROOT/build/client/cli/usher}
+LIB=$REPO_ROOT/build/client/libusher.a
+for f in "$USHER" "$LIB"; do
+  [[ -e $f ]] || { echo "demo: $f is missing: run make (or make demo) first" >&2; exit 1; }
+done
+# The demo's client program, built here so that no other target pays for it.
+DEMO=$REPO_ROOT/build/demo/usher_demo
+if [[ ! -x $DEMO || $HERE/usher_demo.cpp -nt $DEMO || $LIB -nt $DEMO ]]; then
+  mkdir -p "$(dirname "$DEMO")"
+  echo "building $DEMO ..."
+  g++ -O2 -std=c++20 -Wall -Wextra -I"$REPO_ROOT/client/include" -I"$("${PG_CONFIG:-pg_config}" --includedir)" \
+    -o "$DEMO" "$HERE/usher_demo.cpp" "$LIB" -L"$("${PG_CONFIG:-pg_config}" --libdir)" -lpq -lfmt -pthread
+fi
+SERVICES=(auth orders payments inventory search notifications reporting)
 pids=()
-fifos=$(mktemp -d)
+WORK=$(mktemp -d)
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  bouncer_destroy "$BOUNCER" 2>/dev/null || true
   cluster_destroy "$NAME"
-  rm -rf "$fifos"
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cluster_destroy "$NAME"
-cluster_start "$NAME"
-eval "$(cluster_env "$NAME")"
-export PGAPPNAME=dba/demo
-sql() { psql -X -q -v ON_ERROR_STOP=1 -P pager=off "$@"; }
-
-sql -c "CREATE EXTENSION pg_usher" -c "CREATE TABLE orders (id int)"
-# Thresholds lowered so that a few seconds of demo show warnings and criticals.
-sql -c "ALTER SYSTEM SET usher.idle_in_transaction_warning = '2s'" \
-    -c "ALTER SYSTEM SET usher.idle_in_transaction_critical = '30s'" \
-    -c "ALTER SYSTEM SET usher.lock_waits_warning = '1s'" \
-    -c "ALTER SYSTEM SET usher.lock_waits_critical = '3s'" \
-    -c "ALTER SYSTEM SET usher.long_transactions_warning = '3s'" \
-    -c "SELECT pg_reload_conf()" >/dev/null
-
-# A session per state, each a real psql process reading its commands from a FIFO
-# this script keeps open, so the session stays connected after its SQL has run.
-session() {  # application_name, SQL to run
-  local fifo; fifo=$fifos/${#pids[@]}
-  mkfifo "$fifo"
-  PGAPPNAME=$1 psql -X -q <"$fifo" >/dev/null 2>&1 &
-  pids+=($!)
-  local fd; exec {fd}>"$fifo"
-  echo "$2" >&$fd
-  sleep 0.3  # let it start before the next one, so the lock order is the one described
+section() {  # TITLE, WHAT TO SEE
+  echo
+  echo "=== $1"
+  echo "    what to see: $2"
 }
-echo "Starting sessions:"
-session "orders/api-1" "SELECT 1;"                                     && echo "  orders/api-1       idle"
-session "orders/api-2" "SELECT 1;"                                     && echo "  orders/api-2       idle"
-session "orders/api-3" "SELECT pg_sleep(60);"                          && echo "  orders/api-3       active (a long query)"
-session "billing/worker-1" "BEGIN; SELECT now();"                     && echo "  billing/worker-1   idle in transaction"
-session "billing/worker-2" "BEGIN; LOCK TABLE orders;"                 && echo "  billing/worker-2   holds an exclusive lock on orders"
-sleep 0.5
-session "reporting/nightly" "SELECT count(*) FROM orders;"             && echo "  reporting/nightly  waits for that lock"
-session "" "SELECT 1;"                                                 && echo "  (no application_name)  idle, service 'default'"
-echo "Waiting 4 seconds for the ages to grow..."
-sleep 4
+indent() { sed 's/^/    /'; }
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+# await SECONDS CMD...: polls CMD every 0.1 s until it succeeds or time runs out
+await() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [[ $SECONDS -ge $deadline ]] && { echo "demo: timed out waiting for: $*" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+section "1. A server with pg_usher and the 7 services, through PgBouncer" \
+  "one PgBouncer pool per service, sized from usher.pool_advice(); each pool's server sessions counted under its service"
+cluster_destroy "$NAME"
+cluster_start "$NAME" usher.database=postgres usher.lease_warning=1s usher.sample_interval=1h
+eval "$(cluster_env "$NAME")"
+DIRECT="host=$PGHOST port=$PGPORT dbname=postgres user=app"
+export PGAPPNAME=dba/demo
+sql >/dev/null <<'SQL'
+CREATE EXTENSION pg_usher;
+CREATE ROLE app LOGIN IN ROLE pg_monitor;   -- pg_monitor: to read usher.pool_advice()
+GRANT USAGE ON SCHEMA usher TO app;
+GRANT EXECUTE ON FUNCTION usher.checkout(text), usher.checkin() TO app;
+CREATE TABLE public.demo_orders(id bigserial PRIMARY KEY, item int, amount numeric);
+CREATE INDEX ON public.demo_orders(item);
+GRANT SELECT, INSERT ON public.demo_orders TO app;
+GRANT USAGE ON SEQUENCE public.demo_orders_id_seq TO app;
+SELECT usher.set_service('auth', max_connections => 8, priority => 50);
+SELECT usher.set_service('orders', max_connections => 10, priority => 100);
+SELECT usher.set_service('payments', max_connections => 8, priority => 100);
+SELECT usher.set_service('inventory', max_connections => 8);
+SELECT usher.set_service('search', max_connections => 8);
+SELECT usher.set_service('notifications', max_connections => 3);
+SELECT usher.set_service('reporting', max_connections => 12, max_active => 1, queue_timeout => '30s');
+SQL
+echo "registry: ${SERVICES[*]} (reporting: at most 1 statement at a time, the rest queue up to 30 s)"
+chmod 755 "$WORK"   # PgBouncer runs as postgres and reads the generated files from here
+"$USHER" pgbouncer-config -o "$WORK/pgbouncer.ini"
+"$USHER" pgbouncer-config --databases-only -o "$WORK/databases.ini"
+echo "usher pgbouncer-config wrote [databases]:"
+grep -E "^($(IFS='|'; echo "${SERVICES[*]}")) = " "$WORK/databases.ini" |
+  sed -E "s/host='[^']*' port=[0-9]+ dbname='[^']*' //" | indent
+BOUNCER_BASE_CONFIG=$WORK/pgbouncer.ini BOUNCER_DATABASES_FILE=$WORK/databases.ini BOUNCER_USERS="app" \
+  bouncer_start "$BOUNCER" "$NAME"
+bdir=$(bouncer_dir "$BOUNCER")
+VIA_BOUNCER="host=$bdir port=$(cat "$bdir/port") user=app"
+echo "PgBouncer $(pgbouncer --version | head -n 1 | awk '{ print $2 }') listens on port $(cat "$bdir/port"); each service connects through it:"
+for svc in "${SERVICES[@]}"; do
+  printf '%-14s -> %s\n' "$svc" "$(psql -X -At "$VIA_BOUNCER dbname=$svc" -c "
+    SELECT 'server session ' || pid || ', counted under service ' || service_enforced
+      FROM usher.backends WHERE pid = pg_backend_pid()")" | indent
+done
+"$USHER" status | indent
+
+section "2. A burst of notifications hits its quota" \
+  "notifications may hold 3 sessions (PgBouncer holds 1): the next ones are refused with SQLSTATE 53300"
+"$DEMO" burst "$DIRECT" notifications/burst 4
+"$USHER" status | grep -E "^(service|notifications) " | indent
+
+section "3. A libusher pool leaks a connection" \
+  "the pool's leak report names the source line of acquire(); usher leases shows the same holder, SUSPECT"
+mkfifo "$WORK/leak.in"
+"$DEMO" leak "$DIRECT" <"$WORK/leak.in" >"$WORK/leak.out" 2>&1 &
+pids+=($!)
+exec {leak_fd}>"$WORK/leak.in"
+await 20 grep -q "LEAK REPORTED" "$WORK/leak.out" || { cat "$WORK/leak.out"; exit 1; }
+grep -v "LEAK REPORTED" "$WORK/leak.out"
+await 10 bash -c "[[ \$(psql -X -At -c 'SELECT count(*) FROM usher.leases WHERE suspect') == 1 ]]"
+echo "usher leases:"
+"$USHER" leases | indent
+
+section "4. A reporting flood is queued at the gate; orders keep their latency" \
+  "8 reporting clients: 1 running, 7 queued; orders' p50/p99 stay nearer their level alone with the gate than without it (measured, beside whatever else runs here)"
+"$DEMO" latency "$VIA_BOUNCER dbname=orders" 4 | sed 's/^/alone:                 /'
+queued() { [[ $(psql -X -At -c "SELECT queued FROM usher.service_status WHERE service = 'reporting'") -ge $1 ]]; }
+"$DEMO" flood "$DIRECT" 8 8 >"$WORK/flood.out" 2>&1 &
+flood=$!
+pids+=($flood)
+await 20 queued 5
+echo "usher top --once, during the gated flood (the rates are over its 1 s between two samples):"
+"$USHER" top --once --interval 1 | indent
+"$DEMO" latency "$VIA_BOUNCER dbname=orders" 4 | sed 's/^/with the flood, gated: /'
+wait "$flood" || true
+cat "$WORK/flood.out" | indent
+sql -c "SELECT usher.set_service('reporting', max_active => 0)" >/dev/null   # the gate off
+"$DEMO" flood "$DIRECT" 8 6 >"$WORK/flood.out" 2>&1 &
+flood=$!
+pids+=($flood)
+await 20 bash -c "[[ \$(psql -X -At -c \"SELECT count(*) FROM usher.backends WHERE service = 'reporting' AND state = 'active'\") -ge 8 ]]"
+"$DEMO" latency "$VIA_BOUNCER dbname=orders" 4 | sed 's/^/with the flood, no gate: /'
+wait "$flood" || true
+cat "$WORK/flood.out" | indent
+sql -c "SELECT usher.set_service('reporting', max_active => 1)" >/dev/null
+
+section "5. The pool advice closes it" \
+  "usher advice sizes each service's pools; a libusher pool applies it (size_from_advice); the leaked lease goes back"
+"$USHER" advice --instances payments=2 | indent
+"$DEMO" advice "$DIRECT" payments 2
+exec {leak_fd}>&-   # the leaking program ends: its lease is returned
+await 10 bash -c "[[ \$(psql -X -At -c 'SELECT count(*) FROM usher.leases') == 0 ]]"
+echo "the leaking pool closed: usher leases now lists $(psql -X -At -c 'SELECT count(*) FROM usher.leases') lease(s)"
 
 echo
-echo "=== SELECT * FROM usher.connections"
-sql -c "SELECT service, database, role, state, count, date_trunc('second', oldest_state_age) AS oldest_state_age,
-               date_trunc('second', oldest_xact_age) AS oldest_xact_age
-          FROM usher.connections ORDER BY service, state"
-echo "=== SELECT pid, service, state, wait_event_type, blocking_pids FROM usher.backends"
-sql -c "SELECT pid, service, application_name, state, date_trunc('second', state_age) AS state_age,
-               wait_event_type, wait_event, blocking_pids
-          FROM usher.backends WHERE pid <> pg_backend_pid() ORDER BY service, pid"
-echo "=== SELECT * FROM usher.capacity"
-sql -c "SELECT * FROM usher.capacity"
-echo "=== SELECT * FROM usher.health()"
-sql -c "SELECT \"check\", status, round(value::numeric, 1) AS value, threshold, detail FROM usher.health()"
-echo "=== SELECT usher.ready()"
-sql -c "SELECT usher.ready()"
-echo "=== usher.metrics() (health part; the whole text passes promtool check metrics)"
-metrics=$(psql -X -At -c "SELECT usher.metrics()")
-grep -E '^usher_(health_status|ready)' <<<"$metrics"
-if command -v promtool >/dev/null && promtool check metrics <<<"$metrics" >/dev/null 2>&1; then
-  echo "promtool check metrics: OK"
-fi
-
-echo
-echo "=== Admission control: service reporting may hold 2 connections, orders runs 1 statement at a time"
-sql -c "CREATE ROLE app LOGIN" \
-    -c "SELECT name, max_connections, max_active FROM usher.set_service('reporting', max_connections => 2)" \
-    -c "SELECT name, max_connections, max_active FROM usher.set_service('orders', max_active => 1, queue_timeout => '1s')"
-PGUSER=app session "reporting/dash-1" "SELECT 1;"
-PGUSER=app session "reporting/dash-2" "SELECT 1;"
-echo "A third reporting connection (as role app):"
-PGUSER=app PGAPPNAME=reporting/dash-3 psql -X -c "SELECT 1" 2>&1 | sed 's/^/  /' || true
-PGUSER=app session "orders/api-9" "SELECT pg_sleep(5);"
-echo "A second orders statement while the first runs:"
-PGUSER=app PGAPPNAME=orders/api-10 psql -X -c "SELECT 1" 2>&1 | sed 's/^/  /' || true
-echo "=== SELECT * FROM usher.service_status"
-sql -c "SELECT service, current, max_connections, rejected_quota_total, active, max_active, queue_timeouts_total
-          FROM usher.service_status ORDER BY service"
-
-echo
-echo "Demo finished; stopping the sessions and the cluster."
+echo "Demo finished in $((SECONDS - started)) s; stopping PgBouncer and the cluster."

@@ -11,6 +11,7 @@ packages=(
   libpq-dev libkrb5-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
   "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl
   pgbouncer prometheus jq
+  tmux          # tests/integration/top.sh drives `usher top` in a terminal
   curl python3  # tests/integration/grafana.sh serves metrics over HTTP and queries Prometheus
   sqlsmith      # tests/suites/fuzz.sh: random queries against a server with the gate on
   patroni etcd-server haproxy  # deploy/patroni, tests/integration/patroni.sh: Patroni failover
