@@ -534,9 +534,10 @@ TEST(LendingBagTest, AParkedWaiterIsWokenAndANewcomerBetweenHandOffAndWakeQueues
   Turns turns;
   std::thread newcomer;
   Outcome newcomer_try = Outcome::lent;
+  std::atomic<int> hand_offs{0};
   // Runs in give_back() after the item went into the slot, before the waiter is woken.
   BagTestHooks hooks{.waiting = {}, .handed_over = [&] {
-                       if (newcomer.joinable()) return;  // the first hand-off only
+                       if (hand_offs.fetch_add(1) != 0) return;  // the first hand-off only
                        newcomer_try = bag.borrow(already(), {.try_only = true}).outcome;
                        newcomer = turns.waiter(bag, 2);
                        arrivals.await(2);
