@@ -529,6 +529,9 @@ TEST(LendingBagTest, AReturnGoesIntoTheSlotOfAWaiterThatHasNotParkedWithoutAWake
 }
 
 TEST(LendingBagTest, AParkedWaiterIsWokenAndANewcomerBetweenHandOffAndWakeQueuesBehindIt) {
+#if !defined(__linux__)
+  GTEST_SKIP() << "the portable fallback wakes the waiter at the hand-off, under the lock";
+#endif
   Arrivals arrivals;
   Bag bag(arrivals.listener());
   Turns turns;
