@@ -14,7 +14,9 @@
 //
 // Its borrower's CAS then fails, so the item comes back under the lock and goes to the
 // longest waiter (strict FIFO: nobody can take it on the way). close() marks lent items
-// the same way.
+// the same way. The rule is established by mark_lent_slow_locked() when the first
+// waiter arrives and kept by make_available_locked(), the only place an item becomes
+// idle or is handed over under the lock.
 //
 // The hand-off: the returner, under mu_, takes the longest waiter out of the line, puts
 // the item into the waiter's slot (Waiter::entry) and flips its signal; the waiter
@@ -22,9 +24,7 @@
 // short spin before it parks on it (a futex), and the returner wakes it, after letting
 // go of mu_, only if it had parked (waiter_queue.hpp). So a hand-off costs at most one
 // wake-up and one sleep, and none when the item comes back within the spin; the woken
-// thread never runs into mu_. The rule is established by mark_lent_slow_locked() when the first
-// waiter arrives and kept by make_available_locked(), the only place an item becomes
-// idle or is handed over under the lock.
+// thread never runs into mu_.
 //
 // A place is never freed while the bag lives: an item that is removed leaves its place
 // empty for the next one. That is what lets a thread keep a plain pointer to the place
