@@ -18,6 +18,14 @@
 // waiter arrives and kept by make_available_locked(), the only place an item becomes
 // idle or is handed over under the lock.
 //
+// The hand-off: the returner, under mu_, takes the longest waiter out of the line, puts
+// the item into the waiter's slot (Waiter::entry) and flips its signal; the waiter
+// reads the slot without mu_. A waiter at the head of the line watches its signal for a
+// short spin before it parks on it (a futex), and the returner wakes it, after letting
+// go of mu_, only if it had parked (waiter_queue.hpp). So a hand-off costs at most one
+// wake-up and one sleep, and none when the item comes back within the spin; the woken
+// thread never runs into mu_.
+//
 // A place is never freed while the bag lives: an item that is removed leaves its place
 // empty for the next one. That is what lets a thread keep a plain pointer to the place
 // it used last and take it back with one CAS, even when what is in it was replaced in
@@ -81,6 +89,26 @@ struct BorrowOptions {
                             // its check keeps its place); skips the lend cache
 };
 
+// Points where a test can stop a thread, to make a race happen in one order (tests
+// only; production bags have none).
+struct BagTestHooks {
+  // A borrower in line, after the listener, before it watches its slot.
+  std::function<void()> waiting;
+  // give_back() or add() put an item into a waiter's slot and let go of the lock, and
+  // has not yet woken the waiter (if it had parked).
+  std::function<void()> handed_over;
+};
+
+// A waiter at the head of the line (nobody ahead of it: the next item is its own)
+// watches its slot for kSpinChecks pauses (about 6 to 20 us: 20 to 80 ns a pause,
+// by CPU) before it parks: an item may come back within that time, and then it goes
+// on without a sleep, a wake-up or the waker's system call. Further back it parks at
+// once: on a machine with fewer cores than threads, spinning there would take the
+// core from the threads that hold items, and its turn is further away than a spin.
+// docs/client.md ("Fairness") has the measurements behind these.
+inline constexpr std::size_t kSpinAhead = 1;
+inline constexpr int kSpinChecks = 256;
+
 template <class Item>
 class LendingBag {
  public:
@@ -92,6 +120,8 @@ class LendingBag {
     std::size_t lent = 0;      // lent or lent_slow
     std::size_t reserved = 0;  // places reserved for an item being made (reserve())
     std::size_t waiting = 0;
+    std::size_t handed_over = 0;  // items handed to a waiter, since the bag was made
+    std::size_t woken = 0;        // of those: to a waiter that had parked, and was woken
     std::size_t open() const noexcept { return idle + lent; }
   };
 
@@ -141,39 +171,32 @@ class LendingBag {
     if (refusing_locked()) return {nullptr, Outcome::refused, refusal_};
     Waiter w;
     bool first = waiters_.empty();
+    std::size_t ahead = options.keep_place ? 0 : waiters_.size();
     options.keep_place ? waiters_.push_front(&w) : waiters_.push_back(&w);
-    // From now on items come back under the lock (and may come to w at once).
+    // From now on items come back under the lock (and may come to w at once: w is the
+    // only waiter, and not parked, so there is nobody to wake).
     if (first) mark_lent_slow_locked();
-    if (on_waiter_) {
-      lk.unlock();
-      call_listener();
-      lk.lock();
-    }
-    while (!w.entry && !closed_ && !refusing_locked()) {
-      if (w.cv.wait_until(lk, deadline) == std::cv_status::timeout) break;
-    }
-    if (!w.entry) {
-      waiters_.remove(&w);
-      if (closed_) return {nullptr, Outcome::closed_while_waiting, nullptr};
-      if (refusing_locked()) return {nullptr, Outcome::refused, refusal_};
-      return {nullptr, Outcome::timeout, nullptr};
-    }
-    // make_available_locked() marked it lent for us.
-    return {remember(static_cast<Item*>(w.entry)), Outcome::lent_after_wait, nullptr};
+    lk.unlock();
+    if (on_waiter_) call_listener();
+    return await_handoff(w, deadline, ahead);
   }
 
   // An item lent or busy comes back: with one CAS lent -> idle when nobody waits and the
   // bag is open (after which the item, and perhaps the bag, belong to others: the
-  // caller touches neither), else under the lock to the longest waiter or idle. False
-  // when the bag is closed: the item stays out, and the caller remove()s it.
+  // caller touches neither), else under the lock into the longest waiter's slot, or
+  // idle. False when the bag is closed: the item stays out, and the caller remove()s it.
   bool give_back(Item* item) noexcept {
     auto expected = BagState::lent;
     if (item->state.compare_exchange_strong(expected, BagState::idle, std::memory_order_release,
                                             std::memory_order_relaxed))
       return true;
-    std::lock_guard lk(mu_);
-    if (closed_) return false;
-    make_available_locked(item);
+    Handoff h;
+    {
+      std::lock_guard lk(mu_);
+      if (closed_) return false;
+      h = make_available_locked(item);
+    }
+    finish_handoff(h);
     return true;
   }
 
@@ -197,15 +220,19 @@ class LendingBag {
   // Fills a reserved place and makes it available (to the longest waiter, or idle).
   // False, with `contents` untouched and the place given up, when the bag is closed.
   bool add(Item* place, Contents&& contents) {
-    std::lock_guard lk(mu_);
-    --reserved_;
-    if (closed_) {
-      free_.push_back(place);
-      return false;
+    Handoff h;
+    {
+      std::lock_guard lk(mu_);
+      --reserved_;
+      if (closed_) {
+        free_.push_back(place);
+        return false;
+      }
+      // Filled while empty (nobody can take an empty place), published by the state.
+      static_cast<Contents&>(*place) = std::move(contents);
+      h = make_available_locked(place);
     }
-    // Filled while empty (nobody can take an empty place), published by the state.
-    static_cast<Contents&>(*place) = std::move(contents);
-    make_available_locked(place);
+    finish_handoff(h);
     return true;
   }
   void cancel(Item* place) noexcept {
@@ -245,9 +272,13 @@ class LendingBag {
   // once instead of waiting for an item that may never come; waiting ones are woken to
   // get it. Null clears it.
   void refuse(std::exception_ptr error) {
-    std::lock_guard lk(mu_);
-    refusal_ = std::move(error);
-    if (refusing_locked()) waiters_.for_each([](Waiter* w) { w->cv.notify_one(); });
+    std::vector<Waiter*> parked;
+    {
+      std::lock_guard lk(mu_);
+      refusal_ = std::move(error);
+      if (refusing_locked()) parked = poke_waiters_locked();
+    }
+    for (Waiter* w : parked) unpark(w);
   }
 
   // Stops lending: waiters get closed_while_waiting, idle items are removed (returned),
@@ -256,10 +287,11 @@ class LendingBag {
   // return nothing.
   Closed close() {
     Closed out;
-    std::lock_guard lk(mu_);
+    std::vector<Waiter*> parked;
+    std::unique_lock lk(mu_);
     if (closed_) return out;
     closed_ = true;
-    waiters_.for_each([](Waiter* w) { w->cv.notify_one(); });
+    parked = poke_waiters_locked();
     for (const auto& item : items_) {
       auto s = item->state.load(std::memory_order_acquire);
       while (true) {
@@ -280,6 +312,8 @@ class LendingBag {
         break;  // busy: its holder removes it; empty: nothing
       }
     }
+    lk.unlock();
+    for (Waiter* w : parked) unpark(w);
     return out;
   }
 
@@ -289,6 +323,19 @@ class LendingBag {
     std::unique_lock lk(mu_);
     return returned_cv_.wait_for(lk, timeout, [&] { return count_locked().lent == 0; });
   }
+
+  // Of the borrowers in line, those asleep (the others watch their slot).
+  std::size_t parked() const {
+    std::lock_guard lk(mu_);
+    std::size_t n = 0;
+    waiters_.for_each([&](const Waiter* w) {
+      if (w->signal.load(std::memory_order_relaxed) == kParked) ++n;
+    });
+    return n;
+  }
+
+  // Tests only, before any borrower: see BagTestHooks.
+  void set_test_hooks(const BagTestHooks* hooks) noexcept { hooks_ = hooks; }
 
   // --- looking
 
@@ -347,7 +394,7 @@ class LendingBag {
       while (true) {
         if (s == BagState::idle) {
           if (item->state.compare_exchange_weak(s, BagState::busy, std::memory_order_acquire))
-            make_available_locked(item.get());  // to the head of the line
+            make_available_locked(item.get());  // to the new waiter, which has not parked
           else
             continue;
         } else if (s == BagState::lent) {
@@ -359,16 +406,100 @@ class LendingBag {
     }
   }
 
-  void make_available_locked(Item* item) {
+  // What a hand-off under the lock leaves to do after it: the waiter to wake, if it had
+  // parked. Holds no pointer to the bag, which may be gone once the lock is let go
+  // (the waiter can return the item and the last lease close the pool).
+  struct Handoff {
+    bool to_waiter = false;
+    Waiter* wake = nullptr;
+    const BagTestHooks* hooks = nullptr;
+  };
+
+  Handoff make_available_locked(Item* item) {
     if (Waiter* w = waiters_.pop_front()) {
-      // Straight to the longest waiter: nobody can overtake it on the way. Lent slow
-      // while others still wait, so that this one comes back under the lock too.
+      // Straight into the longest waiter's slot: nobody can overtake it on the way. Lent
+      // slow while others still wait, so that this one comes back under the lock too.
       item->state.store(waiters_.empty() ? BagState::lent : BagState::lent_slow,
                         std::memory_order_release);
-      w->entry = item;
-      w->cv.notify_one();  // under the lock: the waiter's cv lives on its stack
-    } else {
-      item->state.store(BagState::idle, std::memory_order_release);
+      w->entry.store(item, std::memory_order_relaxed);
+      ++handed_over_;
+      Handoff h{true, nullptr, hooks_};
+      // Release: the slot and the item's state before the signal. A waiter still
+      // watching (spinning) sees it and goes; only a parked one needs a wake.
+      if (signal_waiter(w)) {
+        ++woken_;
+        h.wake = w;
+      }
+      return h;
+    }
+    item->state.store(BagState::idle, std::memory_order_release);
+    return {};
+  }
+
+  // After the lock is let go: wakes the waiter that was handed an item while parked.
+  static void finish_handoff(const Handoff& h) noexcept {
+    if (h.to_waiter && h.hooks && h.hooks->handed_over) h.hooks->handed_over();
+    if (h.wake) unpark(h.wake);
+  }
+
+  // Close or refusal: every waiter's signal, with an empty slot; they look under the
+  // lock why. Returns the parked ones, to be woken after the lock is let go.
+  std::vector<Waiter*> poke_waiters_locked() {
+    std::vector<Waiter*> parked;
+    waiters_.for_each([&](Waiter* w) {
+      if (signal_waiter(w)) parked.push_back(w);
+    });
+    return parked;
+  }
+
+  // The waiter's side, without the lock: spin a little on the signal, then park on it.
+  Borrowed await_handoff(Waiter& w, Clock::time_point deadline, std::size_t ahead) {
+    if (hooks_ && hooks_->waiting) hooks_->waiting();
+    if (ahead < kSpinAhead)
+      for (int i = 0; i < kSpinChecks; ++i) {
+        if (w.signal.load(std::memory_order_relaxed) == kSignalled) break;
+        spin_pause();
+      }
+    while (true) {
+      auto s = w.signal.load(std::memory_order_acquire);
+      if (s == kSignalled) {
+        if (BagEntry* e = w.entry.load(std::memory_order_relaxed)) {
+          // make_available_locked() took w out of the line and marked the item lent for
+          // us: no lock on this side.
+          finish_parking(&w);
+          return {remember(static_cast<Item*>(e)), Outcome::lent_after_wait, nullptr};
+        }
+        // Poked: closed or refused. Still in line; look under the lock.
+        std::unique_lock lk(mu_);
+        if (BagEntry* e = w.entry.load(std::memory_order_relaxed)) {  // handed over since
+          lk.unlock();
+          finish_parking(&w);
+          return {remember(static_cast<Item*>(e)), Outcome::lent_after_wait, nullptr};
+        }
+        if (closed_ || refusing_locked()) {
+          waiters_.remove(&w);
+          bool closed = closed_;
+          auto refusal = closed ? std::exception_ptr{} : refusal_;
+          lk.unlock();
+          finish_parking(&w);
+          if (closed) return {nullptr, Outcome::closed_while_waiting, nullptr};
+          return {nullptr, Outcome::refused, std::move(refusal)};
+        }
+        w.signal.store(kWaiting, std::memory_order_relaxed);  // the refusal was lifted
+        continue;
+      }
+      if (s == kWaiting &&
+          !w.signal.compare_exchange_weak(s, kParked, std::memory_order_acquire,
+                                          std::memory_order_acquire))
+        continue;
+      if (park_until(&w, deadline)) continue;  // woken (or spuriously): look again
+      // The deadline passed: leave the line, unless an item came at the last moment.
+      std::unique_lock lk(mu_);
+      if (w.signal.load(std::memory_order_acquire) == kSignalled) continue;
+      waiters_.remove(&w);
+      lk.unlock();
+      finish_parking(&w);
+      return {nullptr, Outcome::timeout, nullptr};
     }
   }
 
@@ -387,6 +518,8 @@ class LendingBag {
     }
     c.reserved = reserved_;
     c.waiting = waiters_.size();
+    c.handed_over = handed_over_;
+    c.woken = woken_;
     return c;
   }
 
@@ -403,6 +536,8 @@ class LendingBag {
   std::vector<std::unique_ptr<Item>> items_;  // every place; never shrinks
   std::vector<Item*> free_;                   // empty places, not reserved
   std::size_t reserved_ = 0;
+  std::size_t handed_over_ = 0, woken_ = 0;
+  const BagTestHooks* hooks_ = nullptr;
   std::exception_ptr refusal_;
   std::condition_variable returned_cv_;  // after close: a lent item was removed
 };

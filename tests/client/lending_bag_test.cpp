@@ -481,5 +481,111 @@ TEST(LendingBagTest, ARefusalFailsBorrowersOnlyWhileNothingIsOpen) {
   EXPECT_EQ(bag.borrow(already()).outcome, Outcome::timeout);
 }
 
+// Installed in a bag, holds the first borrower that reaches its `waiting` hook (in
+// line, before it watches its slot) until let go; later ones pass.
+class HeldWatcher {
+ public:
+  explicit HeldWatcher(Bag& bag) { bag.set_test_hooks(&hooks_); }
+  void await_held() { in_hook_.wait(); }
+  void let_go() { may_watch_.count_down(); }
+
+ private:
+  std::atomic<int> calls_{0};
+  std::latch in_hook_{1}, may_watch_{1};
+  BagTestHooks hooks_{.waiting =
+                          [this] {
+                            if (calls_.fetch_add(1) != 0) return;
+                            in_hook_.count_down();
+                            may_watch_.wait();
+                          },
+                      .handed_over = {}};
+};
+
+TEST(LendingBagTest, AReturnGoesIntoTheSlotOfAWaiterThatHasNotParkedWithoutAWake) {
+  Arrivals arrivals;
+  Bag bag(arrivals.listener());
+  HeldWatcher held(bag);
+  Item* item = add(bag, 1);
+  ASSERT_EQ(take(bag), item);
+  Turns turns;
+  std::thread first = turns.waiter(bag, 1);
+  held.await_held();  // in line, not parked: it has not even looked at its slot yet
+  EXPECT_TRUE(bag.give_back(item));
+  auto c = bag.counts();
+  EXPECT_EQ(c.handed_over, 1u);
+  EXPECT_EQ(c.woken, 0u);  // the waiter was not asleep: no wake-up
+  EXPECT_EQ(c.waiting, 0u);
+  // A newcomer arriving now finds the item in the first waiter's slot: not idle, and
+  // not its own cached item either (this thread returned it a moment ago).
+  EXPECT_EQ(bag.borrow(already(), {.try_only = true}).outcome, Outcome::nothing_idle);
+  std::thread second = turns.waiter(bag, 2);
+  arrivals.await(2);  // the newcomer is in line, behind the first waiter
+  held.let_go();
+  first.join();
+  second.join();
+  EXPECT_EQ(turns.turns(), (std::vector<int>{1, 2}));
+  EXPECT_EQ(bag.counts().handed_over, 2u);
+  EXPECT_EQ(bag.counts().idle, 1u);
+}
+
+TEST(LendingBagTest, AParkedWaiterIsWokenAndANewcomerBetweenHandOffAndWakeQueuesBehindIt) {
+#if !defined(__linux__)
+  GTEST_SKIP() << "the portable fallback wakes the waiter at the hand-off, under the lock";
+#endif
+  Arrivals arrivals;
+  Bag bag(arrivals.listener());
+  Turns turns;
+  std::thread newcomer;
+  Outcome newcomer_try = Outcome::lent;
+  std::atomic<int> hand_offs{0};
+  // Runs in give_back() after the item went into the slot, before the waiter is woken.
+  BagTestHooks hooks{.waiting = {}, .handed_over = [&] {
+                       if (hand_offs.fetch_add(1) != 0) return;  // the first hand-off only
+                       newcomer_try = bag.borrow(already(), {.try_only = true}).outcome;
+                       newcomer = turns.waiter(bag, 2);
+                       arrivals.await(2);
+                     }};
+  bag.set_test_hooks(&hooks);
+  Item* item = add(bag, 1);
+  ASSERT_EQ(take(bag), item);
+  std::thread first = turns.waiter(bag, 1);
+  arrivals.await(1);
+  // Its spin is bounded: it parks (polled, with the test's 60 s bound).
+  auto until = later();
+  while (bag.parked() != 1 && Clock::now() < until) std::this_thread::yield();
+  ASSERT_EQ(bag.parked(), 1u);
+  EXPECT_TRUE(bag.give_back(item));
+  first.join();
+  newcomer.join();
+  EXPECT_EQ(newcomer_try, Outcome::nothing_idle);
+  EXPECT_EQ(turns.turns(), (std::vector<int>{1, 2}));
+  auto c = bag.counts();
+  EXPECT_EQ(c.handed_over, 2u);
+  EXPECT_GE(c.woken, 1u);  // the parked one; the newcomer may not have parked yet
+  EXPECT_EQ(c.idle, 1u);
+}
+
+TEST(LendingBagTest, AWaiterWokenByARefusalThatIsLiftedWaitsOn) {
+  Arrivals arrivals;
+  Bag bag(arrivals.listener());
+  HeldWatcher held(bag);
+  Bag::Borrowed waited;
+  std::thread waiter([&] { waited = bag.borrow(later()); });
+  held.await_held();
+  bag.refuse(std::make_exception_ptr(std::runtime_error("no such database")));
+  bag.refuse(nullptr);  // lifted before the waiter looked
+  held.let_go();
+  // It finds neither an item nor a reason to leave: back to waiting, still in line.
+  auto until = later();
+  while (bag.parked() != 1 && Clock::now() < until) std::this_thread::yield();
+  EXPECT_EQ(bag.counts().waiting, 1u);
+  Item* item = bag.reserve();
+  EXPECT_TRUE(bag.add(item, Token{1}));
+  waiter.join();
+  EXPECT_EQ(waited.outcome, Outcome::lent_after_wait);
+  EXPECT_EQ(waited.item, item);
+  EXPECT_TRUE(bag.give_back(item));
+}
+
 }  // namespace
 }  // namespace usher::detail
