@@ -8,7 +8,7 @@
 set -euo pipefail
 source "$(dirname "$0")/ab_common.sh"
 BIN=${1:?bench_statement_cache binary}
-ab_setup client-bench-stmt 4 - "$BIN" "$BIN" "${2:-4}"
+ab_setup client-bench-stmt 4 "$BIN" "$BIN" "${2:-4}"  # one binary: both sides in each run
 
 run() {  # -> "cached uncached" medians, statements per second
   "$BIN" --benchmark_filter='BM_Pk(Cached|Uncached)' --benchmark_min_time=1 \
