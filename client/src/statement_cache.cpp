@@ -18,19 +18,19 @@ namespace usher {
 namespace detail {
 namespace {
 
-// The first word of a statement, lower-cased, after white space and comments.
-std::string first_word(std::string_view sql) {
-  std::size_t i = 0;
+// The word of a statement that starts at or after `pos` (white space, parentheses and
+// comments skipped), lower-cased; `pos` is left after it.
+std::string next_word(std::string_view sql, std::size_t& pos) {
+  std::size_t i = pos;
   while (i < sql.size()) {
     if (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '(') {
       ++i;
     } else if (sql.substr(i, 2) == "--") {
       i = sql.find('\n', i);
-      if (i == std::string_view::npos) return {};
+      if (i == std::string_view::npos) i = sql.size();
     } else if (sql.substr(i, 2) == "/*") {
       i = sql.find("*/", i + 2);
-      if (i == std::string_view::npos) return {};
-      i += 2;
+      i = i == std::string_view::npos ? sql.size() : i + 2;
     } else {
       break;
     }
@@ -38,7 +38,13 @@ std::string first_word(std::string_view sql) {
   std::string word;
   while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) && word.size() < 12)
     word += static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i++])));
+  pos = i;
   return word;
+}
+
+std::string first_word(std::string_view sql) {
+  std::size_t pos = 0;
+  return next_word(sql, pos);
 }
 
 std::string quote_identifier(std::string_view name) {
@@ -95,16 +101,11 @@ void StatementCache::note(std::string_view sql) {
   std::size_t i = sql.find_first_not_of(" \t\r\n(");
   if (i == std::string_view::npos || (sql[i] != 'd' && sql[i] != 'D' && sql[i] != '-' && sql[i] != '/'))
     return;
-  std::string word = first_word(sql);
-  if (word == "deallocate") {
+  std::size_t pos = 0;
+  std::string word = next_word(sql, pos);
+  if (word == "deallocate" || (word == "discard" && next_word(sql, pos) == "all")) {
     forget_all();
     ++stats_.invalidations;
-  } else if (word == "discard") {
-    std::string rest = first_word(sql.substr(sql.find_first_of("dD", i) + 7));
-    if (rest == "all") {
-      forget_all();
-      ++stats_.invalidations;
-    }
   }
 }
 

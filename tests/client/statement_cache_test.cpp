@@ -109,6 +109,11 @@ TEST_F(StatementCacheTest, DiscardAllAndDeallocateEmptyTheCache) {
   PQclear(PQexec(conn.native(), "DEALLOCATE ALL"));
   EXPECT_EQ(conn.exec(sql, "d").scalar<std::string>(), "d");
   EXPECT_EQ(conn.statement_cache_stats().reprepared, 1u);
+  conn.exec("/* after a comment */ discard\n all");
+  conn.exec("DISCARD PLANS");  // keeps prepared statements
+  EXPECT_EQ(conn.statement_cache_stats().invalidations, 3u);
+  EXPECT_EQ(conn.exec(sql, "e").scalar<std::string>(), "e");
+  EXPECT_EQ(conn.statement_cache_stats().reprepared, 1u);
 }
 
 TEST_F(PreparedTest, PrepareAndExecPreparedByName) {
