@@ -222,7 +222,7 @@ TEST(PgBouncerStatementTest, UnnamedModeNeverLosesAPreparedStatement) {
 // (a whole result of these rows takes about 50 MB in libpq).
 TEST_F(StreamTest, StreamsAMillionRowsInBoundedMemory) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  const long total = 100000;  // sanitizer builds: fewer, and malloc is theirs (no heap figure)
+  const long total = 20000;  // sanitizer builds: fewer, and malloc is theirs (no heap figure)
   const bool measure = false;
 #else
   const long total = 1000000;
