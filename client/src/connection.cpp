@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "connect.hpp"
+#include "statement_cache.hpp"
 #include "usher/errors.hpp"
 #include "wait.hpp"
 
@@ -52,7 +53,8 @@ Connection::Connection(Connection&& o) noexcept
       cancel_(std::exchange(o.cancel_, nullptr)),
       notice_(std::move(o.notice_)),
       redacted_conninfo_(std::move(o.redacted_conninfo_)),
-      uses_(std::exchange(o.uses_, 0)) {}
+      uses_(std::exchange(o.uses_, 0)),
+      statements_(std::move(o.statements_)) {}
 
 Connection& Connection::operator=(Connection&& o) noexcept {
   if (this != &o) {
@@ -62,6 +64,7 @@ Connection& Connection::operator=(Connection&& o) noexcept {
     notice_ = std::move(o.notice_);
     redacted_conninfo_ = std::move(o.redacted_conninfo_);
     uses_ = std::exchange(o.uses_, 0);
+    statements_ = std::move(o.statements_);
   }
   return *this;
 }
@@ -71,6 +74,7 @@ Connection::~Connection() { close(); }
 void Connection::close() noexcept {
   if (cancel_) PQfreeCancel(std::exchange(cancel_, nullptr));
   if (conn_) PQfinish(std::exchange(conn_, nullptr));
+  if (statements_) statements_->forget_all();  // the session, and what it prepared, is gone
 }
 
 bool Connection::cancel() noexcept {

@@ -55,6 +55,10 @@ void PoolConfig::validate() const {
   if (session_reset != SessionReset::discard_all && session_reset != SessionReset::reset_all &&
       session_reset != SessionReset::none)
     bad("session_reset", fmt::format("{} is not a SessionReset value", static_cast<int>(session_reset)));
+  if (statement_cache.mode != StatementCaching::off && statement_cache.mode != StatementCaching::automatic &&
+      statement_cache.mode != StatementCaching::unnamed)
+    bad("statement_cache.mode", fmt::format("{} is not a StatementCaching value", static_cast<int>(statement_cache.mode)));
+  if (statement_cache.capacity < 1) bad("statement_cache.capacity", "must be at least 1");
   if (application_name.size() >= 64) bad("application_name", "must be shorter than 64 bytes (NAMEDATALEN)");
   if (service.find('/') != std::string::npos) bad("service", "must not contain '/'");
   if (size_from_advice && service.empty())

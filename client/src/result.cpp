@@ -1,5 +1,6 @@
 // Result: typed, bounds-checked access to a PGresult.
 #include "usher/result.hpp"
+#include "usher/types.hpp"
 
 #include <fmt/format.h>
 #include <libpq-fe.h>
@@ -64,10 +65,16 @@ void Result::throw_null(std::size_t row, std::size_t column) const {
                               PQfname(res_.get(), static_cast<int>(column))));
 }
 
-void Result::throw_mismatch(std::size_t row, std::size_t column, const char* why) const {
-  throw TypeMismatch(fmt::format("row {} column \"{}\" (type oid {}): {}", row,
+void Result::throw_mismatch(std::size_t row, std::size_t column, const char* why,
+                            std::string_view cpp_type) const {
+  throw TypeMismatch(fmt::format("row {} column \"{}\" ({}) cannot be read as {}: {}", row,
                                  PQfname(res_.get(), static_cast<int>(column)),
-                                 PQftype(res_.get(), static_cast<int>(column)), why));
+                                 server_type_name(PQftype(res_.get(), static_cast<int>(column))),
+                                 cpp_type, why));
+}
+
+void Row::throw_count(std::size_t wanted) const {
+  throw TypeMismatch(fmt::format("row {} has {} columns, the std::tuple {}", index_, size(), wanted));
 }
 
 }  // namespace usher

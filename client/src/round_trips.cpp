@@ -141,6 +141,8 @@ ConnectionRecord RoundTrips::open(std::optional<Clock::duration>* connected_afte
       throw ConnectionError(fmt::format("checking for pg_usher failed: {}", e.what()), e.fields());
     }
   }
+  if (config_.statement_cache.mode != StatementCaching::off)
+    record.conn.set_statement_cache(config_.statement_cache);
   if (config_.after_connect) {
     try {
       config_.after_connect(record.conn);

@@ -19,6 +19,7 @@
 #include "error_fields.hpp"
 #include "param_arrays.hpp"
 #include "sent_statements.hpp"
+#include "statement_cache.hpp"
 #include "wait.hpp"
 
 namespace usher {
@@ -301,6 +302,11 @@ Result Connection::exec_params(const std::string& sql, std::span<const Param> pa
 Result Connection::exec_params(const char* sql, std::span<const Param> params,
                                const ExecOptions& options) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
+  if (statements_) {  // prepared statements in use on this connection (statement_cache.cpp)
+    statements_->note(sql);
+    if (statements_->automatic() && detail::StatementCache::cacheable(sql))
+      return exec_cached(sql, params, options);
+  }
   ++uses_;
   int sent;
   if (params.empty()) {  // most of the pool's and a transaction's statements
@@ -389,6 +395,7 @@ void Connection::exec_pipelined(const char* first, const char* second,
 namespace detail {
 bool SentStatements::send(Connection& conn, const char* sql) {
   // Not through native(): the pool's own statements are not a borrower's use.
+  if (conn.statements_) conn.statements_->note(sql);  // the session reset: DISCARD ALL
   return conn.conn_ && PQsendQueryParams(conn.conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0);
 }
 }  // namespace detail

@@ -37,9 +37,29 @@ start_cluster() {  # NAME [setting=value ...]: start a throwaway cluster we dest
   "$HARNESS" start "$@"
 }
 
+SUITE_CLUSTER=${USHER_TEST_CLUSTER:-test}  # tests/run.sh's, whose PG* we were given
 if [[ -z ${PGPORT:-} ]]; then
   start_cluster client-suite || { echo "0 1" >>"$COUNTS"; exit 1; }
   eval "$("$HARNESS" env client-suite)"
+  SUITE_CLUSTER=client-suite
+fi
+
+# A real PgBouncer 1.18 (pool_mode = transaction, two server connections) in front of the
+# suite's cluster, for PgBouncerStatementTest: its conninfo in USHER_TEST_PGBOUNCER.
+BOUNCER=client-bouncer
+bouncer() { (source "$HARNESS" && source "$REPO_ROOT/tests/harness/pgbouncer.sh" && "$@"); }
+# PgBouncer is installed by tests/harness/deps.sh: one that does not start is a failure
+# (the test would only skip). Not for the part that only builds.
+if [[ ${USHER_CLIENT_PART:-all} != sanitizer-builds ]]; then
+  bouncer bouncer_destroy "$BOUNCER" >/dev/null 2>&1
+  if bouncer bouncer_start "$BOUNCER" "$SUITE_CLUSTER" default_pool_size=2; then
+    export USHER_TEST_PGBOUNCER="host=$(bouncer bouncer_dir "$BOUNCER") port=$(cat "$(bouncer bouncer_dir "$BOUNCER")/port") user=postgres dbname=postgres"
+    trap 'bouncer bouncer_destroy "$BOUNCER" >/dev/null 2>&1; cleanup' EXIT
+  else
+    echo "    PgBouncer for PgBouncerStatementTest did not start"
+    echo "0 1" >>"$COUNTS"
+    status=1
+  fi
 fi
 
 # build DIR CMAKE-ARGS...: configure and build; a failed build counts as one failure.

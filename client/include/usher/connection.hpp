@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "usher/result.hpp"
+#include "usher/statement_cache.hpp"
 #include "usher/value_traits.hpp"
 
 struct pg_conn;     // libpq's PGconn
@@ -55,6 +56,7 @@ Param to_param(const T& value) {
 }
 
 namespace detail {
+class StatementCache;  // client/src/statement_cache.hpp
 class SentStatements;  // the pool's "send now, read later" (client/src/sent_statements.hpp)
 class Pipelined;       // two statements in one round trip (client/src/sent_statements.hpp)
 }  // namespace detail
@@ -158,6 +160,44 @@ class Connection {
                      const ExecOptions& options);
   Result exec_params(const char* sql, std::span<const Param> params, const ExecOptions& options);
 
+  // Prepared statements (docs/client.md, "Prepared statements and the statement cache").
+  // prepare() makes statement `name` from `sql` (parameter types inferred by the
+  // server); exec_prepared() runs it. The connection remembers the text: after DISCARD
+  // ALL / DEALLOCATE (the pool's session reset) exec_prepared() prepares it again. With
+  // StatementCaching::unnamed nothing named is made on the server (PgBouncer in
+  // transaction mode): the text is checked, kept, and run as the unnamed statement.
+  // Throws as exec() does; exec_prepared() of a name never prepared on this connection
+  // throws InvalidSqlStatementName (26000).
+  void prepare(const std::string& name, const std::string& sql);
+  template <typename... Args>
+  Result exec_prepared(const std::string& name, const Args&... args) {
+    Param params[] = {to_param(args)..., Param{}};
+    return exec_prepared_params(name, std::span<const Param>(params, sizeof...(Args)), ExecOptions{});
+  }
+  Result exec_prepared_params(const std::string& name, std::span<const Param> params,
+                              const ExecOptions& options);
+  // The automatic statement cache of exec() (off unless set; a pool sets it from
+  // PoolConfig::statement_cache). Changing it forgets what the cache holds (the
+  // statements stay on the server until the session ends or is reset).
+  void set_statement_cache(const StatementCacheConfig& config);
+  StatementCacheConfig statement_cache() const;
+  StatementCacheStats statement_cache_stats() const;
+
+  // Runs one statement and hands its rows to `on_row` one at a time as they arrive
+  // (libpq's single-row mode), never holding more than one: for results larger than
+  // memory. Returns the number of rows. When on_row throws, the statement is cancelled,
+  // its remaining rows are read and dropped, and the exception is rethrown (the
+  // connection stays usable; a transaction it was in is failed). The Row is valid only
+  // during the call. Throws as exec() does.
+  template <typename OnRow, typename... Args>
+  std::size_t stream(const std::string& sql, OnRow&& on_row, const Args&... args) {
+    Param params[] = {to_param(args)..., Param{}};
+    return stream_params(sql, std::span<const Param>(params, sizeof...(Args)),
+                         std::function<void(const Row&)>(std::forward<OnRow>(on_row)), ExecOptions{});
+  }
+  std::size_t stream_params(const std::string& sql, std::span<const Param> params,
+                            const std::function<void(const Row&)>& on_row, const ExecOptions& options);
+
   // Asks the server to cancel the statement running on this connection. Safe to call
   // from another thread while exec() is blocked. Returns false if the request could
   // not be sent.
@@ -199,11 +239,21 @@ class Connection {
   void exec_pipelined(const char* first, const char* second, std::span<Result, 2> results,
                       const ExecOptions& options);
 
+  // exec_params through the statement cache (statement_cache.cpp).
+  Result exec_cached(const char* sql, std::span<const Param> params, const ExecOptions& options);
+  // One statement without parameters that the cache does not look at (DEALLOCATE).
+  void exec_internal(const char* sql, const ExecOptions& options);
+
   pg_conn* conn_ = nullptr;
   pg_cancel* cancel_ = nullptr;  // prepared once: PQgetCancel is not safe during a query
   std::unique_ptr<NoticeHandler> notice_;  // heap: libpq keeps a pointer to it
   std::string redacted_conninfo_;
   mutable std::uint64_t uses_ = 0;
+  struct StatementCacheDeleter {
+    void operator()(detail::StatementCache* cache) const noexcept;
+  };
+  using StatementCachePtr = std::unique_ptr<detail::StatementCache, StatementCacheDeleter>;
+  StatementCachePtr statements_;  // null: never configured
 };
 
 }  // namespace usher

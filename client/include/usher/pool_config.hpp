@@ -60,6 +60,11 @@ struct PoolConfig {
   // the session defaults RESET ALL and DISCARD ALL return to.
   std::function<void(Connection&)> after_connect;
   SessionReset session_reset = SessionReset::discard_all;
+  // Prepared statements of every connection (docs/client.md, "Prepared statements and
+  // the statement cache"): off by default; `automatic` caches what exec() runs (with
+  // session_reset discard_all the cache lasts one lease: use reset_all or none to keep
+  // it); `unnamed` for PgBouncer in transaction mode before 1.21.
+  StatementCacheConfig statement_cache;
 
   // Use pg_usher's usher.checkout()/usher.checkin() where the extension is installed.
   bool use_extension = true;

@@ -8,11 +8,15 @@
 #include <string_view>
 
 #include "usher/errors.hpp"
+#include "usher/types.hpp"
 #include "usher/value_traits.hpp"
 
 struct pg_result;  // libpq's PGresult
 
 namespace usher {
+
+class Row;          // usher/row.hpp, included at the end
+class RowIterator;
 
 class Result {
  public:
@@ -36,7 +40,8 @@ class Result {
 
   // The field converted through value_traits<T>. Throws usher::NullValue for NULL
   // unless T is std::optional, usher::TypeMismatch when the text does not convert,
-  // std::out_of_range for a bad index; every message names the row and column.
+  // std::out_of_range for a bad index; every message names the row and column, and a
+  // TypeMismatch the server type and the C++ type too.
   template <typename T>
   T get(std::size_t row, std::size_t column) const {
     check_index(row, column);
@@ -50,7 +55,7 @@ class Result {
     try {
       return value_traits<T>::from_text(text(row, column), column_type(column));
     } catch (const TypeMismatch& e) {
-      throw_mismatch(row, column, e.what());
+      throw_mismatch(row, column, e.what(), detail::cpp_type_name<T>());
     }
   }
   template <typename T>
@@ -64,6 +69,12 @@ class Result {
     return get<T>(0, 0);
   }
 
+  // Rows: `for (auto row : result)`, result.row(i) (usher/row.hpp).
+  Row row(std::size_t index) const;
+  Row operator[](std::size_t index) const;
+  RowIterator begin() const noexcept;
+  RowIterator end() const noexcept;
+
   pg_result* native() const noexcept { return res_.get(); }
 
  private:
@@ -73,9 +84,12 @@ class Result {
   void check_column(std::size_t column) const;
   void check_index(std::size_t row, std::size_t column) const;
   [[noreturn]] void throw_null(std::size_t row, std::size_t column) const;
-  [[noreturn]] void throw_mismatch(std::size_t row, std::size_t column, const char* why) const;
+  [[noreturn]] void throw_mismatch(std::size_t row, std::size_t column, const char* why,
+                                   std::string_view cpp_type) const;
 
   std::unique_ptr<pg_result, Deleter> res_;
 };
 
 }  // namespace usher
+
+#include "usher/row.hpp"  // Row and RowIterator, which need Result complete

@@ -1,6 +1,7 @@
 #pragma once
 // How C++ values become query parameters and how result fields become C++ values.
-// All values travel in PostgreSQL's text format. Specialise usher::value_traits<T> to
+// Values travel in PostgreSQL's text format (bytea parameters in binary). The types of
+// usher/types.hpp (times, dates, uuid, json, numeric, arrays) are built in too. Specialise usher::value_traits<T> to
 // add a type:
 //
 //   template <> struct usher::value_traits<Money> {
@@ -67,14 +68,26 @@ struct value_traits<bool> {
   }
 };
 
-// All integer types except bool and the character types.
+// All integer types except bool and the character types. Sent as the smallest server
+// integer type that holds every value of T (unsigned 16 bits: int4, unsigned 32 bits:
+// int8); an unsigned 64-bit value above int8's maximum is refused (InvalidParameter,
+// 22003) rather than sent. Read range-checked: a value that does not fit T is a
+// TypeMismatch.
 template <typename T>
 struct value_traits<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> &&
                                         !std::is_same_v<T, char>>> {
-  static constexpr oid type_oid = sizeof(T) <= 2 ? type_oids::int2
-                                  : sizeof(T) <= 4 ? type_oids::int4
-                                                   : type_oids::int8;
-  static std::string to_text(T v) { return std::to_string(v); }
+  static constexpr std::size_t bytes = std::is_signed_v<T> ? sizeof(T) : sizeof(T) * 2;
+  static constexpr oid type_oid = bytes <= 2 ? type_oids::int2
+                                  : bytes <= 4 ? type_oids::int4
+                                               : type_oids::int8;
+  static std::string to_text(T v) {
+    if constexpr (!std::is_signed_v<T> && sizeof(T) >= 8) {
+      if (v > static_cast<T>(std::numeric_limits<std::int64_t>::max()))
+        throw InvalidParameter(std::to_string(v) + " is out of range for int8, the largest "
+                               "server integer type", "22003");
+    }
+    return std::to_string(v);
+  }
   static T from_text(std::string_view text, oid) {
     return detail::parse_number<T>(text, "integer of this size");
   }
@@ -105,6 +118,7 @@ struct value_traits<T, std::enable_if_t<std::is_floating_point_v<T>>> {
 template <>
 struct value_traits<std::string> {
   static constexpr oid type_oid = type_oids::unknown;
+  static constexpr std::string_view cpp_name = "std::string";
   static std::string to_text(const std::string& v) { return v; }
   static std::string from_text(std::string_view text, oid) { return std::string(text); }
 };
@@ -150,6 +164,29 @@ template <typename T>
 struct is_optional : std::false_type {};
 template <typename T>
 struct is_optional<std::optional<T>> : std::true_type {};
+
+template <typename T, typename = void>
+struct has_cpp_name : std::false_type {};
+template <typename T>
+struct has_cpp_name<T, std::void_t<decltype(value_traits<T>::cpp_name)>> : std::true_type {};
+
+// The C++ type's name for error messages: value_traits<T>::cpp_name where the traits
+// give one, else the compiler's spelling.
+template <typename T>
+std::string_view cpp_type_name() {
+  if constexpr (is_optional<T>::value) {
+    return cpp_type_name<typename T::value_type>();
+  } else if constexpr (has_cpp_name<T>::value) {
+    return value_traits<T>::cpp_name;
+  } else {
+    std::string_view f = __PRETTY_FUNCTION__;  // "... [with T = int; ...]" or "... [T = int]"
+    auto start = f.find("T = ");
+    if (start == std::string_view::npos) return "the requested type";
+    start += 4;
+    auto end = f.find_first_of(";]", start);
+    return f.substr(start, end - start);
+  }
+}
 }  // namespace detail
 
 }  // namespace usher
