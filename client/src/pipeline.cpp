@@ -31,12 +31,39 @@ std::vector<Result> Connection::exec_pipeline(const Pipeline& batch, const ExecO
   std::vector<detail::ParamArrays> arrays;
   arrays.reserve(n);
   for (const auto& s : batch.statements_) arrays.emplace_back(s.params);
+  // A text repeated by the next statement (a batch of the same INSERT) is parsed once:
+  // Parse into the unnamed statement, then Bind/Execute for each (PQsendQueryPrepared
+  // with ""). The unnamed statement lives until the next Parse, inside this pipeline's
+  // one transaction (so PgBouncer in transaction mode keeps it on one server). A Parse
+  // has a result of its own: `slots` has one entry per result, the statement it is for.
+  auto same_text = [&](std::size_t a, std::size_t b) {
+    const auto& x = batch.statements_[a];
+    const auto& y = batch.statements_[b];
+    return x.sql == y.sql && arrays[a].types == arrays[b].types;
+  };
+  std::vector<std::size_t> slots;
+  slots.reserve(n + n / 2);
   ++uses_;
   bool sent = PQenterPipelineMode(conn_) == 1;
+  bool prepared = false;  // the unnamed statement holds statement i's text
   for (std::size_t i = 0; sent && i < n; ++i) {
     const detail::ParamArrays& a = arrays[i];
-    sent = PQsendQueryParams(conn_, batch.statements_[i].sql.c_str(), a.count(), a.types.data(),
-                             a.values.data(), a.lengths.data(), a.formats.data(), 0) == 1;
+    const char* sql = batch.statements_[i].sql.c_str();
+    if (prepared && same_text(i - 1, i)) {
+      sent = PQsendQueryPrepared(conn_, "", a.count(), a.values.data(), a.lengths.data(),
+                                 a.formats.data(), 0) == 1;
+    } else if (i + 1 < n && same_text(i, i + 1)) {
+      sent = PQsendPrepare(conn_, "", sql, a.count(), a.types.data()) == 1 &&
+             PQsendQueryPrepared(conn_, "", a.count(), a.values.data(), a.lengths.data(),
+                                 a.formats.data(), 0) == 1;
+      prepared = true;
+      slots.push_back(i);  // the Parse's own result
+    } else {
+      sent = PQsendQueryParams(conn_, sql, a.count(), a.types.data(), a.values.data(),
+                               a.lengths.data(), a.formats.data(), 0) == 1;
+      prepared = false;
+    }
+    slots.push_back(i);
   }
   if (!sent || !PQpipelineSync(conn_)) {
     ErrorFields f = detail::fields_of(conn_, nullptr);
@@ -45,18 +72,27 @@ std::vector<Result> Connection::exec_pipeline(const Pipeline& batch, const ExecO
                                       "connection closed", n, f.message),
                           "08006");
   }
+  // Each statement's result is the last of its slots (a Parse's comes before).
+  std::vector<Result> slot_results(slots.size());
+  auto gather = [&] {
+    for (std::size_t k = 0; k < slots.size(); ++k)
+      if (slot_results[k].native()) results[slots[k]] = std::move(slot_results[k]);
+  };
   std::size_t failed = 0;
   try {
-    read_results(options, results, detail::ReadMode{0, &failed});
+    read_results(options, slot_results, detail::ReadMode{0, &failed});
   } catch (const ConnectionError&) {
     throw;  // lost: no statement to blame
   } catch (const DatabaseError& e) {
+    gather();
+    std::size_t statement = slots.at(failed);
     auto before = std::make_shared<std::vector<Result>>(std::move(results));
-    for (std::size_t i = failed; i < before->size(); ++i) (*before)[i] = Result();
+    for (std::size_t i = statement; i < before->size(); ++i) (*before)[i] = Result();
     throw PipelineError(fmt::format("statement {} of the pipeline's {} failed ({} after it "
-                                    "skipped): {}", failed, n, n - failed - 1, e.what()),
-                        e.fields(), failed, n, std::current_exception(), std::move(before));
+                                    "skipped): {}", statement, n, n - statement - 1, e.what()),
+                        e.fields(), statement, n, std::current_exception(), std::move(before));
   }
+  gather();
   return results;
 }
 

@@ -61,6 +61,34 @@ TEST_F(PipelineTest, AFailingStatementIsNamedByItsIndexAndTheRestSkipped) {
   EXPECT_EQ(conn.exec("SELECT count(*) FROM p").scalar<long>(), 1);
 }
 
+// A text repeated by the next statement is parsed once (the unnamed statement): its
+// Parse failing is charged to the first statement of the run, and a different text
+// after a run is parsed anew.
+TEST_F(PipelineTest, RepeatedTextsAreParsedOnceAndTheirErrorsNamedRight) {
+  Pipeline bad;
+  bad.add("SELECT 1");
+  bad.add("SELEC $1::int", 1);
+  bad.add("SELEC $1::int", 2);
+  try {
+    conn.exec_pipeline(bad);
+    FAIL() << "the syntax error was not reported";
+  } catch (const PipelineError& e) {
+    EXPECT_EQ(e.failed_index(), 1u);
+    EXPECT_EQ(e.sqlstate(), "42601");
+    EXPECT_EQ(e.results().at(0).scalar<int>(), 1);
+  }
+  Pipeline mixed;
+  for (int i = 0; i < 3; ++i) mixed.add("SELECT $1::int", i);
+  mixed.add("SELECT $1::text || 'x'", "a");
+  for (int i = 3; i < 5; ++i) mixed.add("SELECT $1::int", i);
+  auto r = conn.exec_pipeline(mixed);
+  ASSERT_EQ(r.size(), 6u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(r[i].scalar<int>(), i);
+  EXPECT_EQ(r[3].scalar<std::string>(), "ax");
+  EXPECT_EQ(r[4].scalar<int>(), 3);
+  EXPECT_EQ(r[5].scalar<int>(), 4);
+}
+
 TEST_F(PipelineTest, ARefusedParameterSendsNothing) {
   conn.exec("CREATE TEMP TABLE p (t text)");
   Pipeline batch;
