@@ -120,13 +120,15 @@ enum class Ended { done, deadline, aborted, lost };
 // the deadline it sends one cancel request and waits cancel_wait more.
 // A COPY with the client is ended here (COPY TO STDOUT: its rows are read and dropped,
 // so the statement ends as it would have; COPY FROM STDIN: ended with an error, so
-// nothing is loaded) and reported to the caller as not supported.
+// nothing is loaded) and reported to the caller as not supported -- unless it is the
+// COPY the caller asked for (`stop_at`: copy_from/copy_to start it here): then the
+// loop stops with the connection in that COPY state and its result as last().
 class StatementReader {
  public:
   StatementReader(PGconn* conn, PGcancel* cancel, const ExecOptions& options,
-                  std::span<Result> pipelined)
+                  std::span<Result> pipelined, ExecStatusType stop_at = PGRES_EMPTY_QUERY)
       : conn_(conn), cancel_(cancel), options_(options), until_(options.deadline),
-        pipelined_(pipelined) {}
+        pipelined_(pipelined), stop_at_(stop_at) {}
   StatementReader(const StatementReader&) = delete;
   StatementReader& operator=(const StatementReader&) = delete;
   ~StatementReader() { PQclear(error_); }
@@ -154,7 +156,7 @@ class StatementReader {
           continue;
         }
         if (!take(res)) return Ended::lost;
-        if (synced_) return Ended::done;
+        if (synced_ || stopped_) return Ended::done;
       }
       if (copy_out_) continue;
       if (auto stop = wait(false)) return *stop;
@@ -169,10 +171,19 @@ class StatementReader {
   ExecStatusType copy() const { return copy_; }
   // Pipelined: the sync's result was read (every statement's results before it).
   bool synced() const { return synced_; }
+  // Pipelined: the statement whose error error_ is.
+  std::size_t failed_statement() const { return failed_statement_; }
+  // Stopped in the COPY state asked for.
+  bool stopped() const { return stopped_; }
 
  private:
   // Keeps the last good result and the first error; false for a COPY that cannot end.
   bool take(PGresult* res) {
+    if (PQresultStatus(res) == stop_at_ && stop_at_ != PGRES_EMPTY_QUERY && !error_) {
+      stopped_ = true;
+      last_ = Result(res);
+      return true;
+    }
     switch (PQresultStatus(res)) {
       case PGRES_COPY_OUT:
         copy_ = PGRES_COPY_OUT;
@@ -189,7 +200,12 @@ class StatementReader {
       case PGRES_FATAL_ERROR:
       case PGRES_BAD_RESPONSE:
       case PGRES_NONFATAL_ERROR:
-        if (error_) PQclear(res); else error_ = res;
+        if (error_) {
+          PQclear(res);
+        } else {
+          error_ = res;
+          failed_statement_ = statement_;
+        }
         return true;
       case PGRES_PIPELINE_SYNC:
         synced_ = true;
@@ -271,7 +287,10 @@ class StatementReader {
   bool copy_out_ = false;
   std::span<Result> pipelined_;
   std::size_t statement_ = 0;  // pipelined: the statement whose results come now
+  std::size_t failed_statement_ = 0;
   bool synced_ = false;
+  ExecStatusType stop_at_;
+  bool stopped_ = false;
   ExecStatusType copy_ = PGRES_EMPTY_QUERY;
   PGresult* error_ = nullptr;
   Result last_;
@@ -283,8 +302,8 @@ class StatementReader {
                         : failed             ? "failed while its rows were read"
                                              : "ran; the rows it sent were read and dropped";
   throw NotSupported(
-      fmt::format("exec() does not support {}: the statement {}; use the libpq COPY functions "
-                  "on native()", what, outcome),
+      fmt::format("exec() does not support {}: the statement {}; use Connection::{}",
+                  what, outcome, kind == PGRES_COPY_IN ? "copy_from()" : "copy_to()"),
       "0A000");
 }
 
@@ -320,9 +339,13 @@ Result Connection::exec_params(const char* sql, std::span<const Param> params,
   return read_results(options);
 }
 
-Result Connection::read_results(const ExecOptions& options, std::span<Result> pipelined) {
+Result Connection::read_results(const ExecOptions& options, std::span<Result> pipelined,
+                                detail::ReadMode mode) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
-  StatementReader reader(conn_, cancel_, options, pipelined);
+  StatementReader reader(conn_, cancel_, options, pipelined,
+                         mode.stop_at_copy == 1   ? PGRES_COPY_IN
+                         : mode.stop_at_copy == 2 ? PGRES_COPY_OUT
+                                                  : PGRES_EMPTY_QUERY);
   switch (reader.read_all()) {
     case Ended::done:
       break;
@@ -350,7 +373,9 @@ Result Connection::read_results(const ExecOptions& options, std::span<Result> pi
       throw ConnectionError(message, "08006");
     }
   }
+  if (reader.stopped()) return std::move(reader.last());  // in the COPY state asked for
   PGresult* error = reader.release_error();
+  if (error && mode.failed_statement) *mode.failed_statement = reader.failed_statement();
   if (PQstatus(conn_) != CONNECTION_OK) throw_for(conn_, error);  // ConnectionError
   if (!pipelined.empty() && (!reader.synced() || !PQexitPipelineMode(conn_))) {
     PQclear(error);
@@ -390,6 +415,30 @@ void Connection::exec_pipelined(const char* first, const char* second,
     throw ConnectionError(f.message, "08006");
   }
   read_results(options, results);
+}
+
+void Connection::start_copy(const std::string& sql, int direction) {
+  if (!conn_) throw ConnectionError("connection is not open", "08003");
+  ++uses_;
+  if (!PQsendQueryParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0))
+    throw_for(conn_, nullptr);
+  Result started = read_results(ExecOptions{}, {}, detail::ReadMode{direction});
+  ExecStatusType want = direction == 1 ? PGRES_COPY_IN : PGRES_COPY_OUT;
+  if (started.native() && PQresultStatus(started.native()) == want) return;
+  // It ran as something else (and is over: the connection is idle again).
+  throw NotSupported(
+      fmt::format("Connection::{} runs one COPY ... {} statement; \"{}\" was not one (it ran)",
+                  direction == 1 ? "copy_from()" : "copy_to()",
+                  direction == 1 ? "FROM STDIN" : "TO STDOUT", sql),
+      "0A000");
+}
+
+void Connection::copy_failed(const char* what) {
+  std::string message = libpq_message(PQerrorMessage(conn_));
+  close();  // a COPY in an unknown state: not usable again
+  throw ConnectionError(fmt::format("{}: {}; connection closed", what,
+                                    message.empty() ? "libpq reported no reason" : message),
+                        "08006");
 }
 
 namespace detail {

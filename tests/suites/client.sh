@@ -103,12 +103,12 @@ run_gtest() {
   echo "$passed $failed" >>"$COUNTS"
 }
 
-# Tests that need a server of their own: the restart test stops and starts it; the
+# Tests that need a server of their own: the restart tests (pool, listener) stop and start it; the
 # lease tests and the service quota at login (ConnectExtension*) need CREATE EXTENSION
 # pg_usher, which the shared test cluster does not have
 # (they skip, saying so, when the extension cannot be created — which here is a failure:
 # this cluster preloads pg_usher, so every one of them must run).
-OWN_SERVER_TESTS='PoolRestart*:PoolExtension*:ConnectExtension*'
+OWN_SERVER_TESTS='PoolRestart*:ListenerRestart*:PoolExtension*:ConnectExtension*'
 run_own_server() {
   local name=$1 bin=$2
   start_cluster "$RESTART_CLUSTER" || { echo "0 1" >>"$COUNTS"; status=1; return; }
@@ -166,11 +166,11 @@ asan_tests() {
     run_cluster asan-cluster "$BUILD/client-asan/tests/usher_client_tests"
   fi
 }
-# 4: TSan, the tests where the pool's threads meet the callers' threads, and the
+# 4: TSan, the tests where the pool's (and the listener's) threads meet the callers' threads, and the
 # lending bag's own (no server).
 tsan_tests() {
   export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-  run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter="Pool*:LendingBag*:-$OWN_SERVER_TESTS"
+  run_gtest tsan "$BUILD/client-tsan/tests/usher_client_tests" --gtest_filter="Pool*:LendingBag*:Listener*:-$OWN_SERVER_TESTS"
   run_own_server tsan-own-server "$BUILD/client-tsan/tests/usher_client_tests"
 }
 
@@ -187,7 +187,7 @@ SAN_FLAGS=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DUSHER_BUI
 build_asan() { build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined -DUSHER_TEST_FILES=; }
 build_tsan() {
   build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread \
-    '-DUSHER_TEST_FILES=^(test_support|lending_bag_test|pool_.*|connect_test)\.cpp$'
+    '-DUSHER_TEST_FILES=^(test_support|lending_bag_test|pool_.*|connect_test|listener_test)\.cpp$'
 }
 built() { [[ -f $LOGS/$1.built ]]; }  # the sanitizer-builds part's record of a good build
 sanitizers=${USHER_CLIENT_SANITIZERS:-1}

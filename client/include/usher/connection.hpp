@@ -55,10 +55,23 @@ Param to_param(const T& value) {
   }
 }
 
+class CopyWriter;  // usher/copy.hpp
+class CopyReader;
+class Pipeline;    // usher/pipeline.hpp
+
 namespace detail {
 class StatementCache;  // client/src/statement_cache.hpp
 class SentStatements;  // the pool's "send now, read later" (client/src/sent_statements.hpp)
 class Pipelined;       // two statements in one round trip (client/src/sent_statements.hpp)
+
+// What Connection::read_results reads besides a plain statement's results.
+struct ReadMode {
+  // 1: stop at COPY IN, 2: stop at COPY OUT (the connection is left in that state, the
+  // returned Result is the COPY's start); 0: a COPY met is ended and refused.
+  int stop_at_copy = 0;
+  // Pipelined: set to the index of the statement whose error is thrown.
+  std::size_t* failed_statement = nullptr;
+};
 }  // namespace detail
 
 // Bounds of one Connection::open (docs/client.md, "Connecting").
@@ -198,6 +211,31 @@ class Connection {
   std::size_t stream_params(const std::string& sql, std::span<const Param> params,
                             const std::function<void(const Row&)>& on_row, const ExecOptions& options);
 
+  // COPY with the client (usher/copy.hpp; docs/client.md, "COPY"). `sql` is one
+  // COPY ... FROM STDIN / TO STDOUT statement (no parameters). The writer and reader
+  // borrow this connection: while one is open, run nothing else on it.
+  //  - copy_from(sql): a writer in COPY IN state; finish() loads, abort() or its
+  //    destructor (unfinished) loads nothing.
+  //  - copy_from(sql, fill): fill(writer), then finish(); when fill throws, the COPY is
+  //    aborted (nothing loaded, the connection usable) and the exception rethrown.
+  //    Returns the rows loaded.
+  //  - copy_to(sql): a reader handing out the data row by row (text, csv) or in chunks
+  //    (binary); copy_to(sql, on_data) calls on_data for each and returns the rows sent;
+  //    when on_data throws the COPY is cancelled, the rest dropped, the exception rethrown.
+  // Errors (a bad row, a constraint, the connection lost) are thrown as exec() throws
+  // them; the connection is left out of COPY state, usable, or closed when it cannot be.
+  CopyWriter copy_from(const std::string& sql);
+  std::size_t copy_from(const std::string& sql, const std::function<void(CopyWriter&)>& fill);
+  CopyReader copy_to(const std::string& sql);
+  std::size_t copy_to(const std::string& sql,
+                      const std::function<void(std::string_view data)>& on_data);
+
+  // Pipeline mode (usher/pipeline.hpp; docs/client.md, "Pipelines"): every statement of
+  // `batch` sent at once, then a sync, and their results read in one round trip: one
+  // Result per statement. A failing statement throws usher::PipelineError, which names
+  // its index, carries the server's error, and reports the statements after it skipped.
+  std::vector<Result> exec_pipeline(const Pipeline& batch, const ExecOptions& options = {});
+
   // Asks the server to cancel the statement running on this connection. Safe to call
   // from another thread while exec() is blocked. Returns false if the request could
   // not be sent.
@@ -226,13 +264,22 @@ class Connection {
  private:
   friend class detail::SentStatements;
   friend class detail::Pipelined;
+  friend class CopyWriter;
+  friend class CopyReader;
   void close() noexcept;
   // Reads every result of what was sent (exec_params, or the pool's statements sent on
   // return), within `options`; throws as exec() does. `pipelined`: what was sent is a
   // pipeline of that many statements ending with a sync; the last result of each is put
   // there as it arrives (so it is there even when the read then throws), and the
   // connection leaves pipeline mode.
-  Result read_results(const ExecOptions& options, std::span<Result> pipelined = {});
+  Result read_results(const ExecOptions& options, std::span<Result> pipelined = {},
+                      detail::ReadMode mode = {});
+  // Sends a COPY statement and reads up to its COPY IN (1) or OUT (2) state; throws its
+  // error, or NotSupported (0A000) when the statement is not such a COPY.
+  void start_copy(const std::string& sql, int direction);
+  // Closes the connection and throws ConnectionError (08006) with libpq's message: a
+  // COPY whose data could not be sent or read.
+  [[noreturn]] void copy_failed(const char* what);
   // Pipeline mode: [first] [flush request] [second] [sync], read through read_results:
   // the server sends first's answer before it starts second. Throws as exec() does (the
   // first error of either statement).
