@@ -18,7 +18,6 @@ source "$HERE/../harness/pgbouncer.sh"
 source "$HERE/../harness/assert.sh"
 source "$HERE/../harness/scenario.sh"
 source "$HERE/../harness/usher_cli.sh"
-source "$HERE/../harness/sessions.sh"
 
 USERS=${USHER_LOAD_USERS:-1200} DURATION=${USHER_LOAD_DURATION:-30}
 LOAD=$REPO_ROOT/build/tools/usher_load
