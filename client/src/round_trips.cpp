@@ -168,7 +168,7 @@ bool RoundTrips::prepare_for_borrower(PooledConnection& pc, Clock::time_point no
   bool validate = now - pc.last_checked >= config_.validate_after_idle || pc.proven_epoch < epoch;
   // With leak detection on, every borrow records its holder on the server, so that
   // usher.leases names the same code as the leak report.
-  bool checkout = pc.has_extension &&
+  bool checkout = pc.has_extension && !config_.transaction_pooler &&
                   (validate || config_.leak_detection_threshold.count() > 0);
   if (!validate && !checkout && !pc.return_sent) {  // the hot path
     pc.uses_at_lend = pc.conn.uses();
@@ -255,7 +255,7 @@ bool RoundTrips::clean_after_borrower(PooledConnection& pc, Clock::time_point no
   // next borrower's checkout or validation (one round trip for both) or by the
   // keepalive. DISCARD ALL refuses to run in a multi-statement string, so when both are
   // due the reset is awaited here and the checkin sent after it.
-  const char* reset = used ? reset_sql(config_.session_reset) : nullptr;
+  const char* reset = used && !config_.transaction_pooler ? reset_sql(config_.session_reset) : nullptr;
   if (reset && pc.lease_on_server) {
     if (attempt(conn, until, error, [&] { conn.exec(options(until), reset); }) != Ended::ok) {
       why = fmt::format("session reset failed: {}", error);

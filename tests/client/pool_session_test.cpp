@@ -178,5 +178,27 @@ TEST(PoolExtensionSessionTest, ResetAndCheckinTogether) {
   EXPECT_EQ(show(pool, "statement_timeout"), "0");
 }
 
+
+// Behind PgBouncer in transaction mode (PoolConfig::transaction_pooler) no session is the
+// pool's own: no usher.checkout on borrow, even with leak detection on (its checkin would
+// land on another server session and leave a stale lease behind), and no session reset
+// on return (DISCARD ALL would hit another client's server session). Without the option
+// both happen (ResetAndCheckinTogether above).
+TEST(PoolExtensionSessionTest, TransactionPoolerTakesNoLeaseAndSendsNoReset) {
+  Admin admin;
+  if (!admin.has_extension_leases()) GTEST_SKIP() << "pg_usher's usher.checkout() not installed";
+  auto c = one_connection("session_tx_pooler", SessionReset::discard_all);
+  c.leak_detection_threshold = 1h;  // would check out on every borrow
+  c.transaction_pooler = true;
+  Pool pool(c);
+  {
+    auto lease = pool.acquire();
+    int pid = lease->backend_pid();
+    EXPECT_EQ(admin.conn().exec("SELECT count(*) FROM usher.leases WHERE pid = $1::int", pid).scalar<long>(), 0);
+    lease->exec("SET statement_timeout = '1234ms'");
+  }
+  EXPECT_EQ(show(pool, "statement_timeout"), "1234ms");  // not reset: only SET LOCAL is safe here
+}
+
 }  // namespace
 }  // namespace usher::test

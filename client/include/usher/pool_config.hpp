@@ -69,6 +69,16 @@ struct PoolConfig {
   // Use pg_usher's usher.checkout()/usher.checkin() where the extension is installed.
   bool use_extension = true;
 
+  // The pool connects to a transaction pooler (PgBouncer with pool_mode = transaction),
+  // which hands each transaction whichever server session is free: no session is this
+  // connection's own. Then the pool relies on no session state: no usher.checkout /
+  // usher.checkin (a lease marks one server session and its checkin would land on
+  // another, leaving a stale lease behind), and no session reset on return whatever
+  // session_reset says (DISCARD ALL would run on some other client's server session).
+  // pg_usher is still detected, so size_from_advice works. Borrowers must leave no
+  // session state either: SET LOCAL inside pool.transaction(), never a bare SET.
+  bool transaction_pooler = false;
+
   // Size the pool from usher.pool_advice() for `service` (which must be set; needs
   // use_extension). The first connection reads it; max_size and min_idle above are then
   // the ceiling: the pool uses min(advised max_pool_size, max_size) and the advised

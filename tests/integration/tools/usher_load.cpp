@@ -23,16 +23,13 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include "load_common.hpp"
+
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <queue>
 #include <random>
 #include <string>
 #include <thread>
@@ -40,32 +37,8 @@
 
 namespace {
 using Clock = std::chrono::steady_clock;
-
-struct Service {
-  const char* name;
-  int weight;        // users per 1,000
-  double think_s;    // mean think time between two transactions of one user
-  const char* sql;   // %d: a random key 1..1000
-};
-
-// The mix: weights sum to 1,000; offered rate = users / think.
-const Service kServices[] = {
-    {"auth", 170, 4.0, "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = 'app' AND %d > 0"},
-    {"orders", 210, 4.0,
-     "BEGIN; INSERT INTO public.load_orders(item, amount) VALUES (%d, 10);"
-     " UPDATE public.load_items SET stock = stock - 1 WHERE id = (SELECT max(item) FROM"
-     " (SELECT %d AS item) s); COMMIT"},
-    {"payments", 130, 4.0,
-     "BEGIN; INSERT INTO public.load_payments(order_ref, amount) VALUES (%d, 10); COMMIT"},
-    {"inventory", 170, 3.0, "SELECT stock FROM public.load_items WHERE id = %d"},
-    {"search", 210, 3.0,
-     "SELECT id, name FROM public.load_items WHERE name OPERATOR(pg_catalog.~~) 'item %d%%'"
-     " ORDER BY id LIMIT 20"},
-    {"notifications", 80, 6.0, "INSERT INTO public.load_notifications(ref) VALUES (%d)"},
-    {"reporting", 30, 6.0,
-     "SELECT count(*), sum(g %% %d) FROM pg_catalog.generate_series(1, 300000) g"},
-};
-constexpr int kNumServices = sizeof(kServices) / sizeof(kServices[0]);
+using load::kNumServices;
+using load::kServices;
 
 struct User {
   int service;
@@ -82,8 +55,6 @@ struct Stats {
   long errors[kNumServices] = {};
   std::string first_error[kNumServices];
 };
-
-std::atomic<bool> g_stop_sampler{false};
 
 double think(User& u, double scale) {
   std::uniform_real_distribution<double> d(0.5, 1.5);
@@ -174,13 +145,6 @@ void drive(std::vector<User*> users, Clock::time_point end, Clock::time_point dr
   }
 }
 
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  size_t i = static_cast<size_t>(std::ceil(p * v.size())) - 1;
-  std::nth_element(v.begin(), v.begin() + i, v.end());
-  return v[i];
-}
-
 void usage() {
   std::fprintf(stderr,
                "usage: usher_load --conninfo CONNINFO_WITH_%%s [--users N] [--duration S]"
@@ -206,16 +170,9 @@ int main(int argc, char** argv) {
   }
   if (conninfo.find("%s") == std::string::npos || nusers < kNumServices) usage();
 
-  // Users per service by weight; every service gets at least one.
   std::vector<User> users;
   users.reserve(nusers);
-  int counts[kNumServices];
-  int assigned = 0;
-  for (int s = 0; s < kNumServices; s++) {
-    counts[s] = std::max(1, nusers * kServices[s].weight / 1000);
-    assigned += counts[s];
-  }
-  counts[1] += nusers - assigned;  // rounding goes to orders
+  std::vector<int> counts = load::users_per_service(nusers);
   for (int s = 0; s < kNumServices; s++)
     for (int j = 0; j < counts[s]; j++) {
       User u;
@@ -239,33 +196,7 @@ int main(int argc, char** argv) {
     PQsetnonblocking(u.conn, 1);
   }
 
-  // The quota sampler: highest `current` per service, every 200 ms.
-  std::map<std::string, std::pair<long, long>> sampled;  // service -> (max current, quota)
-  std::thread sampler;
-  if (!sampler_conninfo.empty()) {
-    sampler = std::thread([&] {
-      PGconn* c = PQconnectdb(sampler_conninfo.c_str());
-      if (PQstatus(c) != CONNECTION_OK) {
-        std::fprintf(stderr, "usher_load: sampler cannot connect: %s", PQerrorMessage(c));
-        PQfinish(c);
-        return;
-      }
-      while (!g_stop_sampler) {
-        PGresult* r = PQexec(c,
-                             "SELECT service, current, coalesce(max_connections, -1)"
-                             " FROM usher.service_status");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK)
-          for (int i = 0; i < PQntuples(r); i++) {
-            auto& e = sampled[PQgetvalue(r, i, 0)];
-            e.first = std::max(e.first, std::atol(PQgetvalue(r, i, 1)));
-            e.second = std::atol(PQgetvalue(r, i, 2));
-          }
-        PQclear(r);
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      }
-      PQfinish(c);
-    });
-  }
+  load::QuotaSampler sampler(sampler_conninfo);
 
   auto start = Clock::now();
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
@@ -283,8 +214,7 @@ int main(int argc, char** argv) {
     workers.emplace_back(drive, std::move(mine), end, drain, scale, std::ref(stats[t]));
   }
   for (auto& w : workers) w.join();
-  g_stop_sampler = true;
-  if (sampler.joinable()) sampler.join();
+  sampler.stop();
   double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
 
   long total_tx = 0, total_err = 0;
@@ -297,17 +227,9 @@ int main(int argc, char** argv) {
       if (!st.first_error[s].empty())
         std::fprintf(stderr, "usher_load: %s: %s", kServices[s].name, st.first_error[s].c_str());
     }
-    long tx = static_cast<long>(lat.size());
-    total_tx += tx;
+    total_tx += static_cast<long>(lat.size());
     total_err += errors;
-    auto it = sampled.find(kServices[s].name);
-    long max_current = it == sampled.end() ? -1 : it->second.first;
-    long quota = it == sampled.end() ? -1 : it->second.second;
-    std::printf(
-        "service %s users %d tx %ld errors %ld offered %.0f p50_ms %.2f p99_ms %.2f p999_ms %.2f"
-        " max_current %ld quota %ld\n",
-        kServices[s].name, counts[s], tx, errors, counts[s] * duration / (kServices[s].think_s * scale),
-        percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 0.999), max_current, quota);
+    load::print_service(s, counts[s], lat, errors, duration, scale, sampler);
   }
   std::printf("total users %zu tx %ld errors %ld tps %.1f elapsed_s %.1f\n", users.size(), total_tx,
               total_err, total_tx / duration, elapsed);
