@@ -448,6 +448,8 @@ void Cluster::WriteRoute::failed(std::size_t node, bool during_fn) {
     throw;
   } catch (const CommitUnknown&) {
     throw;
+  } catch (const CommitRolledBack&) {  // a COMMIT was sent: never run again elsewhere
+    throw;
   } catch (const ReadOnlySqlTransaction&) {
     // A standby now, or a read-only transaction asked for by the caller: ask the node.
     core_.refresh(std::max(until_, Clock::now() + core_.config.health_timeout));
