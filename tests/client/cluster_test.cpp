@@ -257,6 +257,37 @@ TEST_F(ClusterTest, StandbyStoppedReadsGoToThePrimaryWithoutAnError) {
   ASSERT_TRUE(eventually([&] { return cluster.read([](Connection& c) { return in_recovery(c); }); }));
 }
 
+// The health probe: usher.replication_status() in a database with pg_usher, PostgreSQL's
+// own functions in one without (postgres here); the same roles and facts either way.
+TEST_F(ClusterTest, TheProbeAsksReplicationStatusWhereTheExtensionIsInstalled) {
+  if (primary.exec("SELECT count(*) FROM pg_catalog.pg_database WHERE datname = 'cluster_ext'").scalar<long>() == 0)
+    primary.exec("CREATE DATABASE cluster_ext");
+  {
+    auto ext = Connection::open(std::string("host=127.0.0.1 dbname=cluster_ext port=") +
+                                env("USHER_TEST_PRIMARY_PORT"), 10s);
+    ext.exec("CREATE EXTENSION IF NOT EXISTS pg_usher");
+  }
+  ASSERT_TRUE(caught_up());
+  standby.exec("SELECT pg_catalog.pg_wal_replay_pause()");
+  for (bool with_extension : {true, false}) {
+    auto cfg = cluster_config(with_extension ? "cl-probe-ext" : "cl-probe-plain");
+    if (with_extension) cfg.pool.conninfo = "dbname=cluster_ext";
+    Cluster cluster(cfg);
+    ASSERT_TRUE(eventually([&] { return cluster.nodes()[1].replay_paused; })) << with_extension;
+    auto nodes = cluster.nodes();
+    for (const auto& n : nodes) {
+      EXPECT_EQ(n.probe_extension, with_extension) << n.endpoint;
+      EXPECT_TRUE(n.healthy) << n.endpoint;
+    }
+    EXPECT_EQ(nodes[0].role, NodeRole::primary);
+    EXPECT_TRUE(nodes[0].is_primary);
+    EXPECT_EQ(nodes[1].role, NodeRole::standby);
+    EXPECT_TRUE(nodes[0].lsn);
+    EXPECT_TRUE(nodes[1].lsn);
+    EXPECT_FALSE(cluster.write([](Connection& c) { return in_recovery(c); }));
+  }
+}
+
 // --- The commit outcome when the backend dies at COMMIT (issue 13: a fast shutdown's
 // FATAL 57P01 in the same read as COMMIT's answer; an answer that never comes). The
 // backend is ended by usher_test.die_at_commit() (tests/extension/commit_death.cpp) right
