@@ -220,17 +220,32 @@ void ClusterCore::probe(ClusterNode& n) {
     auto options = pc.options;
     options.emplace_back("application_name", pc.effective_application_name());
     n.probe = Connection::open(pc.conninfo, options, ConnectLimits{deadline, config.health_timeout, -1});
+    n.probe_extension = replication_status_usable(n.probe, deadline);
+  };
+  // With pg_usher: its answer; an error other than the connection's (the extension
+  // dropped, its grant revoked) falls back to PostgreSQL's functions at once.
+  auto ask = [&] {
+    if (n.probe_extension) {
+      try {
+        return probe_node(n.probe, deadline, true);
+      } catch (const ConnectionError&) {
+        throw;
+      } catch (const Error&) {
+        n.probe_extension = false;
+      }
+    }
+    return probe_node(n.probe, deadline, false);
   };
   try {
     bool reused = n.probe.is_open();
     if (!reused) open();
     ProbeResult p;
     try {
-      p = probe_node(n.probe, deadline);
+      p = ask();
     } catch (const ConnectionError&) {
       if (!reused) throw;
       open();  // the node restarted since the last probe: one new connection, at once
-      p = probe_node(n.probe, deadline);
+      p = ask();
     }
     auto was = n.current_role();
     n.role = static_cast<int>(p.role);
@@ -383,6 +398,7 @@ std::vector<ClusterNodeStatus> Cluster::nodes() const {
                                     now - Clock::time_point(Clock::duration(since)));
     }
     s.replay_paused = n.replay_paused;
+    s.probe_extension = n.probe_extension;
     s.outstanding = n.outstanding;
     s.reads = n.reads;
     s.writes = n.writes;
@@ -447,6 +463,8 @@ void Cluster::WriteRoute::failed(std::size_t node, bool during_fn) {
   } catch (const NoPrimary&) {
     throw;
   } catch (const CommitUnknown&) {
+    throw;
+  } catch (const CommitRolledBack&) {  // a COMMIT was sent: never run again elsewhere
     throw;
   } catch (const ReadOnlySqlTransaction&) {
     // A standby now, or a read-only transaction asked for by the caller: ask the node.

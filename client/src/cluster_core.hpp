@@ -24,8 +24,12 @@ struct ProbeResult {
   Lsn lsn;  // standby: replay position; primary: flush position
   bool replay_paused = false;
 };
-// Asks `conn` within `deadline`; throws as Connection::exec does.
-ProbeResult probe_node(Connection& conn, Cluster::Clock::time_point deadline);
+// Asks `conn` within `deadline`: usher.replication_status() when `with_extension`, else
+// pg_is_in_recovery() and the WAL position functions; throws as Connection::exec does.
+ProbeResult probe_node(Connection& conn, Cluster::Clock::time_point deadline, bool with_extension);
+// Whether pg_usher's usher.replication_status() exists in the connection's database and
+// its user may call it (asked once per probe connection).
+bool replication_status_usable(Connection& conn, Cluster::Clock::time_point deadline);
 // Whether a standby reached `token`, asked on the connection that will run the read.
 // nullopt: the node is not in recovery any more (promoted).
 std::optional<Lsn> replay_position(Connection& conn);
@@ -50,6 +54,7 @@ struct ClusterNode {
   // The health thread's own connection (not from the pool: probes neither wait behind
   // nor count as the application's leases).
   Connection probe;
+  std::atomic<bool> probe_extension{false};  // `probe` asks usher.replication_status()
   Cluster::Clock::time_point probed_at;  // when the last probe started
   mutable std::mutex error_mu;
   std::string last_error;

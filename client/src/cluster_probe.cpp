@@ -41,22 +41,41 @@ std::string_view to_string(NodeRole role) noexcept {
 
 namespace detail {
 
-// One round trip. Without pg_usher this is all a node can say; usher.replication_status()
-// (issue 13's server half) gives the same three facts and can replace this text.
-ProbeResult probe_node(Connection& conn, Cluster::Clock::time_point deadline) {
+// One round trip. With pg_usher (issue 13's server half) the role and replay facts come
+// from usher.replication_status(): one row on a standby, one per WAL sender (or one) on
+// a primary, role first; the primary's own flush position is not among its columns.
+// Without it, the same three facts from PostgreSQL's functions.
+ProbeResult probe_node(Connection& conn, Cluster::Clock::time_point deadline, bool with_extension) {
   ExecOptions o;
   o.deadline = deadline;
-  auto r = conn.exec(o,
-      "SELECT pg_catalog.pg_is_in_recovery(),"
-      " (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()"
-      "  ELSE pg_catalog.pg_current_wal_flush_lsn() END)::pg_catalog.text,"
-      " CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused()"
-      "  ELSE false END");
+  auto r = with_extension
+      ? conn.exec(o,
+            "SELECT r.role OPERATOR(pg_catalog.=) 'standby',"
+            " (CASE WHEN r.role OPERATOR(pg_catalog.=) 'standby' THEN r.replay_lsn"
+            "  ELSE pg_catalog.pg_current_wal_flush_lsn() END)::pg_catalog.text,"
+            " COALESCE(r.replay_paused, false)"
+            " FROM usher.replication_status() AS r LIMIT 1")
+      : conn.exec(o,
+            "SELECT pg_catalog.pg_is_in_recovery(),"
+            " (CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()"
+            "  ELSE pg_catalog.pg_current_wal_flush_lsn() END)::pg_catalog.text,"
+            " CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused()"
+            "  ELSE false END");
+  if (r.rows() != 1) throw std::runtime_error("the health probe's query answered no row");
   ProbeResult p;
   p.role = r.get<bool>(0, 0) ? NodeRole::standby : NodeRole::primary;
   if (auto lsn = r.get<std::optional<std::string>>(0, 1)) p.lsn = Lsn::parse(*lsn);
   p.replay_paused = r.get<bool>(0, 2);
   return p;
+}
+
+bool replication_status_usable(Connection& conn, Cluster::Clock::time_point deadline) {
+  ExecOptions o;
+  o.deadline = deadline;
+  return conn.exec(o,
+      "SELECT CASE WHEN p IS NULL THEN false"
+      " ELSE pg_catalog.has_function_privilege(p, 'EXECUTE') END"
+      " FROM pg_catalog.to_regprocedure('usher.replication_status()') AS p").get<bool>(0, 0);
 }
 
 std::optional<Lsn> replay_position(Connection& conn) {

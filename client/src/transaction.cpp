@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <source_location>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "usher/errors.hpp"
@@ -97,6 +98,19 @@ struct LostDuringCommit {
   std::optional<std::uint64_t> xid;
 };
 
+// What COMMIT's own answer says, when it came before the connection ended: a fast
+// shutdown's FATAL 57P01 (or any end of the connection) can be read together with the
+// COMMIT's CommandComplete, before ReadyForQuery. "COMMIT": committed, whatever followed;
+// "ROLLBACK": the server rolled it back; no answer: nullopt, the outcome must be asked.
+std::optional<bool> committed_per_answer(const Result& answer) {
+  const PGresult* res = answer.native();
+  if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return std::nullopt;
+  std::string_view tag = PQcmdStatus(const_cast<PGresult*>(res));
+  if (tag == "COMMIT") return true;
+  if (tag == "ROLLBACK") return false;
+  return std::nullopt;
+}
+
 // COMMIT and the xid query in one round trip: pipeline mode, [xid query] [flush]
 // [COMMIT] [sync], read by the one statement loop (statement.cpp: `options`' deadline,
 // with its cancel, lost-connection handling). The flush request makes the server send
@@ -112,6 +126,12 @@ void commit_recording_xid(Connection& conn, int server_version, const ExecOption
     return;
   } catch (const Error& e) {
     if (conn.is_open()) throw;  // the server's answer: the COMMIT failed, nothing committed
+    if (auto answered = committed_per_answer(answers[1])) {
+      if (*answered) return;  // acknowledged: the connection's end came after it
+      throw CommitRolledBack("transaction: COMMIT answered ROLLBACK, then the connection was "
+                            "lost: " + std::string(e.what()) + "; not committed",
+                            e.sqlstate().empty() ? "08006" : e.sqlstate());
+    }
     std::optional<std::uint64_t> xid;
     if (answers[0].rows() == 1)
       xid = answers[0].is_null(0, 0)
@@ -353,10 +373,10 @@ void Pool::run_transaction(detail::TransactionBody body, const TransactionOption
           return;
         // The server rolled it back (or it wrote nothing): as 40001, run it again.
         if (attempt >= opts.max_attempts)
-          throw ConnectionError(std::string(lost.error.what()) +
-                                    "; the server reports the transaction aborted: nothing "
-                                    "was committed",
-                                lost.error.sqlstate());
+          throw CommitRolledBack(std::string(lost.error.what()) +
+                                     "; the server reports the transaction aborted: nothing "
+                                     "was committed",
+                                 lost.error.sqlstate());
         failure = std::make_exception_ptr(ConnectionError(
             std::string(lost.error.what()) + "; the server reports the transaction aborted",
             lost.error.sqlstate()));

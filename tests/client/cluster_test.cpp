@@ -257,6 +257,151 @@ TEST_F(ClusterTest, StandbyStoppedReadsGoToThePrimaryWithoutAnError) {
   ASSERT_TRUE(eventually([&] { return cluster.read([](Connection& c) { return in_recovery(c); }); }));
 }
 
+// The health probe: usher.replication_status() in a database with pg_usher, PostgreSQL's
+// own functions in one without (postgres here); the same roles and facts either way.
+TEST_F(ClusterTest, TheProbeAsksReplicationStatusWhereTheExtensionIsInstalled) {
+  if (primary.exec("SELECT count(*) FROM pg_catalog.pg_database WHERE datname = 'cluster_ext'").scalar<long>() == 0)
+    primary.exec("CREATE DATABASE cluster_ext");
+  {
+    auto ext = Connection::open(std::string("host=127.0.0.1 dbname=cluster_ext port=") +
+                                env("USHER_TEST_PRIMARY_PORT"), 10s);
+    ext.exec("CREATE EXTENSION IF NOT EXISTS pg_usher");
+  }
+  ASSERT_TRUE(caught_up());
+  standby.exec("SELECT pg_catalog.pg_wal_replay_pause()");
+  for (bool with_extension : {true, false}) {
+    auto cfg = cluster_config(with_extension ? "cl-probe-ext" : "cl-probe-plain");
+    if (with_extension) cfg.pool.conninfo = "dbname=cluster_ext";
+    Cluster cluster(cfg);
+    ASSERT_TRUE(eventually([&] { return cluster.nodes()[1].replay_paused; })) << with_extension;
+    auto nodes = cluster.nodes();
+    for (const auto& n : nodes) {
+      EXPECT_EQ(n.probe_extension, with_extension) << n.endpoint;
+      EXPECT_TRUE(n.healthy) << n.endpoint;
+    }
+    EXPECT_EQ(nodes[0].role, NodeRole::primary);
+    EXPECT_TRUE(nodes[0].is_primary);
+    EXPECT_EQ(nodes[1].role, NodeRole::standby);
+    EXPECT_TRUE(nodes[0].lsn);
+    EXPECT_TRUE(nodes[1].lsn);
+    EXPECT_FALSE(cluster.write([](Connection& c) { return in_recovery(c); }));
+  }
+}
+
+// --- The commit outcome when the backend dies at COMMIT (issue 13: a fast shutdown's
+// FATAL 57P01 in the same read as COMMIT's answer; an answer that never comes). The
+// backend is ended by usher_test.die_at_commit() (tests/extension/commit_death.cpp) right
+// after its transaction committed. Whatever happens, the body runs once and the row is
+// there once; the call returns, or throws CommitUnknown (never a duplicate key).
+class ClusterCommitTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    ClusterTest::SetUp();
+    if (IsSkipped()) return;
+    primary.exec("CREATE EXTENSION IF NOT EXISTS pg_usher_test");
+    primary.exec("CREATE TABLE IF NOT EXISTS commit_t (id bigint PRIMARY KEY)");
+    primary.exec("TRUNCATE commit_t");
+  }
+  long rows(long id) {
+    return primary.exec("SELECT count(*) FROM commit_t WHERE id = $1", id).scalar<long>();
+  }
+  // The body of every case: counts its runs, inserts `id`, arms the backend's death.
+  auto body(long id, const char* how) {
+    return [this, id, how](Connection& c) {
+      ++runs;
+      c.exec("INSERT INTO commit_t VALUES ($1)", id);
+      c.exec("SELECT usher_test.die_at_commit($1)", how);
+    };
+  }
+  // The commit could not be resolved (no server to ask): the row may or may not be
+  // there, it is never there twice; a resolved one is there.
+  void expect_once(long id, bool unknown) {
+    EXPECT_EQ(runs, 1) << "the body ran again after its COMMIT was sent";
+    if (unknown)
+      EXPECT_LE(rows(id), 1);
+    else
+      EXPECT_EQ(rows(id), 1);
+  }
+  static TransactionOptions options(std::chrono::milliseconds resolution) {
+    TransactionOptions o;
+    o.max_attempts = 3;
+    o.base_delay = 0ms;
+    o.max_delay = 0ms;
+    o.commit_resolution_timeout = resolution;
+    return o;
+  }
+  // Primary + standby (or the primary alone), waiting for a primary as a writer that
+  // rides through failovers does: every path that runs a transaction again is open.
+  ClusterConfig config(const std::string& name, bool with_standby) {
+    auto c = cluster_config(name);
+    if (!with_standby) c.endpoints.pop_back();
+    c.primary_wait = 5s;
+    return c;
+  }
+  int runs = 0;
+};
+
+// COMMIT answered "COMMIT", then FATAL 57P01 in the same read: committed, and the call
+// says so without asking the server again (the resolution is given no time at all: a
+// server shutting down could not answer it).
+TEST_F(ClusterCommitTest, PoolAnAnsweredCommitFollowedByAFatalIsASuccess) {
+  Pool pool(test_config("cc-pool-after", {.min_idle = 0, .max_size = 2}));
+  EXPECT_NO_THROW(pool.transaction(body(1, "after_answer"), options(0ms)));
+  expect_once(1, false);
+}
+
+// No answer to COMMIT: resolved through pg_xact_status on the same server, never run again.
+TEST_F(ClusterCommitTest, PoolALostCommitAnswerIsResolvedNotRunAgain) {
+  Pool pool(test_config("cc-pool-before", {.min_idle = 0, .max_size = 2}));
+  EXPECT_NO_THROW(pool.transaction(body(2, "before_answer"), options(5s)));
+  expect_once(2, false);
+}
+
+TEST_F(ClusterCommitTest, PrimaryOnlyAnAnsweredCommitFollowedByAFatalIsASuccess) {
+  Cluster cluster(config("cc-primary-after", false));
+  EXPECT_NO_THROW(cluster.transaction(body(3, "after_answer"), options(0ms)));
+  expect_once(3, false);
+}
+
+TEST_F(ClusterCommitTest, PrimaryOnlyALostCommitAnswerIsResolvedNotRunAgain) {
+  Cluster cluster(config("cc-primary-before", false));
+  EXPECT_NO_THROW(cluster.transaction(body(4, "before_answer"), options(5s)));
+  expect_once(4, false);
+}
+
+// Primary + standby, and the primary cannot be asked (no time for the resolution there):
+// an answered COMMIT is a success; a lost answer is resolved elsewhere or CommitUnknown,
+// and the transaction is never run again on any node.
+TEST_F(ClusterCommitTest, WithStandbyAnAnsweredCommitFollowedByAFatalIsASuccess) {
+  Cluster cluster(config("cc-standby-after", true));
+  EXPECT_NO_THROW(cluster.transaction(body(5, "after_answer"), options(0ms)));
+  expect_once(5, false);
+}
+
+TEST_F(ClusterCommitTest, WithStandbyALostCommitAnswerIsNeverRunAgain) {
+  Cluster cluster(config("cc-standby-before", true));
+  bool unknown = false;
+  try {
+    cluster.transaction(body(6, "before_answer"), options(0ms));
+  } catch (const CommitUnknown& e) {
+    unknown = true;
+    EXPECT_NE(e.xid(), 0u);
+  }
+  expect_once(6, unknown);
+}
+
+// The connection lost during COMMIT and the transaction rolled back (FATAL before the
+// commit record): the server says so, and with no attempt left the call throws
+// CommitRolledBack; the cluster does not run it again on a node it waits for.
+TEST_F(ClusterCommitTest, ARolledBackCommitIsNotRunAgainByTheCluster) {
+  Cluster cluster(config("cc-rolled-back", true));
+  auto o = options(5s);
+  o.max_attempts = 1;
+  EXPECT_THROW(cluster.transaction(body(7, "before_commit"), o), CommitRolledBack);
+  EXPECT_EQ(runs, 1) << "the body ran again after its COMMIT was sent";
+  EXPECT_EQ(rows(7), 0);
+}
+
 // The primary stops and the standby is promoted by hand under a steady write load:
 // writes wait for the new primary (primary_wait), land there, and every acknowledged
 // write is present afterwards. Prints the time from the stop to the first write on the

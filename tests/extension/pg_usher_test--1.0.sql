@@ -17,3 +17,10 @@ LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_destructors_run';
 
 CREATE FUNCTION usher_test.plain_divide(divisor integer) RETURNS integer
 LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_plain_divide';
+
+-- The backend ends at this transaction's COMMIT: 'after_answer' (COMMIT's answer,
+-- then FATAL 57P01), 'before_answer' (committed, no answer) or 'before_commit' (FATAL,
+-- rolled back). Client tests of the commit
+-- outcome (tests/client/cluster_test.cpp, ClusterCommit*).
+CREATE FUNCTION usher_test.die_at_commit(mode text) RETURNS void
+LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'usher_test_die_at_commit';

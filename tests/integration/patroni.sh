@@ -2,7 +2,7 @@
 # High availability on Patroni (docs/ha.md): a real etcd (one member on loopback) and
 # three Patroni nodes on loopback, bootstrapped from $PG_CONFIG's binaries, pg_usher
 # preloaded on every node. Under a steady write load from libusher (build/tools/ha_writer:
-# usher::Cluster where libusher has it, else a multi-host Pool), the leader's postmaster
+# usher::Cluster; USHER_HA_WRITER_POOL=1: a multi-host Pool), the leader's postmaster
 # is killed with SIGKILL; Patroni promotes the synchronous standby. Counted: writes
 # acknowledged before, during and after; checked: every acknowledged write is on the new
 # primary, and the new primary refuses a login beyond a quota set before the failover

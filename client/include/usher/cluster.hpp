@@ -111,6 +111,9 @@ struct ClusterNodeStatus {
   std::optional<std::uint64_t> lag_bytes;           // standbys: behind the primary
   std::optional<std::chrono::milliseconds> lag_time;
   bool replay_paused = false;
+  // The health probe asks pg_usher's usher.replication_status() (installed in the
+  // database and callable by the user); false: pg_is_in_recovery() and the WAL functions.
+  bool probe_extension = false;
   int outstanding = 0;          // leases of the cluster's reads and writes out now
   std::uint64_t reads = 0, writes = 0;  // served since the start
   std::string last_error;       // why the last probe or request failed, password redacted

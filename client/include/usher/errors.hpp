@@ -328,6 +328,16 @@ class UnknownService : public virtual DatabaseError {
   std::string service_;
 };
 
+// Pool::transaction: the connection was lost while COMMIT was under way and the
+// transaction is known not to have committed (the server, asked with pg_xact_status,
+// reports it aborted; or COMMIT itself answered ROLLBACK), with no attempt left
+// (TransactionOptions::max_attempts). A ConnectionError with the lost connection's
+// code; Cluster::transaction does not run it again on another node: once a COMMIT was
+// sent, the attempts are Pool::transaction's (docs/ha.md).
+class CommitRolledBack : public virtual ConnectionError {
+  USHER_ERROR_CONSTRUCTORS(CommitRolledBack)
+};
+
 // Pool::transaction: the connection was lost while COMMIT was under way, and asking the
 // server (pg_xact_status on a fresh connection) did not settle whether the transaction
 // committed. Never retried; the caller must find out (e.g. by reading back what the
