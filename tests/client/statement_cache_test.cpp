@@ -171,23 +171,16 @@ TEST(StatementCachePoolTest, SessionResetEmptiesTheCacheAndNoResetKeepsIt) {
 // holds one server (X), so B prepares on the other (Y); C's transaction then takes Y, A
 // commits, and B's next statement can only run on X.
 TEST(PgBouncerStatementTest, UnnamedModeNeverLosesAPreparedStatement) {
-  const char* bouncer = std::getenv("USHER_TEST_PGBOUNCER");
-  if (!bouncer || !*bouncer) GTEST_SKIP() << "USHER_TEST_PGBOUNCER not set (tests/suites/client.sh sets it)";
+  const char* bouncer = pgbouncer_conninfo();
+  if (!bouncer) GTEST_SKIP() << "USHER_TEST_PGBOUNCER not set (tests/suites/client.sh sets it)";
   auto open = [&] { return Connection::open(bouncer, std::chrono::seconds(10)); };
   // prepare_on_y runs on B while only Y is free; run_on_x while only X is.
   auto hop = [&](Connection& b, const std::function<void()>& prepare_on_y,
                  const std::function<void()>& run_on_x) {
-    Connection a = open(), c = open();
-    a.exec("BEGIN");
-    int x = a.exec("SELECT pg_backend_pid()").scalar<int>();
-    prepare_on_y();
-    c.exec("BEGIN");
-    int y = c.exec("SELECT pg_backend_pid()").scalar<int>();
-    a.exec("COMMIT");
-    ASSERT_NE(x, y);
-    EXPECT_EQ(b.exec("SELECT pg_backend_pid()").scalar<int>(), x);  // B is on X now
-    run_on_x();
-    c.exec("COMMIT");
+    bouncer_hop(prepare_on_y, [&](int x) {
+      EXPECT_EQ(b.exec("SELECT pg_backend_pid()").scalar<int>(), x);  // B is on X now
+      run_on_x();
+    });
   };
   Connection b = open();
   b.set_statement_cache({StatementCaching::unnamed, 16});

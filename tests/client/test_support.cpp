@@ -109,6 +109,25 @@ std::string EventRecorder::describe() const {
   return out;
 }
 
+const char* pgbouncer_conninfo() {
+  const char* bouncer = std::getenv("USHER_TEST_PGBOUNCER");
+  return bouncer && *bouncer ? bouncer : nullptr;
+}
+
+void bouncer_hop(const std::function<void()>& on_y, const std::function<void(int x)>& on_x) {
+  auto open = [] { return Connection::open(pgbouncer_conninfo(), std::chrono::seconds(10)); };
+  Connection a = open(), c = open();
+  a.exec("BEGIN");
+  int x = a.exec("SELECT pg_backend_pid()").scalar<int>();
+  on_y();
+  c.exec("BEGIN");
+  int y = c.exec("SELECT pg_backend_pid()").scalar<int>();
+  a.exec("COMMIT");
+  ASSERT_NE(x, y);
+  on_x(x);
+  c.exec("COMMIT");
+}
+
 long Admin::count_rows(const std::string& table) {
   return conn_.exec("SELECT count(*) FROM " + table).scalar<long>();
 }

@@ -60,6 +60,17 @@ struct RecordedEvent {
   std::optional<LeakInfo> leak;
 };
 
+// The PgBouncer 1.18 in transaction mode with two server connections that
+// tests/suites/client.sh starts in front of the suite's cluster (USHER_TEST_PGBOUNCER),
+// or nullptr: the test skips.
+const char* pgbouncer_conninfo();
+
+// Moves what runs next through that bouncer to its other server connection,
+// deterministically: while a transaction of its own holds server X, on_y() runs (Y is
+// the only one free); then another holds Y and X is let go, and on_x(X's backend pid)
+// runs (X is the only one free).
+void bouncer_hop(const std::function<void()>& on_y, const std::function<void(int x)>& on_x);
+
 // Thread-safe recorder to plug into PoolConfig::on_event (callback()), or that plugs
 // itself into a configuration: EventRecorder events(config). It must outlive the pools
 // made from that configuration.
