@@ -220,6 +220,12 @@ bouncer_pool_is() {  # "cl_active cl_waiting sv_active" of database postgres
   test "$(bouncer_admin $BOUNCER "SHOW POOLS" | awk -F'|' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
     $c["database"] == "postgres" { print $c["cl_active"], $c["cl_waiting"], $c["sv_active"] }')" = "$1"
 }
+# PgBouncer lists a database in SHOW STATS from its first client on: Prometheus must
+# have seen the counters before the wait, or their first sample would already hold it
+# and increase() see nothing.
+via_bouncer bouncer/first "SELECT 1" >/dev/null
+assert_cmd "prometheus sees PgBouncer's SHOW STATS for postgres" await 30 has_data \
+  'pgbouncer_stats_sql_transactions_pooled_total{database="postgres"} > 0'
 for key in 1 2; do
   PGAPPNAME=locker/$key "${SU[@]}" -c "SELECT pg_advisory_lock($key), pg_sleep(600)" >/dev/null 2>&1 &
   pids+=($!)
