@@ -6,20 +6,25 @@
 # statement that timed out at the gate, a refused login, a streaming standby, a pool in
 # use) scraped every second by a real `prometheus`, every panel query, its template
 # variables filled in, must evaluate without error and return at least one series.
-# (Also a semaphore held, one waiting on it and one acquire that timed out.)
+# (Also a semaphore held, one waiting on it and one acquire that timed out.) The PgBouncer
+# row is held to the same bar: a real PgBouncer (pool_size 1) in front of the server, one
+# client that waited for its server connection and one still waiting, and its metrics
+# written by deploy/pgbouncer/pgbouncer-metrics.sh.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../harness/cluster.sh"
+source "$HERE/../harness/pgbouncer.sh"
 source "$HERE/../harness/assert.sh"
 
 DASH=$REPO_ROOT/deploy/grafana/pg_usher.json
-NAME=grafana STANDBY=grafana-standby
+NAME=grafana STANDBY=grafana-standby BOUNCER=grafana-bouncer
 OUT=$(mktemp -d)
 pids=()
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  bouncer_destroy $BOUNCER
   cluster_destroy $STANDBY
   cluster_destroy $NAME
   rm -rf "$OUT"
@@ -47,6 +52,7 @@ assert_eq "$(jq '[.panels[] | select(.type != "row") | select((.targets // []) |
   "0" "every panel has a query"
 
 # --- A server with services and the libusher pool exporter.
+bouncer_destroy $BOUNCER
 cluster_destroy $STANDBY
 cluster_destroy $NAME
 cluster_start $NAME usher.database=postgres || fail_early "cluster starts"
@@ -111,7 +117,20 @@ pids+=($!)
   done
 ) &
 pids+=($!)
+# A PgBouncer with one server connection per pool; stats_period = 1 s so that SHOW STATS
+# (refreshed every stats_period) moves while the test runs. pgbouncer-metrics.sh, as the
+# timer runs it, refreshed into $WWW/pgbouncer_metrics (it renames its file into place).
+bouncer_start $BOUNCER $NAME default_pool_size=1 stats_period=1 || fail_early "PgBouncer starts"
+(
+  eval "$(bouncer_env $BOUNCER)"
+  while :; do
+    PGUSER=postgres "$REPO_ROOT/deploy/pgbouncer/pgbouncer-metrics.sh" "$WWW/pgbouncer_metrics" 2>>"$OUT/pgbouncer-metrics.log"
+    sleep 0.3
+  done
+) &
+pids+=($!)
 await 20 test -s "$WWW/metrics" || fail_early "usher.metrics() is written"
+await 20 test -s "$WWW/pgbouncer_metrics" || fail_early "pgbouncer-metrics.sh writes its file"
 await 20 test -s "$WWW/pool_metrics" || fail_early "the pool's metrics are written"
 
 HTTP_PORT=$(free_port) || fail_early "a free port"
@@ -131,6 +150,9 @@ scrape_configs:
   - job_name: usher_client
     metrics_path: /pool_metrics
     static_configs: [{targets: ['127.0.0.1:$HTTP_PORT']}]
+  - job_name: pgbouncer
+    metrics_path: /pgbouncer_metrics
+    static_configs: [{targets: ['127.0.0.1:$HTTP_PORT']}]
 YML
 prometheus --config.file="$OUT/prometheus.yml" --storage.tsdb.path="$OUT/tsdb" \
   --web.listen-address="127.0.0.1:$PROM_PORT" >"$OUT/prometheus.log" 2>&1 &
@@ -144,6 +166,7 @@ query() { curl -s --get --data-urlencode "query=$1" "$PROM/api/v1/query"; }
 has_data() { [[ $(query "$1" | jq -r 'if .status == "success" then (.data.result | length) else 0 end') -gt 0 ]]; }
 assert_cmd "prometheus scrapes usher.metrics()" await 30 has_data 'up{job="usher"} == 1 and on() usher_ready'
 assert_cmd "prometheus scrapes the pool's metrics" await 30 has_data 'up{job="usher_client"} == 1 and on() usher_pool_acquires_total'
+assert_cmd "prometheus scrapes pgbouncer-metrics.sh's file" await 30 has_data 'up{job="pgbouncer"} == 1 and on() pgbouncer_up'
 
 # --- Load, after the first scrapes so that counters are seen to go up.
 bg() {  # application_name sql: a session of role app in the background
@@ -186,6 +209,36 @@ sem_bg batch/waiter "SELECT usher.acquire('exports', 1, '600s')"
 assert_cmd "and another waits for it" await 10 sem_is "1 1"
 assert_eq "$("${SU[@]}" -c "SELECT usher.acquire('exports', 1, '100ms')")" "f" "an acquire of exports times out"
 
+# PgBouncer (pool_size 1): a client takes the one server connection and waits there on
+# an advisory lock a direct session holds (pg_advisory_xact_lock: nothing stays on the
+# server connection); a second client waits for the server connection. The lock
+# released, both finish (a wait SHOW STATS counts); then the same again, left standing,
+# so a client is still waiting while Prometheus scrapes.
+via_bouncer() { (eval "$(bouncer_env $BOUNCER)"; PGAPPNAME=$1 psql -X -At -U postgres -d postgres -c "$2"); }
+lock_held() { test "$("${SU[@]}" -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted")" = 1; }
+bouncer_pool_is() {  # "cl_active cl_waiting sv_active" of database postgres
+  test "$(bouncer_admin $BOUNCER "SHOW POOLS" | awk -F'|' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    $c["database"] == "postgres" { print $c["cl_active"], $c["cl_waiting"], $c["sv_active"] }')" = "$1"
+}
+# PgBouncer lists a database in SHOW STATS from its first client on: Prometheus must
+# have seen the counters before the wait, or their first sample would already hold it
+# and increase() see nothing.
+via_bouncer bouncer/first "SELECT 1" >/dev/null
+assert_cmd "prometheus sees PgBouncer's SHOW STATS for postgres" await 30 has_data \
+  'pgbouncer_stats_sql_transactions_pooled_total{database="postgres"} > 0'
+for key in 1 2; do
+  PGAPPNAME=locker/$key "${SU[@]}" -c "SELECT pg_advisory_lock($key), pg_sleep(600)" >/dev/null 2>&1 &
+  pids+=($!)
+  await 10 lock_held $key
+  via_bouncer bouncer/blocked "SELECT pg_advisory_xact_lock($key)" >"$OUT/bg.bouncer_blocked$key.log" 2>&1 & pids+=($!)
+  await 10 bouncer_pool_is "1 0 1"
+  via_bouncer bouncer/waits "SELECT 1" >"$OUT/bg.bouncer_waits$key.log" 2>&1 & pids+=($!)
+  assert_cmd "a client waits for PgBouncer's one server connection ($key)" await 10 bouncer_pool_is "1 1 1"
+  [[ $key == 2 ]] && break
+  "${SU[@]}" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'locker/$key'" >/dev/null
+  assert_cmd "and is served when the connection frees" await 20 bouncer_pool_is "0 0 0"
+done
+
 # Prometheus has seen all of it.
 assert_cmd "prometheus sees the queued statement" await 30 has_data 'usher_service_queued_statements{service="orders"} == 1'
 assert_cmd "prometheus sees the gate wait" await 30 has_data 'increase(usher_gate_wait_seconds_count{service="orders"}[1m]) > 0'
@@ -194,30 +247,42 @@ assert_cmd "prometheus sees the refused login" await 30 has_data 'increase(usher
 assert_cmd "prometheus sees the semaphore waiter" await 30 has_data 'usher_semaphore_waiters{semaphore="exports"} == 1 and on() usher_semaphore_held{semaphore="exports"} == 1'
 assert_cmd "prometheus sees the semaphore timeout" await 30 has_data 'increase(usher_semaphore_timeouts_total{semaphore="exports"}[1m]) > 0'
 assert_cmd "prometheus sees the pool's acquires" await 30 has_data 'rate(usher_pool_acquires_total{pool="grafana"}[1m]) > 0'
+assert_cmd "prometheus sees the client waiting in PgBouncer" await 30 has_data 'pgbouncer_pools_client_waiting_connections{database="postgres"} == 1 and on() pgbouncer_pools_server_active_connections{database="postgres"} == 1'
+assert_cmd "prometheus sees PgBouncer's pool size" await 30 has_data 'pgbouncer_databases_pool_size{name="postgres"} == 1'
+assert_cmd "prometheus sees PgBouncer's transactions and the client's wait" await 30 has_data \
+  'increase(pgbouncer_stats_sql_transactions_pooled_total{database="postgres"}[1m]) > 0 and increase(pgbouncer_stats_client_wait_seconds_total{database="postgres"}[1m]) > 0'
 
 # --- Every metric the dashboard names is exported for real.
 SERVER_TEXT=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics")
 POOL_TEXT=$(curl -sf "http://127.0.0.1:$HTTP_PORT/pool_metrics")
+BOUNCER_TEXT=$(curl -sf "http://127.0.0.1:$HTTP_PORT/pgbouncer_metrics")
+assert_cmd "pgbouncer-metrics.sh's output passes promtool check metrics" promtool check metrics <<<"$BOUNCER_TEXT"
 names=$(jq -r '[.panels[].targets[]?.expr, .templating.list[].query.query? // empty] | .[]' "$DASH" |
-  grep -o 'usher_[a-z_]*' | sort -u)
-n_names=0
+  grep -oE '(usher|pgbouncer)_[a-z_]*' | sort -u)
+n_names=0 n_bouncer=0
 for m in $names; do
   n_names=$((n_names + 1))
-  if [[ $m == usher_pool_* ]]; then text=$POOL_TEXT src="Pool::prometheus()"; else text=$SERVER_TEXT src="usher.metrics()"; fi
+  case $m in
+    usher_pool_*) text=$POOL_TEXT src="Pool::prometheus()" ;;
+    pgbouncer_*) text=$BOUNCER_TEXT src="pgbouncer-metrics.sh" n_bouncer=$((n_bouncer + 1)) ;;
+    *) text=$SERVER_TEXT src="usher.metrics()" ;;
+  esac
   if grep -q "^$m[{ ]" <<<"$text"; then _assert_result 0 "metric $m is in $src"
   else _assert_result 1 "metric $m is in $src" "no sample named $m"; fi
 done
 assert_cmd "the dashboard names metrics" test "$n_names" -ge 20
+assert_cmd "the dashboard names PgBouncer metrics ($n_bouncer)" test "$n_bouncer" -ge 10
 
 # --- The template variables resolve (label_values(M, L) is Grafana's /api/v1/label/L/values?match[]=M).
 INSTANCE=127.0.0.1:$HTTP_PORT
 SERVICES='(orders|tight|reports)'
 SEMAPHORES=exports
 POOLS=grafana
+DATABASES=postgres
 subst() {
   local e=$1
   e=${e//\$__rate_interval/1m}; e=${e//\$__interval/15s}
-  e=${e//\$instance/$INSTANCE}; e=${e//\$service/$SERVICES}; e=${e//\$pool/$POOLS}; e=${e//\$semaphore/$SEMAPHORES}
+  e=${e//\$instance/$INSTANCE}; e=${e//\$service/$SERVICES}; e=${e//\$pool/$POOLS}; e=${e//\$semaphore/$SEMAPHORES}; e=${e//\$database/$DATABASES}
   printf '%s' "$e"
 }
 while IFS=$'\t' read -r var q; do
@@ -229,6 +294,7 @@ while IFS=$'\t' read -r var q; do
     service) want=orders ;;
     pool) want=grafana ;;
     semaphore) want=exports ;;
+    database) want=postgres ;;
     *) want=? ;;
   esac
   assert_match " $values " " $want " "variable $var lists $want (got: $values)"
@@ -241,13 +307,13 @@ while IFS=$'\t' read -r title ref expr; do
   e=$(subst "$expr")
   if [[ $e == *'$'* ]]; then _assert_result 1 "$title/$ref: every variable substituted" "$e"; continue; fi
   answer=$(query "$e")
-  status=$(jq -r '.status' <<<"$answer" 2>/dev/null)
+  # One jq for both (every target costs a process or two less: the test is long).
+  read -r status count < <(jq -r '"\(.status) \(.data.result | length)"' <<<"$answer" 2>/dev/null)
   if [[ $status != success ]]; then
     _assert_result 1 "$title/$ref evaluates" "$e
 $answer"
     continue
   fi
-  count=$(jq '.data.result | length' <<<"$answer")
   if [[ $count -gt 0 ]]; then
     n_data=$((n_data + 1))
     _assert_result 0 "$title/$ref evaluates to $count series"
