@@ -142,8 +142,17 @@ constexpr char kGiveScreen[] = "\x1b[0m\x1b[?25h\x1b[?1049l";          // attrib
 extern "C" void on_tstp(int) {
   int saved = errno;
   if (g_terminal_taken) {
+    // SIGTTOU blocked: the shell may have seen the job stop (the subshell around top
+    // stops at once) and taken the terminal back before this runs; tcsetattr from the
+    // background would then stop top with SIGTTOU here, and the SIGTSTP below would stop
+    // it again after fg (found in make test: top never redrew after fg).
+    sigset_t ttou, before;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &ttou, &before);
     (void)!write(STDOUT_FILENO, kGiveScreen, sizeof kGiveScreen - 1);
     tcsetattr(STDIN_FILENO, TCSANOW, &g_saved_modes);
+    sigprocmask(SIG_SETMASK, &before, nullptr);
   }
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
