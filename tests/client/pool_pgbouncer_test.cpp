@@ -38,8 +38,17 @@ TEST(PoolPgBouncerTest, ATransactionPoolerPoolRunsEachTransactionOnWhicheverServ
   for (int round = 0; round < 3; ++round) {
     int on_y = 0;
     bouncer_hop([&] { on_y = write(); }, [&](int x) {
+      // Session state another client of the bouncer left on X, the only free server: a
+      // session reset from the pool (DISCARD ALL) would run there and wipe it.
+      Connection other = Connection::open(bouncer, std::chrono::seconds(10));
+      other.exec("SELECT pg_catalog.set_config('pgbouncer_test.mark', 'kept', false)");
       EXPECT_EQ(write(), x);  // the pool's one connection now reaches the other server
       EXPECT_NE(on_y, x);
+      pool.acquire().release();  // a reset sent on return is read by the next borrow
+      EXPECT_EQ(other.exec("SELECT pg_catalog.current_setting('pgbouncer_test.mark', true)")
+                    .get<std::string>(0, 0),
+                "kept")
+          << "the pool reset a server session through the bouncer";
     });
   }
   EXPECT_EQ(setup.exec("SELECT count(*) FROM public.usher_pgbouncer_pool").scalar<long>(), 12);
