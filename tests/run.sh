@@ -37,14 +37,13 @@ if [[ ${#suites[@]} -eq 0 ]]; then
   for s in "$TESTS_DIR"/suites/*.sh; do suites+=("$(basename "$s" .sh)"); done
 fi
 
-# run_suite NAME [SCRIPT]: runs tests/suites/SCRIPT.sh (SCRIPT: NAME by default), prints
-# its time; a failed suite counts at least one failure.
+# run_suite NAME: runs it, prints its time; a failed suite counts at least one failure.
 run_suite() {
-  local suite=$1 script=${2:-$1} started=$SECONDS suite_status suite_failed
+  local suite=$1 started=$SECONDS suite_status suite_failed
   echo "=== suite: $suite"
   export USHER_COUNTS=$RESULTS/$suite.counts
   : >"$USHER_COUNTS"
-  "$TESTS_DIR/suites/$script.sh"
+  "$TESTS_DIR/suites/$suite.sh"
   suite_status=$?
   echo "=== suite $suite: $((SECONDS - started)) s"
   if [[ $suite_status -ne 0 ]]; then
@@ -74,35 +73,16 @@ start_beside() {  # ANCHOR: starts the selected suites that run beside it
   done
 }
 anchor_of() { local e; for e in $BESIDE; do [[ ${e%%:*} == "$1" ]] && echo "${e#*:}"; done; }
-# The client suite in three parts (tests/suites/client.sh, USHER_CLIENT_PART) when other
-# suites follow it: its Release part first; its two sanitizer builds (about 200 s of both
-# cores) at the lowest CPU priority beside the suites after it, which leave a core idle
-# much of the time (each integration script keeps about one core busy, and waits on its
-# servers); the sanitizer tests last, on a quiet machine (their tight connect timeouts
-# failed beside a build: docs/testing.md). USHER_CLIENT_SPLIT=0: the suite in one piece.
-split_client=0
-[[ $selected == *" client "* && ${#suites[@]} -gt 1 && ${USHER_CLIENT_SPLIT:-1} == 1 ]] && split_client=1
 for suite in "${suites[@]}"; do
   anchor=$(anchor_of "$suite")
   [[ -n $anchor && $selected == *" $anchor "* ]] && continue  # started beside its anchor
   start_beside "$suite"
-  if [[ $suite == client && $split_client == 1 ]]; then
-    USHER_CLIENT_PART=release run_suite client || status=1
-    ( renice -n 19 -p $BASHPID >/dev/null
-      USHER_CLIENT_PART=sanitizer-builds run_suite client-sanitizer-builds client ) \
-      >"$RESULTS/client-sanitizer-builds.log" 2>&1 &
-    beside+=("client-sanitizer-builds:$!")
-    continue
-  fi
   run_suite "$suite" || status=1
 done
 for entry in "${beside[@]}"; do
   wait "${entry#*:}" || status=1
   cat "$RESULTS/${entry%%:*}.log"
 done
-if [[ $split_client == 1 ]]; then
-  USHER_CLIENT_PART=sanitizer-tests run_suite client-sanitizers client || status=1
-fi
 
 read -r passed failed < <(cat "$RESULTS"/*.counts | awk '{p+=$1; f+=$2} END {print p+0, f+0}')
 [[ $failed -eq 0 ]] || status=1

@@ -49,17 +49,15 @@ fi
 BOUNCER=client-bouncer
 bouncer() { (source "$HARNESS" && source "$REPO_ROOT/tests/harness/pgbouncer.sh" && "$@"); }
 # PgBouncer is installed by tests/harness/deps.sh: one that does not start is a failure
-# (the test would only skip). Not for the part that only builds.
-if [[ ${USHER_CLIENT_PART:-all} != sanitizer-builds ]]; then
-  bouncer bouncer_destroy "$BOUNCER" >/dev/null 2>&1
-  if bouncer bouncer_start "$BOUNCER" "$SUITE_CLUSTER" default_pool_size=2; then
-    export USHER_TEST_PGBOUNCER="host=$(bouncer bouncer_dir "$BOUNCER") port=$(cat "$(bouncer bouncer_dir "$BOUNCER")/port") user=postgres dbname=postgres"
-    trap 'bouncer bouncer_destroy "$BOUNCER" >/dev/null 2>&1; cleanup' EXIT
-  else
-    echo "    PgBouncer for PgBouncerStatementTest did not start"
-    echo "0 1" >>"$COUNTS"
-    status=1
-  fi
+# (the tests would only skip).
+bouncer bouncer_destroy "$BOUNCER" >/dev/null 2>&1
+if bouncer bouncer_start "$BOUNCER" "$SUITE_CLUSTER" default_pool_size=2; then
+  export USHER_TEST_PGBOUNCER="host=$(bouncer bouncer_dir "$BOUNCER") port=$(cat "$(bouncer bouncer_dir "$BOUNCER")/port") user=postgres dbname=postgres"
+  trap 'bouncer bouncer_destroy "$BOUNCER" >/dev/null 2>&1; cleanup' EXIT
+else
+  echo "    PgBouncer for the PgBouncer tests did not start"
+  echo "0 1" >>"$COUNTS"
+  status=1
 fi
 
 # build DIR CMAKE-ARGS...: configure and build; a failed build counts as one failure.
@@ -174,39 +172,17 @@ tsan_tests() {
   run_own_server tsan-own-server "$BUILD/client-tsan/tests/usher_client_tests"
 }
 
-# The parts, one after another by default. tests/run.sh runs them apart
-# (USHER_CLIENT_PART): "release" (Release build, its tests, the install check) first;
-# "sanitizer-builds" at the lowest CPU priority beside the suites that follow;
-# "sanitizer-tests" last, on a quiet machine. Tests never run beside a build: beside the
-# next build (tried at f9723af), the tests' tight connect and validation timeouts failed
-# under the load (docs/testing.md).
-PART=${USHER_CLIENT_PART:-all}
+# One after another: run beside the next build (tried at f9723af), the tests' tight
+# connect and validation timeouts failed under the load; the builds run at low priority
+# beside the integration suite were tried too (3f3a21b, docs/testing.md) and bought nothing.
 # Only the test program runs under the sanitizers: the CLI and examples are not built;
 # TSan builds only the test files of the tests it runs (tsan_tests).
 SAN_FLAGS=(-DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" -DUSHER_BUILD_EXAMPLES=OFF -DUSHER_BUILD_CLI=OFF)
-build_asan() { build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined -DUSHER_TEST_FILES=; }
-build_tsan() {
+build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release && release_tests
+if [[ ${USHER_CLIENT_SANITIZERS:-1} != 0 ]]; then
+  build "$BUILD/client-asan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=address,undefined -DUSHER_TEST_FILES= && asan_tests
   build "$BUILD/client-tsan" "${SAN_FLAGS[@]}" -DUSHER_SANITIZE=thread \
-    '-DUSHER_TEST_FILES=^(test_support|lending_bag_test|pool_.*|connect_test|listener_test)\.cpp$'
-}
-built() { [[ -f $LOGS/$1.built ]]; }  # the sanitizer-builds part's record of a good build
-sanitizers=${USHER_CLIENT_SANITIZERS:-1}
-case $PART in
-  all|release) build "$BUILD/client" -DCMAKE_BUILD_TYPE=Release && release_tests ;;
-esac
-if [[ $sanitizers != 0 ]]; then
-  case $PART in
-    all)
-      build_asan && asan_tests
-      build_tsan && tsan_tests ;;
-    sanitizer-builds)  # a failed build counts its failure here
-      rm -f "$LOGS"/*.built
-      build_asan && touch "$LOGS/asan.built"
-      build_tsan && touch "$LOGS/tsan.built" ;;
-    sanitizer-tests)
-      built asan && asan_tests
-      built tsan && tsan_tests ;;
-  esac
+    '-DUSHER_TEST_FILES=^(test_support|lending_bag_test|pool_.*|connect_test|listener_test)\.cpp$' && tsan_tests
 fi
 
 # 5: install into a staging prefix; build the example against it both ways; run it.
@@ -235,6 +211,6 @@ install_check() {
   echo "$passed $failed" >>"$COUNTS"
   [[ $failed -eq 0 ]] || status=1
 }
-[[ ($PART == all || $PART == release) && -x $BUILD/client/examples/hello_pool ]] && install_check
+[[ -x $BUILD/client/examples/hello_pool ]] && install_check
 
 exit $status
