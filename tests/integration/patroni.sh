@@ -19,7 +19,7 @@ source "$HERE/../harness/cluster.sh"
 source "$HERE/../harness/assert.sh"
 TOOLS=$REPO_ROOT/build/tools
 make --no-print-directory -s -C "$HERE/tools" || exit 1
-# USHER_HA_WRITER: another build of the writer (e.g. on a libusher with usher::Cluster).
+# USHER_HA_WRITER: another build of the writer (e.g. one from another checkout, to compare).
 HA_WRITER=${USHER_HA_WRITER:-$TOOLS/ha_writer}
 source "$HERE/../harness/sessions.sh"
 

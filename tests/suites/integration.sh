@@ -13,7 +13,7 @@ REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 make --no-print-directory -s -C "$REPO_ROOT/tests/integration/tools" || exit 1
 JOBS=${USHER_INTEGRATION_JOBS:-$(nproc)}
 ALONE=" accounting_storm "
-LONG=" patroni grafana replicas load_1200 pgbouncer_config pgbouncer search_path upgrade semaphores "
+LONG=" patroni grafana top replicas load_1200 pgbouncer_config pgbouncer search_path upgrade semaphores "
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
