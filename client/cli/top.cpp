@@ -388,11 +388,12 @@ Frame render(const Sample& sample, const ViewState& view, std::size_t width, std
 
   std::vector<ServiceRow> rows = sample.rows;
   sort_rows(rows, view.sort, view.reverse);
+  // A service's name as its row shows it: marked when dropped or disabled.
+  auto shown_name = [](const ServiceRow& r) {
+    return r.name + (!r.listed ? " (dropped)" : !r.enabled ? " (disabled)" : "");
+  };
   std::size_t name_width = 7;
-  for (const auto& r : rows) {
-    std::string name = r.name + (!r.listed ? " (dropped)" : !r.enabled ? " (disabled)" : "");
-    name_width = std::max(name_width, display_width(name));
-  }
+  for (const auto& r : rows) name_width = std::max(name_width, display_width(shown_name(r)));
   name_width = std::min<std::size_t>(name_width, 16);
   auto line = [&](std::string_view name, auto&&... cells) {
     std::string text = cut(name, name_width);
@@ -414,8 +415,7 @@ Frame render(const Sample& sample, const ViewState& view, std::size_t width, std
   if (shown < rows.size() && shown > 0) --shown;  // one line says how many are left out
   for (std::size_t i = 0; i < shown; ++i) {
     const auto& r = rows[i];
-    std::string name = r.name + (!r.listed ? " (dropped)" : !r.enabled ? " (disabled)" : "");
-    f.lines.push_back(line(name, fmt::format("{}/{}", r.current, limit_text(r.max_connections)), r.active, r.idle,
+    f.lines.push_back(line(shown_name(r), fmt::format("{}/{}", r.current, limit_text(r.max_connections)), r.active, r.idle,
                            r.idle_in_xact, fmt::format("{}/{}", r.gate_active, limit_text(r.max_active)), r.queued,
                            rate_text(r.refused_rate), rate_text(r.gate_rate), r.leases, r.suspects));
   }
