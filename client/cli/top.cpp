@@ -141,7 +141,6 @@ int run_live(const Args& args, ViewState& view) {
       }
       next_refresh = Clock::now() + std::chrono::microseconds(static_cast<long>(view.interval * 1e6));
     }
-    g_resized = 0;
     draw(sample ? &*sample : nullptr, view);
     pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {g_stop_pipe[0], POLLIN, 0}};
     auto wait = view.paused ? std::chrono::milliseconds(-1)

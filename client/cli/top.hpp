@@ -74,7 +74,6 @@ struct ViewState {
 
 // --- the terminal (top_terminal.cpp) ------------------------------------------------------
 extern volatile sig_atomic_t g_stop;     // a stop signal came (SIGINT, SIGTERM, SIGHUP)
-extern volatile sig_atomic_t g_resized;  // SIGWINCH, or fg after Ctrl-Z: draw again
 extern int g_stop_pipe[2];               // readable once a stop signal came: aborts a query or connect
 
 // Installs the handlers of SIGINT, SIGTERM, SIGHUP, SIGWINCH and SIGTSTP (Ctrl-Z gives the

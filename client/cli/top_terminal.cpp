@@ -19,7 +19,6 @@ namespace usher::cli::top {
 
 // --- signals: stop (SIGINT, SIGTERM, SIGHUP) and resize (SIGWINCH) ---------------------
 volatile sig_atomic_t g_stop = 0;
-volatile sig_atomic_t g_resized = 0;
 int g_stop_pipe[2] = {-1, -1};
 
 namespace {
@@ -30,7 +29,9 @@ extern "C" void on_stop_signal(int) {
   if (g_stop_pipe[1] >= 0) (void)!write(g_stop_pipe[1], "x", 1);
   errno = saved;
 }
-extern "C" void on_winch(int) { g_resized = 1; }
+// SIGWINCH needs a handler only to interrupt poll() (its default is to be ignored): the
+// live loop draws a frame, in the size of the moment, after every wake.
+extern "C" void on_winch(int) {}
 
 // The terminal's modes, for the SIGTSTP handler (set while a Terminal is alive).
 termios g_saved_modes{}, g_raw_modes{};
@@ -72,7 +73,7 @@ extern "C" void on_tstp(int) {
     tcsetattr(STDIN_FILENO, TCSANOW, &g_raw_modes);
     (void)!write(STDOUT_FILENO, kTakeScreen, sizeof kTakeScreen - 1);
   }
-  g_resized = 1;  // the frame is drawn again (the poll it interrupted returns)
+  // the poll it interrupted returns, and the frame is drawn again
   errno = saved;
 }
 
