@@ -143,9 +143,10 @@ int run_live(const Args& args, ViewState& view) {
     }
     draw(sample ? &*sample : nullptr, view);
     pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {g_stop_pipe[0], POLLIN, 0}};
-    auto wait = view.paused ? std::chrono::milliseconds(-1)
-                            : std::chrono::ceil<std::chrono::milliseconds>(next_refresh - Clock::now());
-    int timeout = view.paused ? -1 : static_cast<int>(std::max<long>(0, wait.count()));
+    int timeout = -1;  // paused: until a key or a signal
+    if (!view.paused)
+      timeout = static_cast<int>(
+          std::max<long>(0, std::chrono::ceil<std::chrono::milliseconds>(next_refresh - Clock::now()).count()));
     int ready = poll(fds, 2, timeout);
     if (ready < 0 && errno != EINTR) throw std::runtime_error(fmt::format("poll: {}", std::strerror(errno)));
     if (ready > 0 && (fds[0].revents & (POLLHUP | POLLERR)) && !(fds[0].revents & POLLIN)) break;  // tty gone
