@@ -30,8 +30,7 @@ inline const Service kServices[] = {
     {"auth", 170, 4.0, "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = 'app' AND %d > 0"},
     {"orders", 210, 4.0,
      "BEGIN; INSERT INTO public.load_orders(item, amount) VALUES (%d, 10);"
-     " UPDATE public.load_items SET stock = stock - 1 WHERE id = (SELECT max(item) FROM"
-     " (SELECT %d AS item) s); COMMIT"},
+     " UPDATE public.load_items SET stock = stock - 1 WHERE id = %d; COMMIT"},
     {"payments", 130, 4.0,
      "BEGIN; INSERT INTO public.load_payments(order_ref, amount) VALUES (%d, 10); COMMIT"},
     {"inventory", 170, 3.0, "SELECT stock FROM public.load_items WHERE id = %d"},
