@@ -215,9 +215,8 @@ Result Connection::exec_cached(const char* sql, std::span<const Param> params, c
       if (!PQsendPrepare(conn_, name.c_str(), sql, a.count(), a.types.data()))
         throw ConnectionError(detail::trimmed(PQerrorMessage(conn_)), "08006");
       read_results(options);  // throws when it cannot be prepared: nothing is cached
-      cache.add(key, std::move(name));
+      entry = &cache.add(key, std::move(name));
       ++cache.counters().misses;
-      entry = cache.find(key);
     }
     ++uses_;
     if (!PQsendQueryPrepared(conn_, entry->name.c_str(), a.count(), a.values.data(), a.lengths.data(),
