@@ -13,4 +13,8 @@ namespace usher::detail {
 // itself (connection lost), or none, has only its message (libpq's, one line).
 ErrorFields fields_of(PGconn* conn, const PGresult* res);
 
+// Throws the error of `res` (or of the connection when null) as its member of the
+// hierarchy (ConnectionError when the connection is gone), and frees `res`.
+[[noreturn]] void throw_for(PGconn* conn, PGresult* res);
+
 }  // namespace usher::detail

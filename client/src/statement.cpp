@@ -41,18 +41,6 @@ std::string libpq_message(const char* text) {
 }
 
 
-// Throws the error of `res` (or of the connection when null) as its member of the
-// hierarchy, and frees `res`.
-[[noreturn]] void throw_for(PGconn* conn, PGresult* res) {
-  ErrorFields f = detail::fields_of(conn, res);
-  PQclear(res);
-  // Errors libpq makes up itself (connection lost) carry no SQLSTATE; a server's code
-  // (57P01 at shutdown, ...) is kept.
-  if (PQstatus(conn) != CONNECTION_OK && f.sqlstate.empty()) f.sqlstate = "08006";
-  if (PQstatus(conn) != CONNECTION_OK && f.sqlstate.starts_with("08")) throw ConnectionError(std::move(f));
-  throw_database_error(std::move(f));
-}
-
 // Text format ends a value at its first NUL: refuse it rather than send less. libpq
 // takes a length as an int.
 void check(const Param& p, std::size_t number) {
@@ -92,6 +80,18 @@ ErrorFields fields_of(PGconn* conn, const PGresult* res) {
   }
   if (f.message.empty()) f.message = libpq_message(PQerrorMessage(conn));
   return f;
+}
+
+// Throws the error of `res` (or of the connection when null) as its member of the
+// hierarchy, and frees `res`.
+[[noreturn]] void throw_for(PGconn* conn, PGresult* res) {
+  ErrorFields f = detail::fields_of(conn, res);
+  PQclear(res);
+  // Errors libpq makes up itself (connection lost) carry no SQLSTATE; a server's code
+  // (57P01 at shutdown, ...) is kept.
+  if (PQstatus(conn) != CONNECTION_OK && f.sqlstate.empty()) f.sqlstate = "08006";
+  if (PQstatus(conn) != CONNECTION_OK && f.sqlstate.starts_with("08")) throw ConnectionError(std::move(f));
+  throw_database_error(std::move(f));
 }
 
 ParamArrays::ParamArrays(std::span<const Param> params) {
@@ -335,7 +335,7 @@ Result Connection::exec_params(const char* sql, std::span<const Param> params,
     sent = PQsendQueryParams(conn_, sql, a.count(), a.types.data(), a.values.data(),
                              a.lengths.data(), a.formats.data(), 0);
   }
-  if (!sent) throw_for(conn_, nullptr);
+  if (!sent) detail::throw_for(conn_, nullptr);
   return read_results(options);
 }
 
@@ -376,7 +376,7 @@ Result Connection::read_results(const ExecOptions& options, std::span<Result> pi
   if (reader.stopped()) return std::move(reader.last());  // in the COPY state asked for
   PGresult* error = reader.release_error();
   if (error && mode.failed_statement) *mode.failed_statement = reader.failed_statement();
-  if (PQstatus(conn_) != CONNECTION_OK) throw_for(conn_, error);  // ConnectionError
+  if (PQstatus(conn_) != CONNECTION_OK) detail::throw_for(conn_, error);  // ConnectionError
   if (!pipelined.empty() && (!reader.synced() || !PQexitPipelineMode(conn_))) {
     PQclear(error);
     close();  // a pipeline that did not end: not usable again
@@ -396,7 +396,7 @@ Result Connection::read_results(const ExecOptions& options, std::span<Result> pi
         throw QueryCanceled(what, std::move(f));
       }
     }
-    throw_for(conn_, error);
+    detail::throw_for(conn_, error);
   }
   return std::move(reader.last());
 }
@@ -421,7 +421,7 @@ void Connection::start_copy(const std::string& sql, int direction) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   ++uses_;
   if (!PQsendQueryParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0))
-    throw_for(conn_, nullptr);
+    detail::throw_for(conn_, nullptr);
   Result started = read_results(ExecOptions{}, {}, detail::ReadMode{direction});
   ExecStatusType want = direction == 1 ? PGRES_COPY_IN : PGRES_COPY_OUT;
   if (started.native() && PQresultStatus(started.native()) == want) return;

@@ -9,8 +9,8 @@
 #include <cctype>
 #include <utility>
 
+#include "error_fields.hpp"
 #include "param_arrays.hpp"
-#include "wait.hpp"
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
 
@@ -142,7 +142,7 @@ StatementCacheStats Connection::statement_cache_stats() const {
 void Connection::exec_internal(const char* sql, const ExecOptions& options) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   if (!PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0))
-    throw ConnectionError(detail::trimmed(PQerrorMessage(conn_)), "08006");
+    detail::throw_for(conn_, nullptr);
   read_results(options);
 }
 
@@ -153,7 +153,7 @@ void Connection::prepare(const std::string& name, const std::string& sql) {
   bool unnamed = statements_->config().mode == StatementCaching::unnamed;
   // Unnamed: the server parses the text (so a mistake shows here) and forgets it.
   if (!PQsendPrepare(conn_, unnamed ? "" : name.c_str(), sql.c_str(), 0, nullptr))
-    throw ConnectionError(detail::trimmed(PQerrorMessage(conn_)), "08006");
+    detail::throw_for(conn_, nullptr);
   auto& named = statements_->named();
   auto old = named.find(name);
   if (old != named.end()) old->second.on_server = false;  // a failed re-PREPARE leaves none
@@ -175,14 +175,14 @@ Result Connection::exec_prepared_params(const std::string& name, std::span<const
     auto& statement = statements_->named()[name];
     if (!statement.on_server) {
       if (!PQsendPrepare(conn_, name.c_str(), statement.sql.c_str(), 0, nullptr))
-        throw ConnectionError(detail::trimmed(PQerrorMessage(conn_)), "08006");
+        detail::throw_for(conn_, nullptr);
       read_results(options);
       statement.on_server = true;
     }
     ++uses_;
     if (!PQsendQueryPrepared(conn_, name.c_str(), a.count(), a.values.data(), a.lengths.data(),
                              a.formats.data(), 0))
-      throw ConnectionError(detail::trimmed(PQerrorMessage(conn_)), "08006");
+      detail::throw_for(conn_, nullptr);
     try {
       return read_results(options);
     } catch (const Error& e) {
@@ -213,16 +213,15 @@ Result Connection::exec_cached(const char* sql, std::span<const Param> params, c
       ++uses_;
       std::string name = cache.next_name();
       if (!PQsendPrepare(conn_, name.c_str(), sql, a.count(), a.types.data()))
-        throw ConnectionError(detail::trimmed(PQerrorMessage(conn_)), "08006");
+        detail::throw_for(conn_, nullptr);
       read_results(options);  // throws when it cannot be prepared: nothing is cached
-      cache.add(key, std::move(name));
+      entry = &cache.add(key, std::move(name));
       ++cache.counters().misses;
-      entry = cache.find(key);
     }
     ++uses_;
     if (!PQsendQueryPrepared(conn_, entry->name.c_str(), a.count(), a.values.data(), a.lengths.data(),
                              a.formats.data(), 0))
-      throw ConnectionError(detail::trimmed(PQerrorMessage(conn_)), "08006");
+      detail::throw_for(conn_, nullptr);
     try {
       return read_results(options);
     } catch (const Error& e) {

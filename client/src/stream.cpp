@@ -90,15 +90,7 @@ std::size_t Connection::stream_params(const std::string& sql, std::span<const Pa
     PQclear(error);  // the cancel's 57014, most likely
     std::rethrow_exception(failure);
   }
-  if (error || PQstatus(conn_) != CONNECTION_OK) {
-    ErrorFields f = detail::fields_of(conn_, error);
-    PQclear(error);
-    if (PQstatus(conn_) != CONNECTION_OK) {
-      if (f.sqlstate.empty()) f.sqlstate = "08006";
-      if (f.sqlstate.starts_with("08")) throw ConnectionError(std::move(f));
-    }
-    throw_database_error(std::move(f));
-  }
+  if (error || PQstatus(conn_) != CONNECTION_OK) detail::throw_for(conn_, error);
   return rows;
 }
 

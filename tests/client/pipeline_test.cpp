@@ -3,6 +3,12 @@
 // the batch rolled back, and the connection usable (out of pipeline mode) after it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <cstdio>
+#include <functional>
+#include <stdexcept>
+#include <string_view>
 
 #include "test_support.hpp"
 
@@ -12,6 +18,31 @@ namespace {
 using ::testing::HasSubstr;
 
 using PipelineTest = ConnectionFixture;
+
+// The Parse messages sent on `conn` while `run` runs (libpq's protocol trace).
+int parses_sent(Connection& conn, const std::function<void()>& run) {
+  std::FILE* trace = std::tmpfile();
+  if (!trace) throw std::runtime_error("tmpfile() failed");
+  PQtrace(conn.native(), trace);
+  PQsetTraceFlags(conn.native(), PQTRACE_SUPPRESS_TIMESTAMPS);
+  try {
+    run();
+  } catch (...) {
+    PQuntrace(conn.native());
+    std::fclose(trace);
+    throw;
+  }
+  PQuntrace(conn.native());
+  std::rewind(trace);
+  int n = 0;
+  char line[4096];
+  while (std::fgets(line, sizeof line, trace)) {
+    std::string_view l(line);
+    if (l.starts_with("F\t") && l.find("\tParse\t") != std::string_view::npos) ++n;
+  }
+  std::fclose(trace);
+  return n;
+}
 
 TEST_F(PipelineTest, EveryStatementsResultInOrder) {
   conn.exec("CREATE TEMP TABLE p (id int PRIMARY KEY, body text)");
@@ -81,7 +112,9 @@ TEST_F(PipelineTest, RepeatedTextsAreParsedOnceAndTheirErrorsNamedRight) {
   for (int i = 0; i < 3; ++i) mixed.add("SELECT $1::int", i);
   mixed.add("SELECT $1::text || 'x'", "a");
   for (int i = 3; i < 5; ++i) mixed.add("SELECT $1::int", i);
-  auto r = conn.exec_pipeline(mixed);
+  std::vector<Result> r;
+  // Six statements, three runs of one text: three Parses.
+  EXPECT_EQ(parses_sent(conn, [&] { r = conn.exec_pipeline(mixed); }), 3);
   ASSERT_EQ(r.size(), 6u);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(r[i].scalar<int>(), i);
   EXPECT_EQ(r[3].scalar<std::string>(), "ax");
