@@ -132,8 +132,6 @@ ClusterCore::ClusterCore(ClusterConfig c) : config(std::move(c)) {
   }
   for (const auto& hp : hosts) {
     auto node = std::make_unique<ClusterNode>();
-    node->host = hp.host;
-    node->port = hp.port;
     node->endpoint = hp.port.empty() ? hp.host : fmt::format("{}:{}", hp.host, hp.port);
     PoolConfig pc = config.pool;
     pc.name = fmt::format("{}@{}", config.pool.name, node->endpoint);
@@ -295,7 +293,7 @@ void ClusterCore::choose_primary() {
 // Time lag: a standby at replay position R has been behind since the first sample of the
 // primary's flush position above R (it has been missing WAL the primary had since then);
 // none above R: caught up. Bytes: the latest sample minus R.
-void ClusterCore::update_lag(Clock::time_point) {
+void ClusterCore::update_lag() {
   int p = primary.load();
   if (p >= 0) {
     auto& n = *nodes[p];
@@ -328,7 +326,7 @@ void ClusterCore::update_lag(Clock::time_point) {
 void ClusterCore::round() {
   for (auto& n : nodes) probe(*n);
   choose_primary();
-  update_lag(Clock::now());
+  update_lag();
 }
 
 Cluster::Use ClusterCore::lease_on(std::size_t index, Clock::time_point deadline,
@@ -336,7 +334,6 @@ Cluster::Use ClusterCore::lease_on(std::size_t index, Clock::time_point deadline
   auto& n = *nodes[index];
   Cluster::Use use;
   use.lease = n.pool->acquire(deadline, where);
-  use.node = index;
   use.outstanding = &n.outstanding;
   ++n.outstanding;
   return use;
@@ -347,13 +344,12 @@ Cluster::Use ClusterCore::lease_on(std::size_t index, Clock::time_point deadline
 // --- Cluster -------------------------------------------------------------------------
 
 Cluster::Use::Use(Use&& o) noexcept
-    : lease(std::move(o.lease)), node(o.node), outstanding(std::exchange(o.outstanding, nullptr)) {}
+    : lease(std::move(o.lease)), outstanding(std::exchange(o.outstanding, nullptr)) {}
 
 Cluster::Use& Cluster::Use::operator=(Use&& o) noexcept {
   if (this != &o) {
     if (outstanding) --*outstanding;
     lease = std::move(o.lease);
-    node = o.node;
     outstanding = std::exchange(o.outstanding, nullptr);
   }
   return *this;
@@ -498,7 +494,6 @@ Cluster::Use Cluster::ReadRoute::next() {
   auto now = Clock::now();
   const bool causal = opts_.consistency == Consistency::causal && opts_.after;
   if (opts_.consistency != Consistency::primary) {
-    std::string skipped;
     for (;;) {
       int best = -1;
       bool best_caught_up = false;

@@ -36,7 +36,6 @@ std::optional<Lsn> replay_position(Connection& conn);
 
 struct ClusterNode {
   std::string endpoint;  // "host:port"
-  std::string host, port;
   std::unique_ptr<Pool> pool;
 
   std::atomic<int> role{static_cast<int>(NodeRole::unknown)};
@@ -92,7 +91,7 @@ class ClusterCore {
   void health_loop();
   void round();
   void probe(ClusterNode& node);
-  void update_lag(Cluster::Clock::time_point now);
+  void update_lag();
   void choose_primary();
 
   std::mutex mu_;

@@ -195,7 +195,6 @@ class Cluster {
     Use& operator=(Use&&) noexcept;
     ~Use();
     Lease lease;
-    std::size_t node = 0;
     std::atomic<int>* outstanding = nullptr;
   };
   class ReadRoute;
