@@ -499,20 +499,9 @@ Cluster::Use Cluster::ReadRoute::next() {
       bool best_caught_up = false;
       int best_load = 0;
       for (std::size_t i = 0; i < core_.nodes.size(); ++i) {
+        if (skip_reason(i, now, causal)) continue;
         auto& n = *core_.nodes[i];
-        if (tried_ & (std::uint64_t(1) << i)) continue;
-        if (!n.healthy || n.current_role() != NodeRole::standby ||
-            static_cast<int>(i) == core_.primary.load())
-          continue;
-        if ((opts_.max_lag_bytes || opts_.max_lag_time) && !n.lag_known) continue;
-        if (opts_.max_lag_bytes && n.lag_bytes > *opts_.max_lag_bytes) continue;
-        if (opts_.max_lag_time) {
-          auto since = n.behind_since.load();
-          if (since != 0 && now - Clock::time_point(Clock::duration(since)) > *opts_.max_lag_time)
-            continue;
-        }
         bool caught_up = !causal || Lsn{n.lsn} >= opts_.after;
-        if (causal && !caught_up && causal_waited_) continue;
         int load = n.outstanding;
         if (best < 0 || (caught_up && !best_caught_up) ||
             (caught_up == best_caught_up && load < best_load)) {
@@ -552,10 +541,17 @@ Cluster::Use Cluster::ReadRoute::next() {
       ++n.reads;
       return use;
     }
-    if (opts_.fallback == ReadFallback::fail)
-      throw NoReplica(fmt::format("cluster {}: no replica qualifies for this read{}",
+    if (opts_.fallback == ReadFallback::fail) {
+      std::string why;
+      for (std::size_t i = 0; i < core_.nodes.size(); ++i) {
+        const char* reason = skip_reason(i, now, causal);
+        why += fmt::format("; {}: {}", core_.nodes[i]->endpoint, reason ? reason : "qualifies now");
+      }
+      throw NoReplica(fmt::format("cluster {}: no replica qualifies for this read{}{}",
                                   core_.config.pool.name,
-                                  causal ? fmt::format(" (causal after {})", opts_.after.to_string()) : ""));
+                                  causal ? fmt::format(" (causal after {})", opts_.after.to_string()) : "",
+                                  why));
+    }
   }
   if (primary_tried_)
     throw NoPrimary(fmt::format("cluster {}: the read failed on every node", core_.config.pool.name), "08000");
@@ -569,6 +565,25 @@ Cluster::Use Cluster::ReadRoute::next() {
   Use use = core_.lease_on(static_cast<std::size_t>(p), Clock::now() + n.pool->config().acquire_timeout, where_);
   ++n.reads;
   return use;
+}
+
+const char* Cluster::ReadRoute::skip_reason(std::size_t i, Clock::time_point now, bool causal) const {
+  const auto& n = *core_.nodes[i];
+  if (static_cast<int>(i) == core_.primary.load()) return "the primary";
+  if (!n.healthy) return "unhealthy";
+  if (n.current_role() != NodeRole::standby) return "not a standby";
+  if (tried_ & (std::uint64_t(1) << i))
+    return "tried for this read (no connection, or the token not replayed within causal_wait)";
+  if ((opts_.max_lag_bytes || opts_.max_lag_time) && !n.lag_known) return "lag not known yet";
+  if (opts_.max_lag_bytes && n.lag_bytes > *opts_.max_lag_bytes) return "behind by more than max_lag_bytes";
+  if (opts_.max_lag_time) {
+    auto since = n.behind_since.load();
+    if (since != 0 && now - Clock::time_point(Clock::duration(since)) > *opts_.max_lag_time)
+      return "behind for longer than max_lag_time";
+  }
+  if (causal && causal_waited_ && Lsn{n.lsn} < opts_.after)
+    return "has not replayed the token (and another replica had causal_wait already)";
+  return nullptr;
 }
 
 void Cluster::ReadRoute::failed() {

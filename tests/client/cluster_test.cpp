@@ -202,6 +202,17 @@ TEST_F(ClusterTest, ACausalReadNeverMissesItsSessionsWrite) {
     return std::pair(in_recovery(c), c.exec("SELECT count(*) FROM cluster_t WHERE id = 7").scalar<long>());
   };
   EXPECT_EQ(s.read(seen), std::pair(false, 1L));
+  // Replicas only: NoReplica, saying why each node was passed over.
+  ReadOptions replica_only = config.read;
+  replica_only.fallback = ReadFallback::fail;
+  try {
+    s.read(seen, replica_only);
+    ADD_FAILURE() << "no NoReplica";
+  } catch (const NoReplica& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find(endpoint("USHER_TEST_STANDBY_PORT") + ": tried for this read"), std::string::npos) << what;
+    EXPECT_NE(what.find(endpoint("USHER_TEST_PRIMARY_PORT") + ": the primary"), std::string::npos) << what;
+  }
   EXPECT_EQ(cluster.read(seen), std::pair(true, 0L));  // no token: stale, as expected
   standby.exec("SELECT pg_catalog.pg_wal_replay_resume()");
   ASSERT_TRUE(eventually([&] { return s.read(seen).first; }));

@@ -215,6 +215,9 @@ class Cluster::ReadRoute {
   void failed();
 
  private:
+  // Why node `i` cannot take this read now (the NoReplica message); nullptr: it can.
+  const char* skip_reason(std::size_t i, Clock::time_point now, bool causal) const;
+
   detail::ClusterCore& core_;
   const ReadOptions& opts_;
   std::source_location where_;
