@@ -413,8 +413,10 @@ CausalToken Cluster::current_token(std::source_location where) {
     std::size_t node = 0;
     try {
       node = route.primary();
-      Use use = route.lease(node);
-      return detail::read_token(*use.lease);  // a read: safe to ask again elsewhere
+      // Not one of the node's writes: a read, safe to ask again elsewhere.
+      auto& n = *core_->nodes[node];
+      Use use = core_->lease_on(node, Clock::now() + n.pool->config().acquire_timeout, where);
+      return detail::read_token(*use.lease);
     } catch (const Error&) {
       route.failed(node, false);
     }
@@ -446,6 +448,15 @@ std::size_t Cluster::WriteRoute::primary() {
 Cluster::Use Cluster::WriteRoute::lease(std::size_t p) {
   auto& n = *core_.nodes[p];
   Use use = core_.lease_on(p, Clock::now() + n.pool->config().acquire_timeout, where_);
+  ++n.writes;
+  return use;
+}
+
+Cluster::Use Cluster::WriteRoute::count(std::size_t p) {
+  auto& n = *core_.nodes[p];
+  Use use;
+  use.outstanding = &n.outstanding;
+  ++n.outstanding;
   ++n.writes;
   return use;
 }

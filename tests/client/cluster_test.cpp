@@ -75,6 +75,9 @@ TEST_F(ClusterTest, FindsTheRolesAndRoutesReadsToTheStandbyWritesToThePrimary) {
   EXPECT_TRUE(nodes[1].healthy);
   EXPECT_FALSE(cluster.write([](Connection& c) { return in_recovery(c); }));
   EXPECT_FALSE(cluster.transaction([](Connection& c) { return in_recovery(c); }));
+  EXPECT_EQ(cluster.nodes()[0].writes, 2u);  // the write and the transaction
+  cluster.current_token();                   // a read of the primary's position: not a write
+  EXPECT_EQ(cluster.nodes()[0].writes, 2u);
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(cluster.read([](Connection& c) { return in_recovery(c); }));
   ReadOptions strong;
   strong.consistency = Consistency::primary;
