@@ -329,11 +329,11 @@ void ClusterCore::round() {
   update_lag();
 }
 
-Cluster::Use ClusterCore::lease_on(std::size_t index, Clock::time_point deadline,
+Cluster::Use ClusterCore::lease_on(std::size_t index, std::optional<Clock::time_point> deadline,
                                    std::source_location where) {
   auto& n = *nodes[index];
   Cluster::Use use;
-  use.lease = n.pool->acquire(deadline, where);
+  use.lease = deadline ? n.pool->acquire(*deadline, where) : n.pool->acquire(where);
   use.outstanding = &n.outstanding;
   ++n.outstanding;
   return use;
@@ -414,8 +414,7 @@ CausalToken Cluster::current_token(std::source_location where) {
     try {
       node = route.primary();
       // Not one of the node's writes: a read, safe to ask again elsewhere.
-      auto& n = *core_->nodes[node];
-      Use use = core_->lease_on(node, Clock::now() + n.pool->config().acquire_timeout, where);
+      Use use = core_->lease_on(node, std::nullopt, where);
       return detail::read_token(*use.lease);
     } catch (const Error&) {
       route.failed(node, false);
@@ -446,9 +445,8 @@ std::size_t Cluster::WriteRoute::primary() {
 }
 
 Cluster::Use Cluster::WriteRoute::lease(std::size_t p) {
-  auto& n = *core_.nodes[p];
-  Use use = core_.lease_on(p, Clock::now() + n.pool->config().acquire_timeout, where_);
-  ++n.writes;
+  Use use = core_.lease_on(p, std::nullopt, where_);
+  ++core_.nodes[p]->writes;
   return use;
 }
 
@@ -572,9 +570,8 @@ Cluster::Use Cluster::ReadRoute::next() {
     throw NoPrimary(fmt::format("cluster {}: no replica qualifies and no primary is known",
                                 core_.config.pool.name), "08000");
   current_ = p;
-  auto& n = *core_.nodes[p];
-  Use use = core_.lease_on(static_cast<std::size_t>(p), Clock::now() + n.pool->config().acquire_timeout, where_);
-  ++n.reads;
+  Use use = core_.lease_on(static_cast<std::size_t>(p), std::nullopt, where_);
+  ++core_.nodes[p]->reads;
   return use;
 }
 

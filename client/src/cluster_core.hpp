@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,7 +85,8 @@ class ClusterCore {
   void mark_failed(std::size_t node, const std::string& why);
   // Waits until a primary is known or `until`; returns its index or -1.
   int wait_for_primary(Cluster::Clock::time_point until);
-  Cluster::Use lease_on(std::size_t node, Cluster::Clock::time_point deadline,
+  // A lease on `node` within `deadline` (nullopt: its pool's acquire_timeout).
+  Cluster::Use lease_on(std::size_t node, std::optional<Cluster::Clock::time_point> deadline,
                         std::source_location where);
 
  private:
