@@ -388,10 +388,7 @@ std::vector<ClusterNodeStatus> Cluster::nodes() const {
     s.lsn = Lsn{n.lsn};
     if (n.lag_known) {
       s.lag_bytes = n.lag_bytes.load();
-      auto since = n.behind_since.load();
-      s.lag_time = since == 0 ? milliseconds(0)
-                              : std::chrono::duration_cast<milliseconds>(
-                                    now - Clock::time_point(Clock::duration(since)));
+      s.lag_time = std::chrono::duration_cast<milliseconds>(n.behind_for(now));
     }
     s.replay_paused = n.replay_paused;
     s.probe_extension = n.probe_extension;
@@ -584,11 +581,8 @@ const char* Cluster::ReadRoute::skip_reason(std::size_t i, Clock::time_point now
     return "tried for this read (no connection, or the token not replayed within causal_wait)";
   if ((opts_.max_lag_bytes || opts_.max_lag_time) && !n.lag_known) return "lag not known yet";
   if (opts_.max_lag_bytes && n.lag_bytes > *opts_.max_lag_bytes) return "behind by more than max_lag_bytes";
-  if (opts_.max_lag_time) {
-    auto since = n.behind_since.load();
-    if (since != 0 && now - Clock::time_point(Clock::duration(since)) > *opts_.max_lag_time)
-      return "behind for longer than max_lag_time";
-  }
+  if (opts_.max_lag_time && n.behind_for(now) > *opts_.max_lag_time)
+    return "behind for longer than max_lag_time";
   if (causal && causal_waited_ && Lsn{n.lsn} < opts_.after)
     return "has not replayed the token (and another replica had causal_wait already)";
   return nullptr;

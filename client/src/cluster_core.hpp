@@ -60,6 +60,12 @@ struct ClusterNode {
   std::string last_error;
 
   NodeRole current_role() const noexcept { return static_cast<NodeRole>(role.load()); }
+  // How long this standby has been behind at `now` (zero: caught up).
+  Cluster::Clock::duration behind_for(Cluster::Clock::time_point now) const noexcept {
+    auto since = behind_since.load();
+    return since == 0 ? Cluster::Clock::duration::zero()
+                      : now - Cluster::Clock::time_point(Cluster::Clock::duration(since));
+  }
   void set_error(std::string e) {
     std::lock_guard lk(error_mu);
     last_error = std::move(e);
