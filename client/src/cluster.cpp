@@ -132,8 +132,6 @@ ClusterCore::ClusterCore(ClusterConfig c) : config(std::move(c)) {
   }
   for (const auto& hp : hosts) {
     auto node = std::make_unique<ClusterNode>();
-    node->host = hp.host;
-    node->port = hp.port;
     node->endpoint = hp.port.empty() ? hp.host : fmt::format("{}:{}", hp.host, hp.port);
     PoolConfig pc = config.pool;
     pc.name = fmt::format("{}@{}", config.pool.name, node->endpoint);
@@ -295,7 +293,7 @@ void ClusterCore::choose_primary() {
 // Time lag: a standby at replay position R has been behind since the first sample of the
 // primary's flush position above R (it has been missing WAL the primary had since then);
 // none above R: caught up. Bytes: the latest sample minus R.
-void ClusterCore::update_lag(Clock::time_point) {
+void ClusterCore::update_lag() {
   int p = primary.load();
   if (p >= 0) {
     auto& n = *nodes[p];
@@ -328,15 +326,14 @@ void ClusterCore::update_lag(Clock::time_point) {
 void ClusterCore::round() {
   for (auto& n : nodes) probe(*n);
   choose_primary();
-  update_lag(Clock::now());
+  update_lag();
 }
 
-Cluster::Use ClusterCore::lease_on(std::size_t index, Clock::time_point deadline,
+Cluster::Use ClusterCore::lease_on(std::size_t index, std::optional<Clock::time_point> deadline,
                                    std::source_location where) {
   auto& n = *nodes[index];
   Cluster::Use use;
-  use.lease = n.pool->acquire(deadline, where);
-  use.node = index;
+  use.lease = deadline ? n.pool->acquire(*deadline, where) : n.pool->acquire(where);
   use.outstanding = &n.outstanding;
   ++n.outstanding;
   return use;
@@ -347,13 +344,12 @@ Cluster::Use ClusterCore::lease_on(std::size_t index, Clock::time_point deadline
 // --- Cluster -------------------------------------------------------------------------
 
 Cluster::Use::Use(Use&& o) noexcept
-    : lease(std::move(o.lease)), node(o.node), outstanding(std::exchange(o.outstanding, nullptr)) {}
+    : lease(std::move(o.lease)), outstanding(std::exchange(o.outstanding, nullptr)) {}
 
 Cluster::Use& Cluster::Use::operator=(Use&& o) noexcept {
   if (this != &o) {
     if (outstanding) --*outstanding;
     lease = std::move(o.lease);
-    node = o.node;
     outstanding = std::exchange(o.outstanding, nullptr);
   }
   return *this;
@@ -392,10 +388,7 @@ std::vector<ClusterNodeStatus> Cluster::nodes() const {
     s.lsn = Lsn{n.lsn};
     if (n.lag_known) {
       s.lag_bytes = n.lag_bytes.load();
-      auto since = n.behind_since.load();
-      s.lag_time = since == 0 ? milliseconds(0)
-                              : std::chrono::duration_cast<milliseconds>(
-                                    now - Clock::time_point(Clock::duration(since)));
+      s.lag_time = std::chrono::duration_cast<milliseconds>(n.behind_for(now));
     }
     s.replay_paused = n.replay_paused;
     s.probe_extension = n.probe_extension;
@@ -417,8 +410,9 @@ CausalToken Cluster::current_token(std::source_location where) {
     std::size_t node = 0;
     try {
       node = route.primary();
-      Use use = route.lease(node);
-      return detail::read_token(*use.lease);  // a read: safe to ask again elsewhere
+      // Not one of the node's writes: a read, safe to ask again elsewhere.
+      Use use = core_->lease_on(node, std::nullopt, where);
+      return detail::read_token(*use.lease);
     } catch (const Error&) {
       route.failed(node, false);
     }
@@ -448,8 +442,16 @@ std::size_t Cluster::WriteRoute::primary() {
 }
 
 Cluster::Use Cluster::WriteRoute::lease(std::size_t p) {
+  Use use = core_.lease_on(p, std::nullopt, where_);
+  ++core_.nodes[p]->writes;
+  return use;
+}
+
+Cluster::Use Cluster::WriteRoute::count(std::size_t p) {
   auto& n = *core_.nodes[p];
-  Use use = core_.lease_on(p, Clock::now() + n.pool->config().acquire_timeout, where_);
+  Use use;
+  use.outstanding = &n.outstanding;
+  ++n.outstanding;
   ++n.writes;
   return use;
 }
@@ -498,26 +500,14 @@ Cluster::Use Cluster::ReadRoute::next() {
   auto now = Clock::now();
   const bool causal = opts_.consistency == Consistency::causal && opts_.after;
   if (opts_.consistency != Consistency::primary) {
-    std::string skipped;
     for (;;) {
       int best = -1;
       bool best_caught_up = false;
       int best_load = 0;
       for (std::size_t i = 0; i < core_.nodes.size(); ++i) {
+        if (skip_reason(i, now, causal)) continue;
         auto& n = *core_.nodes[i];
-        if (tried_ & (std::uint64_t(1) << i)) continue;
-        if (!n.healthy || n.current_role() != NodeRole::standby ||
-            static_cast<int>(i) == core_.primary.load())
-          continue;
-        if ((opts_.max_lag_bytes || opts_.max_lag_time) && !n.lag_known) continue;
-        if (opts_.max_lag_bytes && n.lag_bytes > *opts_.max_lag_bytes) continue;
-        if (opts_.max_lag_time) {
-          auto since = n.behind_since.load();
-          if (since != 0 && now - Clock::time_point(Clock::duration(since)) > *opts_.max_lag_time)
-            continue;
-        }
         bool caught_up = !causal || Lsn{n.lsn} >= opts_.after;
-        if (causal && !caught_up && causal_waited_) continue;
         int load = n.outstanding;
         if (best < 0 || (caught_up && !best_caught_up) ||
             (caught_up == best_caught_up && load < best_load)) {
@@ -557,10 +547,17 @@ Cluster::Use Cluster::ReadRoute::next() {
       ++n.reads;
       return use;
     }
-    if (opts_.fallback == ReadFallback::fail)
-      throw NoReplica(fmt::format("cluster {}: no replica qualifies for this read{}",
+    if (opts_.fallback == ReadFallback::fail) {
+      std::string why;
+      for (std::size_t i = 0; i < core_.nodes.size(); ++i) {
+        const char* reason = skip_reason(i, now, causal);
+        why += fmt::format("; {}: {}", core_.nodes[i]->endpoint, reason ? reason : "qualifies now");
+      }
+      throw NoReplica(fmt::format("cluster {}: no replica qualifies for this read{}{}",
                                   core_.config.pool.name,
-                                  causal ? fmt::format(" (causal after {})", opts_.after.to_string()) : ""));
+                                  causal ? fmt::format(" (causal after {})", opts_.after.to_string()) : "",
+                                  why));
+    }
   }
   if (primary_tried_)
     throw NoPrimary(fmt::format("cluster {}: the read failed on every node", core_.config.pool.name), "08000");
@@ -570,10 +567,25 @@ Cluster::Use Cluster::ReadRoute::next() {
     throw NoPrimary(fmt::format("cluster {}: no replica qualifies and no primary is known",
                                 core_.config.pool.name), "08000");
   current_ = p;
-  auto& n = *core_.nodes[p];
-  Use use = core_.lease_on(static_cast<std::size_t>(p), Clock::now() + n.pool->config().acquire_timeout, where_);
-  ++n.reads;
+  Use use = core_.lease_on(static_cast<std::size_t>(p), std::nullopt, where_);
+  ++core_.nodes[p]->reads;
   return use;
+}
+
+const char* Cluster::ReadRoute::skip_reason(std::size_t i, Clock::time_point now, bool causal) const {
+  const auto& n = *core_.nodes[i];
+  if (static_cast<int>(i) == core_.primary.load()) return "the primary";
+  if (!n.healthy) return "unhealthy";
+  if (n.current_role() != NodeRole::standby) return "not a standby";
+  if (tried_ & (std::uint64_t(1) << i))
+    return "tried for this read (no connection, or the token not replayed within causal_wait)";
+  if ((opts_.max_lag_bytes || opts_.max_lag_time) && !n.lag_known) return "lag not known yet";
+  if (opts_.max_lag_bytes && n.lag_bytes > *opts_.max_lag_bytes) return "behind by more than max_lag_bytes";
+  if (opts_.max_lag_time && n.behind_for(now) > *opts_.max_lag_time)
+    return "behind for longer than max_lag_time";
+  if (causal && causal_waited_ && Lsn{n.lsn} < opts_.after)
+    return "has not replayed the token (and another replica had causal_wait already)";
+  return nullptr;
 }
 
 void Cluster::ReadRoute::failed() {

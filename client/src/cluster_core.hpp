@@ -8,6 +8,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,7 +37,6 @@ std::optional<Lsn> replay_position(Connection& conn);
 
 struct ClusterNode {
   std::string endpoint;  // "host:port"
-  std::string host, port;
   std::unique_ptr<Pool> pool;
 
   std::atomic<int> role{static_cast<int>(NodeRole::unknown)};
@@ -60,6 +60,12 @@ struct ClusterNode {
   std::string last_error;
 
   NodeRole current_role() const noexcept { return static_cast<NodeRole>(role.load()); }
+  // How long this standby has been behind at `now` (zero: caught up).
+  Cluster::Clock::duration behind_for(Cluster::Clock::time_point now) const noexcept {
+    auto since = behind_since.load();
+    return since == 0 ? Cluster::Clock::duration::zero()
+                      : now - Cluster::Clock::time_point(Cluster::Clock::duration(since));
+  }
   void set_error(std::string e) {
     std::lock_guard lk(error_mu);
     last_error = std::move(e);
@@ -85,14 +91,15 @@ class ClusterCore {
   void mark_failed(std::size_t node, const std::string& why);
   // Waits until a primary is known or `until`; returns its index or -1.
   int wait_for_primary(Cluster::Clock::time_point until);
-  Cluster::Use lease_on(std::size_t node, Cluster::Clock::time_point deadline,
+  // A lease on `node` within `deadline` (nullopt: its pool's acquire_timeout).
+  Cluster::Use lease_on(std::size_t node, std::optional<Cluster::Clock::time_point> deadline,
                         std::source_location where);
 
  private:
   void health_loop();
   void round();
   void probe(ClusterNode& node);
-  void update_lag(Cluster::Clock::time_point now);
+  void update_lag();
   void choose_primary();
 
   std::mutex mu_;

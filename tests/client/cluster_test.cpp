@@ -75,6 +75,9 @@ TEST_F(ClusterTest, FindsTheRolesAndRoutesReadsToTheStandbyWritesToThePrimary) {
   EXPECT_TRUE(nodes[1].healthy);
   EXPECT_FALSE(cluster.write([](Connection& c) { return in_recovery(c); }));
   EXPECT_FALSE(cluster.transaction([](Connection& c) { return in_recovery(c); }));
+  EXPECT_EQ(cluster.nodes()[0].writes, 2u);  // the write and the transaction
+  cluster.current_token();                   // a read of the primary's position: not a write
+  EXPECT_EQ(cluster.nodes()[0].writes, 2u);
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(cluster.read([](Connection& c) { return in_recovery(c); }));
   ReadOptions strong;
   strong.consistency = Consistency::primary;
@@ -202,6 +205,17 @@ TEST_F(ClusterTest, ACausalReadNeverMissesItsSessionsWrite) {
     return std::pair(in_recovery(c), c.exec("SELECT count(*) FROM cluster_t WHERE id = 7").scalar<long>());
   };
   EXPECT_EQ(s.read(seen), std::pair(false, 1L));
+  // Replicas only: NoReplica, saying why each node was passed over.
+  ReadOptions replica_only = config.read;
+  replica_only.fallback = ReadFallback::fail;
+  try {
+    s.read(seen, replica_only);
+    ADD_FAILURE() << "no NoReplica";
+  } catch (const NoReplica& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find(endpoint("USHER_TEST_STANDBY_PORT") + ": tried for this read"), std::string::npos) << what;
+    EXPECT_NE(what.find(endpoint("USHER_TEST_PRIMARY_PORT") + ": the primary"), std::string::npos) << what;
+  }
   EXPECT_EQ(cluster.read(seen), std::pair(true, 0L));  // no token: stale, as expected
   standby.exec("SELECT pg_catalog.pg_wal_replay_resume()");
   ASSERT_TRUE(eventually([&] { return s.read(seen).first; }));

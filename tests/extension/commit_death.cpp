@@ -7,8 +7,10 @@
 //   'before_answer' the transaction is committed, then the connection's sending half is
 //                   shut down before the COMMIT's answer: the client sees the end of the
 //                   connection and no answer at all.
+//   'before_commit' FATAL 57P01 at XACT_EVENT_PRE_COMMIT: the connection ends during
+//                   COMMIT and the transaction rolls back (no commit record).
 //
-// Either way the commit itself is complete (the callback runs at XACT_EVENT_COMMIT, after
+// In the first two the commit itself is complete (the callback runs at XACT_EVENT_COMMIT, after
 // the commit record and the clog): no abort is attempted (that would PANIC). An aborted
 // transaction disarms it. Plain C frames only: the callback and the function body hold
 // no C++ object across a PostgreSQL call.

@@ -195,7 +195,6 @@ class Cluster {
     Use& operator=(Use&&) noexcept;
     ~Use();
     Lease lease;
-    std::size_t node = 0;
     std::atomic<int>* outstanding = nullptr;
   };
   class ReadRoute;
@@ -216,6 +215,9 @@ class Cluster::ReadRoute {
   void failed();
 
  private:
+  // Why node `i` cannot take this read now (the NoReplica message); nullptr: it can.
+  const char* skip_reason(std::size_t i, Clock::time_point now, bool causal) const;
+
   detail::ClusterCore& core_;
   const ReadOptions& opts_;
   std::source_location where_;
@@ -233,6 +235,9 @@ class Cluster::WriteRoute {
   std::size_t primary();
   // A lease on `node` (the primary() just found), within the pool's acquire_timeout.
   Use lease(std::size_t node);
+  // For transaction(), whose lease Pool::transaction takes: counts it on `node` (its
+  // writes, and an outstanding lease while the result lives).
+  Use count(std::size_t node);
   // In a catch block: rethrows unless the error shows the node is not (or no longer) a
   // reachable primary and nothing of the work can have committed, with time left.
   void failed(std::size_t node, bool during_fn);
@@ -310,6 +315,7 @@ detail::transaction_result_t<Fn> Cluster::transaction(Fn&& fn, TransactionOption
     std::size_t node = 0;
     try {
       node = route.primary();
+      Use counted = route.count(node);
       return pool(node).transaction(fn, opts, where);
     } catch (const Error&) {
       route.failed(node, false);
