@@ -23,22 +23,13 @@
 
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
+#include "sql_text.hpp"
 #include "wait.hpp"
 
 namespace usher {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A channel as an identifier: double-quoted, its quotes doubled. Never pasted as is.
-std::string quoted_channel(const std::string& channel) {
-  std::string q = "\"";
-  for (char c : channel) {
-    if (c == '"') q += '"';
-    q += c;
-  }
-  return q += '"';
-}
 
 void check_channel(const std::string& channel) {
   if (channel.empty()) throw std::invalid_argument("Listener: a channel name cannot be empty");
@@ -138,12 +129,12 @@ struct Listener::State {
       try {
         for (const auto& ch : want)
           if (!issued.contains(ch)) {
-            conn.exec(opts, "LISTEN " + quoted_channel(ch));
+            conn.exec(opts, "LISTEN " + detail::quote_identifier(ch));
             issued.insert(ch);
           }
         for (auto it = issued.begin(); it != issued.end();)
           if (!want.contains(*it)) {
-            conn.exec(opts, "UNLISTEN " + quoted_channel(*it));
+            conn.exec(opts, "UNLISTEN " + detail::quote_identifier(*it));
             it = issued.erase(it);
           } else {
             ++it;

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "pool_advice_query.hpp"
+#include "sql_text.hpp"
 #include "usher/errors.hpp"
 
 namespace usher {
@@ -30,12 +31,6 @@ std::array<Param, 2> advice_params(std::string_view service, int instances) {
         fmt::format("fetch_pool_advice: instances must be 1 to 100000 (got {})", instances));
   return {Param{std::string(service), type_oids::text},
           Param{std::to_string(instances), type_oids::int4}};
-}
-
-std::string quoted_identifier(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
 }
 
 // The server's fields are kept; what() says what to do.
@@ -67,7 +62,7 @@ std::string quoted_identifier(std::string_view name) {
     throw InsufficientPrivilege(
         fmt::format("role \"{}\" may not read usher.pool_advice(): GRANT pg_monitor TO {} (the "
                     "function reads pg_usher's monitoring views; EXECUTE on it alone is not "
-                    "enough) (server: {})", role, quoted_identifier(role), server),
+                    "enough) (server: {})", role, detail::quote_identifier(role), server),
         e.fields());
   if (sqlstate == "22023")
     throw UnknownService(

@@ -11,6 +11,7 @@
 
 #include "error_fields.hpp"
 #include "param_arrays.hpp"
+#include "sql_text.hpp"
 #include "usher/connection.hpp"
 #include "usher/errors.hpp"
 
@@ -45,15 +46,6 @@ std::string next_word(std::string_view sql, std::size_t& pos) {
 std::string first_word(std::string_view sql) {
   std::size_t pos = 0;
   return next_word(sql, pos);
-}
-
-std::string quote_identifier(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + '"';
 }
 
 bool refused_statement(const Error& e) { return e.sqlstate() == "0A000" || e.sqlstate() == "26000"; }
