@@ -5,14 +5,15 @@
 #include "usher/types.hpp"
 
 namespace usher {
-namespace {
 
-int hex_digit(char c) {
+int detail::hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
+
+namespace {
 
 [[noreturn]] void not_bytea(std::string_view text) {
   throw TypeMismatch("'" + std::string(text.substr(0, 40)) + "' is not bytea text output");

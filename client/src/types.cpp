@@ -94,13 +94,6 @@ int64_t to_int(std::string_view text, const char* what) {
   return v;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 [[noreturn]] void wrong_column(oid column_type, const char* expected) {
   throw TypeMismatch(fmt::format("the column is {}, not {}", server_type_name(column_type), expected));
 }
@@ -153,7 +146,7 @@ Uuid Uuid::parse(std::string_view text) {
   std::size_t n = 0;
   for (std::size_t i = 0; i < t.size(); ++i) {
     if (t[i] == '-' && n % 4 == 0 && n > 0 && i + 1 < t.size()) continue;
-    int v = hex_value(t[i]);
+    int v = detail::hex_digit(t[i]);
     if (v < 0 || n >= 32) throw TypeMismatch(fmt::format("{} is not a uuid", quote(text)));
     u.bytes[n / 2] = static_cast<std::uint8_t>(n % 2 == 0 ? v << 4 : u.bytes[n / 2] | v);
     ++n;
