@@ -7,7 +7,6 @@
 
 #include <charconv>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 
 namespace usher {
@@ -387,9 +386,8 @@ std::vector<std::byte> value_traits<std::vector<std::byte>>::from_text(std::stri
                                                                        oid column_type) {
   if (column_type != type_oids::bytea && column_type != type_oids::unknown)
     wrong_column(column_type, "bytea");
-  std::string raw = detail::decode_bytea(text);
-  std::vector<std::byte> out(raw.size());
-  if (!raw.empty()) std::memcpy(out.data(), raw.data(), raw.size());
+  std::vector<std::byte> out;
+  detail::decode_bytea(text, out);
   return out;
 }
 
