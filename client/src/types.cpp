@@ -7,7 +7,6 @@
 
 #include <charconv>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 
 namespace usher {
@@ -44,16 +43,29 @@ bool read_ymd(std::string_view text, std::size_t& pos, year_month_day& out) {
       !expect(text, pos, '-') || !read_number(text, pos, d, 2, 2))
     return false;
   if (text.ends_with(" BC")) y = 1 - y;  // 1 BC is year 0
+  // The server's dates reach 5874897 AD and its timestamps 294276 AD; std::chrono::year
+  // stops at 32767, and a larger year would wrap into a valid, wrong one.
+  if (y > static_cast<int>(year::max()) || y < static_cast<int>(year::min()))
+    throw TypeMismatch(fmt::format("{} is outside the years std::chrono holds ({} to {})", quote(text),
+                                   static_cast<int>(year::min()), static_cast<int>(year::max())));
   out = year_month_day{year{static_cast<int>(y)}, month{static_cast<unsigned>(m)},
                        day{static_cast<unsigned>(d)}};
   return out.ok();
 }
 
-// "HH:MM:SS[.ffffff]" as microseconds; hours may have any number of digits.
-bool read_time(std::string_view text, std::size_t& pos, microseconds& out) {
+// total += count * unit, or false when that does not fit in 64 bits.
+bool add_scaled(long long& total, long long count, long long unit) {
+  long long scaled;
+  return !__builtin_mul_overflow(count, unit, &scaled) && !__builtin_add_overflow(total, scaled, &total);
+}
+
+// "HH:MM:SS[.ffffff]" as microseconds; hours may have any number of digits, minutes and
+// seconds are below 60 (as the server writes them). Negated when `negative` (so that
+// the most negative interval fits). False when it does not fit.
+bool read_time(std::string_view text, std::size_t& pos, microseconds& out, bool negative = false) {
   long long h, m, s, frac = 0;
   if (!read_number(text, pos, h, 1, 12) || !expect(text, pos, ':') || !read_number(text, pos, m, 2, 2) ||
-      !expect(text, pos, ':') || !read_number(text, pos, s, 2, 2))
+      !expect(text, pos, ':') || !read_number(text, pos, s, 2, 2) || m > 59 || s > 59)
     return false;
   if (pos < text.size() && text[pos] == '.') {
     ++pos;
@@ -61,7 +73,10 @@ bool read_time(std::string_view text, std::size_t& pos, microseconds& out) {
     if (!read_number(text, pos, frac, 1, 6)) return false;
     for (std::size_t n = pos - start; n < 6; ++n) frac *= 10;
   }
-  out = hours{h} + minutes{m} + seconds{s} + microseconds{frac};
+  long long sign = negative ? -1 : 1, us = sign * frac;
+  if (!add_scaled(us, sign * h, 3'600'000'000) || !add_scaled(us, sign * (m * 60 + s), 1'000'000))
+    return false;
+  out = microseconds{us};
   return true;
 }
 
@@ -76,13 +91,6 @@ int64_t to_int(std::string_view text, const char* what) {
   if (ec != std::errc() || end != text.data() + text.size())
     throw TypeMismatch(fmt::format("{} in an interval is not a number of {}", quote(text), what));
   return v;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 [[noreturn]] void wrong_column(oid column_type, const char* expected) {
@@ -137,7 +145,7 @@ Uuid Uuid::parse(std::string_view text) {
   std::size_t n = 0;
   for (std::size_t i = 0; i < t.size(); ++i) {
     if (t[i] == '-' && n % 4 == 0 && n > 0 && i + 1 < t.size()) continue;
-    int v = hex_value(t[i]);
+    int v = detail::hex_digit(t[i]);
     if (v < 0 || n >= 32) throw TypeMismatch(fmt::format("{} is not a uuid", quote(text)));
     u.bytes[n / 2] = static_cast<std::uint8_t>(n % 2 == 0 ? v << 4 : u.bytes[n / 2] | v);
     ++n;
@@ -192,7 +200,7 @@ sys_time<microseconds> parse_timestamp(std::string_view text, oid column_type) {
   std::size_t pos = 0;
   year_month_day d;
   microseconds tod;
-  if (!read_ymd(text, pos, d) || !expect(text, pos, ' ') || !read_time(text, pos, tod))
+  if (!read_ymd(text, pos, d) || !expect(text, pos, ' ') || !read_time(text, pos, tod) || tod >= days{1})
     not_iso(text, "timestamp");
   seconds offset{0};
   if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
@@ -220,7 +228,11 @@ microseconds parse_interval(std::string_view text) {
   if (text.starts_with("@") || text.starts_with("P") || text.starts_with("-P"))
     throw TypeMismatch(fmt::format("{} is not an interval in the postgres style (libusher reads "
                                    "IntervalStyle postgres, the server's default)", quote(text)));
-  microseconds total{0};
+  auto too_long = [&] {
+    return TypeMismatch(fmt::format("{} does not fit std::chrono::microseconds (64 bits: about "
+                                    "292,000 years)", quote(text)));
+  };
+  long long total = 0;
   std::size_t pos = 0;
   while (pos < text.size()) {
     std::size_t end = text.find(' ', pos);
@@ -228,16 +240,13 @@ microseconds parse_interval(std::string_view text) {
     std::string_view token = text.substr(pos, end - pos);
     pos = end + 1;
     if (token.find(':') != std::string_view::npos) {
-      int sign = 1;
-      if (token.front() == '-' || token.front() == '+') {
-        sign = token.front() == '-' ? -1 : 1;
-        token.remove_prefix(1);
-      }
+      bool negative = token.front() == '-';
+      if (negative || token.front() == '+') token.remove_prefix(1);
       std::size_t p = 0;
       microseconds t;
-      if (!read_time(token, p, t) || p != token.size())
+      if (!read_time(token, p, t, negative) || p != token.size())
         throw TypeMismatch(fmt::format("{} is not an interval in the postgres style", quote(text)));
-      total += sign * t;
+      if (!add_scaled(total, t.count(), 1)) throw too_long();
       continue;
     }
     std::size_t unit_end = text.find(' ', pos);
@@ -249,7 +258,7 @@ microseconds parse_interval(std::string_view text) {
     pos = unit_end + 1;
     long long n = to_int(token, "units");
     if (unit == "day" || unit == "days") {
-      total += days{n};
+      if (!add_scaled(total, n, 86'400'000'000)) throw too_long();
     } else if (unit == "year" || unit == "years" || unit == "mon" || unit == "mons") {
       if (n != 0)
         throw TypeMismatch(fmt::format("{} has months or years, which have no fixed number of "
@@ -259,7 +268,7 @@ microseconds parse_interval(std::string_view text) {
       throw TypeMismatch(fmt::format("{} is not an interval in the postgres style", quote(text)));
     }
   }
-  return total;
+  return microseconds{total};
 }
 
 std::vector<std::optional<std::string>> split_array(std::string_view text) {
@@ -377,9 +386,8 @@ std::vector<std::byte> value_traits<std::vector<std::byte>>::from_text(std::stri
                                                                        oid column_type) {
   if (column_type != type_oids::bytea && column_type != type_oids::unknown)
     wrong_column(column_type, "bytea");
-  std::string raw = detail::decode_bytea(text);
-  std::vector<std::byte> out(raw.size());
-  if (!raw.empty()) std::memcpy(out.data(), raw.data(), raw.size());
+  std::vector<std::byte> out;
+  detail::decode_bytea(text, out);
   return out;
 }
 

@@ -87,8 +87,10 @@ std::string format_date(std::chrono::year_month_day d);
 std::chrono::year_month_day parse_date(std::string_view text);
 std::string format_interval(std::chrono::microseconds d);
 std::chrono::microseconds parse_interval(std::string_view text);
-// bytea's text output (hex or escape) to bytes (bytes.cpp).
-std::string decode_bytea(std::string_view text);
+// bytea's text output (hex or escape) appended to `out` (bytes.cpp).
+void decode_bytea(std::string_view text, std::vector<std::byte>& out);
+// A hex digit's value (either case), or -1 (bytes.cpp; Uuid::parse uses it too).
+int hex_digit(char c);
 
 // Splits a one-dimensional array's text output ("{1,2,NULL}", "{\"a b\",c}") into its
 // elements (nullopt for NULL), or throws TypeMismatch.
