@@ -49,7 +49,8 @@ Connection Connection::open(const std::string& conninfo, const Options& options,
 }
 
 Connection::Connection(Connection&& o) noexcept
-    : conn_(std::exchange(o.conn_, nullptr)),
+    : owed_(std::exchange(o.owed_, Owed{})),
+      conn_(std::exchange(o.conn_, nullptr)),
       cancel_(std::exchange(o.cancel_, nullptr)),
       notice_(std::move(o.notice_)),
       redacted_conninfo_(std::move(o.redacted_conninfo_)),
@@ -59,6 +60,7 @@ Connection::Connection(Connection&& o) noexcept
 Connection& Connection::operator=(Connection&& o) noexcept {
   if (this != &o) {
     close();
+    owed_ = std::exchange(o.owed_, Owed{});
     conn_ = std::exchange(o.conn_, nullptr);
     cancel_ = std::exchange(o.cancel_, nullptr);
     notice_ = std::move(o.notice_);
@@ -72,6 +74,7 @@ Connection& Connection::operator=(Connection&& o) noexcept {
 Connection::~Connection() { close(); }
 
 void Connection::close() noexcept {
+  owed_.begin = nullptr;  // a closed connection owes nothing (lost_before_begin stays)
   if (cancel_) PQfreeCancel(std::exchange(cancel_, nullptr));
   if (conn_) PQfinish(std::exchange(conn_, nullptr));
   if (statements_) statements_->forget_all();  // the session, and what it prepared, is gone
@@ -89,6 +92,7 @@ void Connection::set_notice_handler(NoticeHandler handler) {
 
 TransactionStatus Connection::transaction_status() const noexcept {
   if (!conn_) return TransactionStatus::unknown;
+  if (owed_.begin) return TransactionStatus::in_transaction;  // begun, BEGIN not sent yet
   switch (PQtransactionStatus(conn_)) {
     case PQTRANS_IDLE: return TransactionStatus::idle;
     case PQTRANS_ACTIVE: return TransactionStatus::active;

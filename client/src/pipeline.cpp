@@ -27,6 +27,7 @@ std::vector<Result> Connection::exec_pipeline(const Pipeline& batch, const ExecO
   const std::size_t n = batch.size();
   std::vector<Result> results(n);
   if (n == 0) return results;
+  pay_owed(options);
   // Every parameter checked before anything is sent: a refused one sends nothing.
   std::vector<detail::ParamArrays> arrays;
   arrays.reserve(n);

@@ -5,6 +5,7 @@
 // Reading goes through the one statement loop every exec() uses (statement.cpp); so does
 // reading a pipeline (Pipelined).
 
+#include <chrono>
 #include <span>
 
 #include "usher/connection.hpp"
@@ -33,6 +34,24 @@ class Pipelined {
   static void exec(Connection& conn, const char* first, const char* second,
                    std::span<Result, 2> results, const ExecOptions& options) {
     conn.exec_pipelined(first, second, results, options);
+  }
+};
+
+// Pool::transaction's BEGIN, owed by the connection until the body's first statement
+// takes it along (Connection::Owed; owed_begin.cpp). Owned by the transaction
+// (transaction.cpp), which clears it on every way out of an attempt.
+class OwedBegin {
+ public:
+  // `begin`: static text. Timeouts of 0 are not sent.
+  static void owe(Connection& conn, const char* begin, std::chrono::milliseconds statement_timeout,
+                  std::chrono::milliseconds lock_timeout) noexcept {
+    conn.owed_ = Connection::Owed{begin, statement_timeout.count(), lock_timeout.count(), false};
+  }
+  static bool owed(const Connection& conn) noexcept { return conn.owed_.begin != nullptr; }
+  static void forget(Connection& conn) noexcept { conn.owed_.begin = nullptr; }
+  // The connection ended before BEGIN was answered: the server ran nothing of it.
+  static bool lost_before_begin(const Connection& conn) noexcept {
+    return conn.owed_.lost_before_begin;
   }
 };
 

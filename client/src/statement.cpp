@@ -323,10 +323,13 @@ Result Connection::exec_params(const char* sql, std::span<const Param> params,
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   if (statements_) {  // prepared statements in use on this connection (statement_cache.cpp)
     statements_->note(sql);
-    if (statements_->automatic() && detail::StatementCache::cacheable(sql))
+    if (statements_->automatic() && detail::StatementCache::cacheable(sql)) {
+      pay_owed(options);
       return exec_cached(sql, params, options);
+    }
   }
   ++uses_;
+  if (owed_.begin) return exec_behind_owed(sql, params, options);  // owed_begin.cpp
   int sent;
   if (params.empty()) {  // most of the pool's and a transaction's statements
     sent = PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0);
@@ -404,6 +407,7 @@ Result Connection::read_results(const ExecOptions& options, std::span<Result> pi
 void Connection::exec_pipelined(const char* first, const char* second,
                                 std::span<Result, 2> results, const ExecOptions& options) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
+  pay_owed(options);
   ++uses_;
   auto send = [this](const char* sql) {
     return PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
@@ -419,6 +423,7 @@ void Connection::exec_pipelined(const char* first, const char* second,
 
 void Connection::start_copy(const std::string& sql, int direction) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
+  pay_owed(ExecOptions{});
   ++uses_;
   if (!PQsendQueryParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0))
     detail::throw_for(conn_, nullptr);

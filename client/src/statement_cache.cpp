@@ -141,6 +141,7 @@ void Connection::exec_internal(const char* sql, const ExecOptions& options) {
 void Connection::prepare(const std::string& name, const std::string& sql) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   if (!statements_) statements_ = StatementCachePtr(new detail::StatementCache(StatementCacheConfig{}));
+  pay_owed(ExecOptions{});
   ++uses_;
   bool unnamed = statements_->config().mode == StatementCaching::unnamed;
   // Unnamed: the server parses the text (so a mistake shows here) and forgets it.
@@ -163,6 +164,7 @@ Result Connection::exec_prepared_params(const std::string& name, std::span<const
     return exec_params(named->at(name).sql.c_str(), params, options);
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   detail::ParamArrays a(params);
+  pay_owed(options);
   for (int attempt = 0;; ++attempt) {
     auto& statement = statements_->named()[name];
     if (!statement.on_server) {

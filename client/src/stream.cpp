@@ -20,6 +20,7 @@ std::size_t Connection::stream_params(const std::string& sql, std::span<const Pa
                                       const ExecOptions& options) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   if (statements_) statements_->note(sql);
+  pay_owed(options);
   ++uses_;
   detail::ParamArrays a(params);
   if (!PQsendQueryParams(conn_, sql.c_str(), a.count(), a.types.data(), a.values.data(),

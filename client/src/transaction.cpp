@@ -57,27 +57,16 @@ const char* begin_sql(const TransactionOptions& o) {
 
 // Best effort: the lease's return rolls back (or closes) whatever is left.
 void rollback_quietly(Connection& conn) noexcept {
+  if (detail::OwedBegin::owed(conn)) {  // BEGIN never sent: nothing to roll back
+    detail::OwedBegin::forget(conn);
+    return;
+  }
   auto st = conn.transaction_status();
   if (st != TransactionStatus::in_transaction && st != TransactionStatus::in_error) return;
   try {
     conn.exec("ROLLBACK");
   } catch (...) {
   }
-}
-
-// SET LOCAL through set_config(..., true): the values are bound, never pasted. Only the
-// settings asked for are sent (a NULL value would reset the session's own SET).
-void apply_timeouts(Connection& conn, const TransactionOptions& o) {
-  auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; };
-  bool st = o.statement_timeout.count() > 0, lt = o.lock_timeout.count() > 0;
-  if (st && lt)
-    conn.exec("SELECT pg_catalog.set_config('statement_timeout', $1, true),"
-              " pg_catalog.set_config('lock_timeout', $2, true)",
-              ms(o.statement_timeout), ms(o.lock_timeout));
-  else if (st)
-    conn.exec("SELECT pg_catalog.set_config('statement_timeout', $1, true)", ms(o.statement_timeout));
-  else if (lt)
-    conn.exec("SELECT pg_catalog.set_config('lock_timeout', $1, true)", ms(o.lock_timeout));
 }
 
 // The transaction id if one was assigned (the transaction wrote), read in the round trip
@@ -146,6 +135,10 @@ void commit_recording_xid(Connection& conn, int server_version, const ExecOption
 }
 
 void commit(Connection& conn, int server_version, const ExecOptions& options) {
+  if (detail::OwedBegin::owed(conn)) {  // the body ran nothing: no BEGIN, no COMMIT, no xid
+    detail::OwedBegin::forget(conn);
+    return;
+  }
   switch (conn.transaction_status()) {
     case TransactionStatus::in_transaction:
       break;
@@ -233,24 +226,11 @@ bool backoff(int attempt, const TransactionOptions& o, std::optional<Pool::Clock
   return true;
 }
 
-// A borrowed connection with BEGIN sent. A connection that dies before BEGIN is
-// answered ran nothing of the transaction: borrowing afresh is always safe, and is not
-// an attempt. Each pooled connection can fail that way at most once (the first failure
-// makes the pool validate the others before lending them), so the pool's size bounds
-// these retries.
-Lease begin_on_fresh_borrow(Pool& pool, const char* begin,
-                            std::optional<Pool::Clock::time_point> until, std::source_location where) {
-  for (std::size_t lost = 0;; ++lost) {
-    auto deadline = Pool::Clock::now() + pool.config().acquire_timeout;
-    if (until) deadline = std::min(deadline, *until);
-    Lease lease = pool.acquire(deadline, where);
-    try {
-      lease->exec(begin);
-      return lease;
-    } catch (const ConnectionError&) {
-      if (lost >= pool.config().max_size) throw;
-    }
-  }
+// A borrowed connection, bounded by acquire_timeout and max_elapsed.
+Lease borrow(Pool& pool, std::optional<Pool::Clock::time_point> until, std::source_location where) {
+  auto deadline = Pool::Clock::now() + pool.config().acquire_timeout;
+  if (until) deadline = std::min(deadline, *until);
+  return pool.acquire(deadline, where);
 }
 
 // The statements of savepoint number n, on the stack (no allocation per savepoint):
@@ -347,25 +327,38 @@ void Pool::run_transaction(detail::TransactionBody body, const TransactionOption
   const char* begin = begin_sql(opts);
   std::optional<Clock::time_point> until;
   if (opts.max_elapsed.count() > 0) until = Clock::now() + opts.max_elapsed;
+  std::size_t lost_before_begin = 0;
   for (int attempt = 1;; ++attempt) {
     std::exception_ptr failure;  // what ended this attempt, to throw if none follows
     try {
-      Lease lease = begin_on_fresh_borrow(*this, begin, until, where);  // fresh borrow per attempt
+      Lease lease = borrow(*this, until, where);  // fresh borrow per attempt
       Connection& conn = *lease;
-      try {
-        apply_timeouts(conn, opts);
-        Transaction tx(core_, conn, attempt, 0, opts.isolation, nullptr);
-        body.call(body.context, tx);
-      } catch (...) {
-        rollback_quietly(conn);
-        throw;
-      }
+      // BEGIN (and the timeouts) go with the body's first statement (owed_begin.cpp).
+      detail::OwedBegin::owe(conn, begin, opts.statement_timeout, opts.lock_timeout);
       int version = conn.server_version();  // read now: a lost COMMIT closes the connection
       try {
+        try {
+          Transaction tx(core_, conn, attempt, 0, opts.isolation, nullptr);
+          body.call(body.context, tx);
+        } catch (...) {
+          rollback_quietly(conn);
+          throw;
+        }
         ExecOptions bounded;  // the COMMIT ends at max_elapsed too
         if (until) bounded.deadline = *until;
         commit(conn, version, bounded);
         return;
+      } catch (const ConnectionError&) {
+        // The connection turned out broken before BEGIN was answered (the body's first
+        // statement found it so): the server ran nothing of the transaction, so the body
+        // runs again on a fresh borrow, and that is not an attempt. Each pooled connection
+        // can fail that way at most once (the first failure makes the pool validate the
+        // others before lending them), so the pool's size bounds these.
+        if (!detail::OwedBegin::lost_before_begin(conn) || lost_before_begin >= config().max_size)
+          throw;
+        ++lost_before_begin;
+        --attempt;
+        continue;
       } catch (const LostDuringCommit& lost) {
         lease.release();  // broken: closed, its slot free for the resolving borrow
         if (resolve_commit(*this, lost, version ? version : 130000, opts, where) ==

@@ -3,9 +3,6 @@
 // the batch rolled back, and the connection usable (out of pipeline mode) after it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
-
-#include <cstdio>
 #include <functional>
 #include <stdexcept>
 #include <string_view>
@@ -21,26 +18,11 @@ using PipelineTest = ConnectionFixture;
 
 // The Parse messages sent on `conn` while `run` runs (libpq's protocol trace).
 int parses_sent(Connection& conn, const std::function<void()>& run) {
-  std::FILE* trace = std::tmpfile();
-  if (!trace) throw std::runtime_error("tmpfile() failed");
-  PQtrace(conn.native(), trace);
-  PQsetTraceFlags(conn.native(), PQTRACE_SUPPRESS_TIMESTAMPS);
-  try {
-    run();
-  } catch (...) {
-    PQuntrace(conn.native());
-    std::fclose(trace);
-    throw;
-  }
-  PQuntrace(conn.native());
-  std::rewind(trace);
+  ProtocolTrace trace(conn.native());
+  run();
   int n = 0;
-  char line[4096];
-  while (std::fgets(line, sizeof line, trace)) {
-    std::string_view l(line);
+  for (std::string_view l : trace.stop())
     if (l.starts_with("F\t") && l.find("\tParse\t") != std::string_view::npos) ++n;
-  }
-  std::fclose(trace);
   return n;
 }
 

@@ -10,8 +10,10 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
 
 namespace usher::test {
 
@@ -171,6 +173,29 @@ int SilentServer::take_pending() {
   int n = 0;
   for (int c; (c = ::accept(fd_, nullptr, nullptr)) >= 0; ++n) ::close(c);
   return n;
+}
+
+ProtocolTrace::ProtocolTrace(pg_conn* conn) : conn_(conn), file_(std::tmpfile()) {
+  if (!file_) throw std::runtime_error("ProtocolTrace: tmpfile() failed");
+  PQtrace(conn_, file_);
+  PQsetTraceFlags(conn_, PQTRACE_SUPPRESS_TIMESTAMPS);
+}
+
+ProtocolTrace::~ProtocolTrace() {
+  if (!file_) return;
+  PQuntrace(conn_);
+  std::fclose(file_);
+}
+
+std::vector<std::string> ProtocolTrace::stop() {
+  std::vector<std::string> lines;
+  if (!file_) return lines;
+  PQuntrace(conn_);
+  std::rewind(file_);
+  char line[4096];
+  while (std::fgets(line, sizeof line, file_)) lines.emplace_back(line);
+  std::fclose(std::exchange(file_, nullptr));
+  return lines;
 }
 
 }  // namespace usher::test

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -115,6 +116,21 @@ bool wait_idle(const Pool& pool, std::size_t idle);
 
 // Transaction options whose retries wait 1-5 ms, for tests that make them happen.
 TransactionOptions fast_retries(int max_attempts);
+
+// libpq's protocol trace of one connection (PQtrace), from construction to stop(): the
+// messages sent ("F\t...") and received ("B\t..."), one a line, without timestamps.
+class ProtocolTrace {
+ public:
+  explicit ProtocolTrace(pg_conn* conn);
+  ~ProtocolTrace();
+  ProtocolTrace(const ProtocolTrace&) = delete;
+  ProtocolTrace& operator=(const ProtocolTrace&) = delete;
+  std::vector<std::string> stop();
+
+ private:
+  pg_conn* conn_;
+  std::FILE* file_;
+};
 
 // A fixture with one connection of its own, opened from the PG* environment.
 class ConnectionFixture : public ::testing::Test {

@@ -62,6 +62,7 @@ class Pipeline;    // usher/pipeline.hpp
 namespace detail {
 class StatementCache;  // client/src/statement_cache.hpp
 class SentStatements;  // the pool's "send now, read later" (client/src/sent_statements.hpp)
+class OwedBegin;       // a transaction's BEGIN, sent with its first statement (ditto)
 class Pipelined;       // two statements in one round trip (client/src/sent_statements.hpp)
 
 // What Connection::read_results reads besides a plain statement's results.
@@ -253,8 +254,12 @@ class Connection {
 
   // libpq's handle, for what Connection does not offer. What is done through it is
   // invisible to the pool, so a lease whose handle was taken counts as used (its
-  // session is reset on return: PoolConfig::session_reset).
-  pg_conn* native() const noexcept {
+  // session is reset on return: PoolConfig::session_reset). Inside Pool::transaction,
+  // whose BEGIN waits for the body's first statement, it sends that BEGIN first (and
+  // throws as exec() does when it fails): what is run through the handle is inside the
+  // transaction.
+  pg_conn* native() const {
+    if (owed_.begin) const_cast<Connection*>(this)->pay_owed(ExecOptions{});
     ++uses_;
     return conn_;
   }
@@ -264,6 +269,7 @@ class Connection {
  private:
   friend class detail::SentStatements;
   friend class detail::Pipelined;
+  friend class detail::OwedBegin;
   friend class CopyWriter;
   friend class CopyReader;
   void close() noexcept;
@@ -291,6 +297,23 @@ class Connection {
   // One statement without parameters that the cache does not look at (DEALLOCATE).
   void exec_internal(const char* sql, const ExecOptions& options);
 
+  // Deferred BEGIN (docs/client.md, "Transactions and retries"): Pool::transaction does
+  // not send its BEGIN (and SET LOCAL timeouts) on its own; the body's first statement
+  // takes them along in one pipeline, [BEGIN] [set_config] [statement] [sync], one round
+  // trip instead of two. Every other way of sending (prepared, cached, streamed, COPY,
+  // pipelines, native()) pays them first, in a round trip of their own.
+  struct Owed {
+    const char* begin = nullptr;  // static BEGIN text; null: nothing owed
+    long long statement_timeout_ms = 0, lock_timeout_ms = 0;  // SET LOCAL; 0: not asked
+    bool lost_before_begin = false;  // the connection ended before BEGIN was answered
+  };
+  // [owed statements] [sql] [sync] in pipeline mode; returns sql's result. Throws as
+  // exec() does: the first error of any of them.
+  Result exec_behind_owed(const char* sql, std::span<const Param> params, const ExecOptions& options);
+  // The owed statements alone, in one round trip.
+  void pay_owed(const ExecOptions& options);
+
+  Owed owed_;
   pg_conn* conn_ = nullptr;
   pg_cancel* cancel_ = nullptr;  // prepared once: PQgetCancel is not safe during a query
   std::unique_ptr<NoticeHandler> notice_;  // heap: libpq keeps a pointer to it
