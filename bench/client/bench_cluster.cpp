@@ -35,11 +35,8 @@ std::string port(const char* var) {
   return v;
 }
 
-void check(PGresult* r) {
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) throw std::runtime_error(PQresultErrorMessage(r));
-  PQclear(r);
-}
-PGresult* select1(PGconn* c) { return PQexecParams(c, "SELECT 1", 0, nullptr, nullptr, nullptr, nullptr, 0); }
+using usher_bench::check;
+using usher_bench::select1;
 
 void BM_ClusterRead(benchmark::State& state) {
   for (auto _ : state) cluster->read([](usher::Connection& c) { check(select1(c.native())); });

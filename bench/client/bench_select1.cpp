@@ -28,12 +28,8 @@ namespace {
 usher::Pool* pool = nullptr;
 usher::Pool* pool_no_reset = nullptr;
 
-void check(PGresult* r) {
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) throw std::runtime_error(PQresultErrorMessage(r));
-  PQclear(r);
-}
-
-PGresult* select1(PGconn* c) { return PQexecParams(c, "SELECT 1", 0, nullptr, nullptr, nullptr, nullptr, 0); }
+using usher_bench::check;
+using usher_bench::select1;
 
 // A new backend's first statements fill its caches; both sides get the same warm-up.
 void warm(PGconn* c) {

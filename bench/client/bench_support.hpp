@@ -2,15 +2,33 @@
 // What the client benchmarks share: a pool of a fixed size whose connections are all
 // open before measuring, and the pool's own figures printed after the run.
 
+#include <libpq-fe.h>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <usher/usher.hpp>
 
 namespace usher_bench {
+
+// Throws the server's message unless `r` holds rows; frees `r` either way.
+inline void check(PGresult* r) {
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    std::string message = PQresultErrorMessage(r);
+    PQclear(r);
+    throw std::runtime_error(message);
+  }
+  PQclear(r);
+}
+
+// SELECT 1 on raw libpq, the baseline the pool is measured against.
+inline PGresult* select1(PGconn* c) {
+  return PQexecParams(c, "SELECT 1", 0, nullptr, nullptr, nullptr, nullptr, 0);
+}
 
 // A pool configuration of `size` connections, no more and no fewer (min_idle =
 // max_size), connecting through the PG* environment.

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "usher/errors.hpp"
+#include "usher/types.hpp"
 
 namespace usher {
 namespace {
@@ -48,19 +49,12 @@ void append_copy_hex(std::string& out, std::string_view bytes) {
   }
 }
 
-int copy_hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
 
 // ---- Connection
 
 CopyWriter Connection::copy_from(const std::string& sql) {
-  start_copy(sql, 1);
+  start_copy(sql, detail::CopyStop::in);
   return CopyWriter(this);
 }
 
@@ -83,7 +77,7 @@ std::size_t Connection::copy_from(const std::string& sql,
 }
 
 CopyReader Connection::copy_to(const std::string& sql) {
-  start_copy(sql, 2);
+  start_copy(sql, detail::CopyStop::out);
   return CopyReader(this);
 }
 
@@ -287,9 +281,9 @@ std::vector<std::optional<std::string>> copy_text_fields(std::string_view line) 
           case 't': out += '\t'; break;
           case 'v': out += '\v'; break;
           case 'x':
-            if (i + 1 < raw.size() && copy_hex_value(raw[i + 1]) >= 0) {
-              int v = copy_hex_value(raw[++i]);
-              if (i + 1 < raw.size() && copy_hex_value(raw[i + 1]) >= 0) v = v * 16 + copy_hex_value(raw[++i]);
+            if (i + 1 < raw.size() && detail::hex_digit(raw[i + 1]) >= 0) {
+              int v = detail::hex_digit(raw[++i]);
+              if (i + 1 < raw.size() && detail::hex_digit(raw[i + 1]) >= 0) v = v * 16 + detail::hex_digit(raw[++i]);
               out += static_cast<char>(v);
             } else {
               out += 'x';

@@ -81,7 +81,7 @@ std::vector<Result> Connection::exec_pipeline(const Pipeline& batch, const ExecO
   };
   std::size_t failed = 0;
   try {
-    read_results(options, slot_results, detail::ReadMode{0, &failed});
+    read_results(options, slot_results, detail::ReadMode{detail::CopyStop::none, &failed});
   } catch (const ConnectionError&) {
     throw;  // lost: no statement to blame
   } catch (const DatabaseError& e) {

@@ -346,8 +346,8 @@ Result Connection::read_results(const ExecOptions& options, std::span<Result> pi
                                 detail::ReadMode mode) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   StatementReader reader(conn_, cancel_, options, pipelined,
-                         mode.stop_at_copy == 1   ? PGRES_COPY_IN
-                         : mode.stop_at_copy == 2 ? PGRES_COPY_OUT
+                         mode.stop_at_copy == detail::CopyStop::in    ? PGRES_COPY_IN
+                         : mode.stop_at_copy == detail::CopyStop::out ? PGRES_COPY_OUT
                                                   : PGRES_EMPTY_QUERY);
   switch (reader.read_all()) {
     case Ended::done:
@@ -421,20 +421,20 @@ void Connection::exec_pipelined(const char* first, const char* second,
   read_results(options, results);
 }
 
-void Connection::start_copy(const std::string& sql, int direction) {
+void Connection::start_copy(const std::string& sql, detail::CopyStop direction) {
   if (!conn_) throw ConnectionError("connection is not open", "08003");
   pay_owed(ExecOptions{});
   ++uses_;
   if (!PQsendQueryParams(conn_, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0))
     detail::throw_for(conn_, nullptr);
   Result started = read_results(ExecOptions{}, {}, detail::ReadMode{direction});
-  ExecStatusType want = direction == 1 ? PGRES_COPY_IN : PGRES_COPY_OUT;
+  const bool in = direction == detail::CopyStop::in;
+  ExecStatusType want = in ? PGRES_COPY_IN : PGRES_COPY_OUT;
   if (started.native() && PQresultStatus(started.native()) == want) return;
   // It ran as something else (and is over: the connection is idle again).
   throw NotSupported(
       fmt::format("Connection::{} runs one COPY ... {} statement; \"{}\" was not one (it ran)",
-                  direction == 1 ? "copy_from()" : "copy_to()",
-                  direction == 1 ? "FROM STDIN" : "TO STDOUT", sql),
+                  in ? "copy_from()" : "copy_to()", in ? "FROM STDIN" : "TO STDOUT", sql),
       "0A000");
 }
 

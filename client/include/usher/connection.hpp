@@ -65,11 +65,13 @@ class SentStatements;  // the pool's "send now, read later" (client/src/sent_sta
 class OwedBegin;       // a transaction's BEGIN, sent with its first statement (ditto)
 class Pipelined;       // two statements in one round trip (client/src/sent_statements.hpp)
 
+// The COPY a read stops at, the connection left in that state (copy_from, copy_to); none:
+// a COPY met is ended and refused.
+enum class CopyStop { none, in, out };
+
 // What Connection::read_results reads besides a plain statement's results.
 struct ReadMode {
-  // 1: stop at COPY IN, 2: stop at COPY OUT (the connection is left in that state, the
-  // returned Result is the COPY's start); 0: a COPY met is ended and refused.
-  int stop_at_copy = 0;
+  CopyStop stop_at_copy = CopyStop::none;  // the returned Result is the COPY's start
   // Pipelined: set to the index of the statement whose error is thrown.
   std::size_t* failed_statement = nullptr;
 };
@@ -280,9 +282,9 @@ class Connection {
   // connection leaves pipeline mode.
   Result read_results(const ExecOptions& options, std::span<Result> pipelined = {},
                       detail::ReadMode mode = {});
-  // Sends a COPY statement and reads up to its COPY IN (1) or OUT (2) state; throws its
+  // Sends a COPY statement and reads up to its COPY IN or OUT state; throws its
   // error, or NotSupported (0A000) when the statement is not such a COPY.
-  void start_copy(const std::string& sql, int direction);
+  void start_copy(const std::string& sql, detail::CopyStop direction);
   // Closes the connection and throws ConnectionError (08006) with libpq's message: a
   // COPY whose data could not be sent or read.
   [[noreturn]] void copy_failed(const char* what);
