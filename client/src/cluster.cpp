@@ -204,16 +204,24 @@ void ClusterCore::read_members() {
       log(config, LogLevel::warning, fmt::format("{}: left (no longer a Patroni member)", n->endpoint));
     }
     members_fresh_ = true;
-    std::lock_guard lk(members_mu_);
-    members_error_.clear();
+    bool was_failing = false;
+    {
+      std::lock_guard lk(members_mu_);
+      was_failing = !members_error_.empty();
+      members_error_.clear();
+    }
+    if (was_failing) log(config, LogLevel::info, "Patroni's member list read again");
   } catch (const PatroniError& e) {
     members_fresh_ = false;
-    std::string why = e.what();
-    std::lock_guard lk(members_mu_);
-    if (members_error_.empty())
+    bool news = false;
+    {
+      std::lock_guard lk(members_mu_);
+      news = members_error_.empty();
+      members_error_ = e.what();
+    }
+    if (news)  // the logger may ask the cluster (members_error()): not under members_mu_
       log(config, LogLevel::warning,
-          fmt::format("Patroni's member list: {} (keeping the last one; roles from the nodes alone)", why));
-    members_error_ = std::move(why);
+          fmt::format("Patroni's member list: {} (keeping the last one; roles from the nodes alone)", e.what()));
   }
 }
 
