@@ -112,6 +112,11 @@ void ClusterConfig::validate() const {
     bad_setting("read.max_lag_time", "must not be negative");
   if (endpoints.size() > 64) bad_setting("endpoints", "at most 64 nodes");
   for (const auto& e : endpoints) parse_endpoint(e);
+  if (!patroni_urls.empty() && !endpoints.empty())
+    bad_setting("patroni_urls", "give either endpoints or patroni_urls, not both");
+  for (const auto& u : patroni_urls)
+    if (!u.starts_with("http://") && !u.starts_with("https://"))
+      bad_setting("patroni_urls", fmt::format("'{}': only http:// and https:// URLs", redact_url(u)));
   pool.validate();
 }
 
@@ -119,32 +124,123 @@ namespace detail {
 
 ClusterCore::ClusterCore(ClusterConfig c) : config(std::move(c)) {
   config.validate();
-  bool has_hostaddr = false;
   std::vector<HostPort> hosts;
-  if (config.endpoints.empty()) {
-    hosts = hosts_of(config.pool.conninfo, has_hostaddr);
+  if (!config.patroni_urls.empty()) {
+    hosts_of(config.pool.conninfo, has_hostaddr_);  // the nodes come from Patroni (round())
+  } else if (config.endpoints.empty()) {
+    hosts = hosts_of(config.pool.conninfo, has_hostaddr_);
     if (hosts.empty())
       bad_setting("endpoints", "empty, and pool.conninfo names no host: give the nodes");
-    if (hosts.size() > 64) bad_setting("pool.conninfo", "at most 64 hosts");
+    if (hosts.size() > NodeList::kMax) bad_setting("pool.conninfo", "at most 64 hosts");
   } else {
-    hosts_of(config.pool.conninfo, has_hostaddr);
+    hosts_of(config.pool.conninfo, has_hostaddr_);
     for (const auto& e : config.endpoints) hosts.push_back(parse_endpoint(e));
   }
-  for (const auto& hp : hosts) {
-    auto node = std::make_unique<ClusterNode>();
-    node->endpoint = hp.port.empty() ? hp.host : fmt::format("{}:{}", hp.host, hp.port);
-    PoolConfig pc = config.pool;
-    pc.name = fmt::format("{}@{}", config.pool.name, node->endpoint);
-    if (pc.application_name.empty()) pc.application_name = config.pool.effective_application_name();
-    pc.options.emplace_back("host", hp.host);
-    if (!hp.port.empty()) pc.options.emplace_back("port", hp.port);
-    if (has_hostaddr) pc.options.emplace_back("hostaddr", "");
-    pc.options.emplace_back("target_session_attrs", "any");
-    node->pool = std::make_unique<Pool>(std::move(pc));
-    nodes.push_back(std::move(node));
-  }
+  for (const auto& hp : hosts)
+    add_node(hp.port.empty() ? hp.host : fmt::format("{}:{}", hp.host, hp.port), hp.host, hp.port);
   round();
   thread_ = std::thread([this] { health_loop(); });
+}
+
+void ClusterCore::add_node(const std::string& endpoint, const std::string& host, const std::string& port) {
+  auto node = std::make_unique<ClusterNode>();
+  node->endpoint = endpoint;
+  PoolConfig pc = config.pool;
+  pc.name = fmt::format("{}@{}", config.pool.name, node->endpoint);
+  if (pc.application_name.empty()) pc.application_name = config.pool.effective_application_name();
+  pc.options.emplace_back("host", host);
+  if (!port.empty()) pc.options.emplace_back("port", port);
+  if (has_hostaddr_) pc.options.emplace_back("hostaddr", "");
+  pc.options.emplace_back("target_session_attrs", "any");
+  node->pool = std::make_unique<Pool>(std::move(pc));
+  if (!nodes.push(std::move(node)))
+    throw PatroniError(PatroniError::Kind::bad_members,
+                       fmt::format("Patroni /cluster: {} would be node {}: a cluster has at most {} (nodes that "
+                                   "left keep their slot)", endpoint, NodeList::kMax + 1, NodeList::kMax));
+}
+
+// Patroni says who is in the cluster (a node it stops listing takes no more requests,
+// one it starts listing gets a pool) and who leads; the nodes' own probes still say
+// what each is (choose_primary). A failed read keeps the last list.
+void ClusterCore::read_members() {
+  std::vector<PatroniMember> members;
+  try {
+    members = read_patroni_members(config.patroni_urls, config.health_timeout);
+    std::vector<ClusterNode*> listed;
+    for (const auto& m : members) {
+      auto endpoint = m.endpoint();
+      ClusterNode* found = nullptr;
+      for (const auto& n : nodes)
+        if (n->endpoint == endpoint) found = n.get();
+      if (!found) {
+        add_node(endpoint, m.host, m.port ? std::to_string(*m.port) : std::string());
+        found = nodes[nodes.size() - 1];
+        log(config, LogLevel::info, fmt::format("{}: joined (Patroni {})", endpoint, m.role));
+      } else if (!found->member) {
+        log(config, LogLevel::info, fmt::format("{}: back (Patroni {})", endpoint, m.role));
+      }
+      {
+        std::lock_guard lk(found->error_mu);
+        found->patroni_role = m.role;
+        found->patroni_state = m.state;
+        found->patroni_lag = m.lag_bytes;
+      }
+      found->patroni_leader = m.role == "leader";
+      found->member = true;
+      listed.push_back(found);
+    }
+    for (const auto& n : nodes) {
+      if (std::find(listed.begin(), listed.end(), n.get()) != listed.end() || !n->member) continue;
+      n->member = false;
+      n->patroni_leader = false;
+      n->healthy = false;
+      n->probe = Connection();
+      {
+        std::lock_guard lk(n->error_mu);
+        n->patroni_role.clear();
+        n->patroni_state.clear();
+        n->patroni_lag.reset();
+      }
+      log(config, LogLevel::warning, fmt::format("{}: left (no longer a Patroni member)", n->endpoint));
+    }
+    members_fresh_ = true;
+    bool was_failing = false;
+    {
+      std::lock_guard lk(members_mu_);
+      was_failing = !members_error_.empty();
+      members_error_.clear();
+    }
+    if (was_failing) log(config, LogLevel::info, "Patroni's member list read again");
+  } catch (const PatroniError& e) {
+    members_fresh_ = false;
+    bool news = false;
+    {
+      std::lock_guard lk(members_mu_);
+      news = members_error_.empty();
+      members_error_ = e.what();
+    }
+    if (news)  // the logger may ask the cluster (members_error()): not under members_mu_
+      log(config, LogLevel::warning,
+          fmt::format("Patroni's member list: {} (keeping the last one; roles from the nodes alone)", e.what()));
+  }
+}
+
+std::string ClusterCore::members_error() const {
+  std::lock_guard lk(members_mu_);
+  return members_error_;
+}
+
+std::string ClusterCore::describe_nodes() const {
+  std::string why;
+  for (const auto& n : nodes) {
+    if (!n->member) continue;
+    std::lock_guard lk(n->error_mu);
+    why += fmt::format("; {}: {}{}", n->endpoint, n->healthy ? to_string(n->current_role()) : "unhealthy",
+                       n->last_error.empty() ? "" : " (" + n->last_error + ")");
+  }
+  if (auto e = members_error(); !e.empty()) why += "; Patroni: " + e;
+  else if (!config.patroni_urls.empty() && nodes.size() == 0) why += "; Patroni lists no member";
+  return why;
 }
 
 ClusterCore::~ClusterCore() {
@@ -262,10 +358,16 @@ void ClusterCore::probe(ClusterNode& n) {
   }
 }
 
+// A node takes the writes when it answers as primary; with Patroni's member list
+// current, also only if Patroni names it the leader (a node in recovery is never one,
+// whatever Patroni says; a primary Patroni does not name, such as an old leader not yet
+// demoted, is not one either). With the list stale (no URL answers), the nodes alone.
 void ClusterCore::choose_primary() {
   int cur = primary.load();
+  const bool by_patroni = !config.patroni_urls.empty() && members_fresh_;
   auto is_primary = [&](int i) {
-    return i >= 0 && nodes[i]->healthy && nodes[i]->current_role() == NodeRole::primary;
+    return i >= 0 && nodes[i]->member && nodes[i]->healthy && nodes[i]->current_role() == NodeRole::primary &&
+           (!by_patroni || nodes[i]->patroni_leader);
   };
   int chosen = -1;
   if (is_primary(cur)) {
@@ -303,7 +405,7 @@ void ClusterCore::update_lag() {
   std::uint64_t min_replay = UINT64_MAX;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     auto& n = *nodes[i];
-    if (static_cast<int>(i) == p || n.current_role() != NodeRole::standby) {
+    if (static_cast<int>(i) == p || !n.member || n.current_role() != NodeRole::standby) {
       n.lag_known = false;
       continue;
     }
@@ -324,7 +426,9 @@ void ClusterCore::update_lag() {
 }
 
 void ClusterCore::round() {
-  for (auto& n : nodes) probe(*n);
+  if (!config.patroni_urls.empty()) read_members();
+  for (const auto& n : nodes)
+    if (n->member) probe(*n);
   choose_primary();
   update_lag();
 }
@@ -364,23 +468,32 @@ Cluster::Cluster(ClusterConfig config) : core_(new detail::ClusterCore(std::move
 
 Cluster::~Cluster() { delete core_; }
 
-Pool& Cluster::pool(std::size_t index) const { return *core_->nodes.at(index)->pool; }
+Pool& Cluster::pool(std::size_t index) const {
+  if (index >= core_->nodes.size())
+    throw std::out_of_range(fmt::format("Cluster::pool({}): the cluster has {} nodes", index, core_->nodes.size()));
+  return *core_->nodes[index]->pool;
+}
 
 const ReadOptions& Cluster::read_options() const noexcept { return core_->config.read; }
 
 Cluster::Session Cluster::session() { return Session(*this); }
 
 void Cluster::refresh() {
-  core_->refresh(Clock::now() + core_->config.health_timeout * (core_->nodes.size() + 1));
+  core_->refresh(Clock::now() + core_->config.health_timeout *
+                                    (core_->nodes.size() + core_->config.patroni_urls.size() + 1));
 }
 
 std::vector<ClusterNodeStatus> Cluster::nodes() const {
   std::vector<ClusterNodeStatus> out;
   auto now = Clock::now();
   int p = core_->primary.load();
+  auto members_error = core_->members_error();
   for (std::size_t i = 0; i < core_->nodes.size(); ++i) {
     const auto& n = *core_->nodes[i];
+    if (!n.member) continue;
     ClusterNodeStatus s;
+    s.index = i;
+    s.members_error = members_error;
     s.endpoint = n.endpoint;
     s.role = n.current_role();
     s.healthy = n.healthy;
@@ -398,11 +511,16 @@ std::vector<ClusterNodeStatus> Cluster::nodes() const {
     {
       std::lock_guard lk(n.error_mu);
       s.last_error = n.last_error;
+      s.patroni_role = n.patroni_role;
+      s.patroni_state = n.patroni_state;
+      s.patroni_lag_bytes = n.patroni_lag;
     }
     out.push_back(std::move(s));
   }
   return out;
 }
+
+std::string Cluster::members_error() const { return core_->members_error(); }
 
 CausalToken Cluster::current_token(std::source_location where) {
   WriteRoute route(*core_, where);
@@ -427,12 +545,7 @@ Cluster::WriteRoute::WriteRoute(detail::ClusterCore& core, std::source_location 
 std::size_t Cluster::WriteRoute::primary() {
   int p = core_.wait_for_primary(until_);
   if (p >= 0) return static_cast<std::size_t>(p);
-  std::string why;
-  for (const auto& n : core_.nodes) {
-    std::lock_guard lk(n->error_mu);
-    why += fmt::format("; {}: {}{}", n->endpoint, n->healthy ? to_string(n->current_role()) : "unhealthy",
-                       n->last_error.empty() ? "" : " (" + n->last_error + ")");
-  }
+  std::string why = core_.describe_nodes();
   throw NoPrimary(fmt::format("cluster {}: no primary{}{}", core_.config.pool.name,
                               core_.config.primary_wait.count() > 0
                                   ? fmt::format(" within primary_wait ({} ms)", core_.config.primary_wait.count())
@@ -551,6 +664,7 @@ Cluster::Use Cluster::ReadRoute::next() {
       std::string why;
       for (std::size_t i = 0; i < core_.nodes.size(); ++i) {
         const char* reason = skip_reason(i, now, causal);
+        if (!core_.nodes[i]->member) continue;
         why += fmt::format("; {}: {}", core_.nodes[i]->endpoint, reason ? reason : "qualifies now");
       }
       throw NoReplica(fmt::format("cluster {}: no replica qualifies for this read{}{}",
@@ -564,8 +678,8 @@ Cluster::Use Cluster::ReadRoute::next() {
   primary_tried_ = true;
   int p = core_.wait_for_primary(Clock::now() + core_.config.primary_wait);
   if (p < 0)
-    throw NoPrimary(fmt::format("cluster {}: no replica qualifies and no primary is known",
-                                core_.config.pool.name), "08000");
+    throw NoPrimary(fmt::format("cluster {}: no replica qualifies and no primary is known{}",
+                                core_.config.pool.name, core_.describe_nodes()), "08000");
   current_ = p;
   Use use = core_.lease_on(static_cast<std::size_t>(p), std::nullopt, where_);
   ++core_.nodes[p]->reads;
@@ -574,6 +688,7 @@ Cluster::Use Cluster::ReadRoute::next() {
 
 const char* Cluster::ReadRoute::skip_reason(std::size_t i, Clock::time_point now, bool causal) const {
   const auto& n = *core_.nodes[i];
+  if (!n.member) return "not a member (Patroni no longer lists it)";
   if (static_cast<int>(i) == core_.primary.load()) return "the primary";
   if (!n.healthy) return "unhealthy";
   if (n.current_role() != NodeRole::standby) return "not a standby";

@@ -2,6 +2,9 @@
 // usher::Cluster's state: the nodes (a pool each, and what the health thread last saw
 // of them), the primary, the health thread and the primary's WAL history that time lag
 // is measured against. Routing reads only atomics; the health thread writes them.
+// With Patroni (ClusterConfig::patroni_urls) the health thread also adds nodes and
+// takes them out of the cluster; a node's slot is never freed while the cluster lives.
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "usher/cluster.hpp"
+#include "usher/patroni.hpp"
 
 namespace usher::detail {
 
@@ -41,6 +45,12 @@ struct ClusterNode {
 
   std::atomic<int> role{static_cast<int>(NodeRole::unknown)};
   std::atomic<bool> healthy{false};
+  // In the cluster: always without Patroni; with it, listed by the last member list
+  // read (a node Patroni no longer lists keeps its slot, is not probed and takes no
+  // request until it is listed again).
+  std::atomic<bool> member{true};
+  // Patroni names it the leader (in the last member list read).
+  std::atomic<bool> patroni_leader{false};
   std::atomic<std::uint64_t> lsn{0};
   std::atomic<bool> replay_paused{false};
   std::atomic<bool> lag_known{false};
@@ -58,6 +68,9 @@ struct ClusterNode {
   Cluster::Clock::time_point probed_at;  // when the last probe started
   mutable std::mutex error_mu;
   std::string last_error;
+  // What Patroni's last member list said of it (under error_mu).
+  std::string patroni_role, patroni_state;
+  std::optional<std::uint64_t> patroni_lag;
 
   NodeRole current_role() const noexcept { return static_cast<NodeRole>(role.load()); }
   // How long this standby has been behind at `now` (zero: caught up).
@@ -72,13 +85,37 @@ struct ClusterNode {
   }
 };
 
+// The nodes: at most kMax, appended by one thread (the constructor, then the health
+// thread), read by any: a slot below size() is set before size() counts it.
+class NodeList {
+ public:
+  static constexpr std::size_t kMax = 64;
+  using Slots = std::array<std::unique_ptr<ClusterNode>, kMax>;
+  std::size_t size() const noexcept { return count_.load(std::memory_order_acquire); }
+  ClusterNode* operator[](std::size_t i) const noexcept { return slots_[i].get(); }
+  Slots::const_iterator begin() const noexcept { return slots_.begin(); }
+  Slots::const_iterator end() const noexcept { return slots_.begin() + size(); }
+  // Appends `node`; false when full.
+  bool push(std::unique_ptr<ClusterNode> node) {
+    auto n = count_.load(std::memory_order_relaxed);
+    if (n == kMax) return false;
+    slots_[n] = std::move(node);
+    count_.store(n + 1, std::memory_order_release);
+    return true;
+  }
+
+ private:
+  Slots slots_;
+  std::atomic<std::size_t> count_{0};
+};
+
 class ClusterCore {
  public:
   explicit ClusterCore(ClusterConfig config);
   ~ClusterCore();
 
   const ClusterConfig config;
-  std::vector<std::unique_ptr<ClusterNode>> nodes;
+  NodeList nodes;
   // Index of the node writes go to, -1: none known.
   std::atomic<int> primary{-1};
 
@@ -94,10 +131,20 @@ class ClusterCore {
   // A lease on `node` within `deadline` (nullopt: its pool's acquire_timeout).
   Cluster::Use lease_on(std::size_t node, std::optional<Cluster::Clock::time_point> deadline,
                         std::source_location where);
+  // Why the last reading of Patroni's member list failed; empty: it succeeded (or no
+  // patroni_urls).
+  std::string members_error() const;
+  // "; <endpoint>: <state> (<last error>)" for every member, and the member list's
+  // error: the tail of a NoPrimary message.
+  std::string describe_nodes() const;
 
  private:
   void health_loop();
   void round();
+  // A node (its pool) for `host` and `port` (empty: the conninfo's), named `endpoint`.
+  void add_node(const std::string& endpoint, const std::string& host, const std::string& port);
+  // Reads Patroni's member list and makes the nodes follow it (health thread).
+  void read_members();
   void probe(ClusterNode& node);
   void update_lag();
   void choose_primary();
@@ -114,6 +161,12 @@ class ClusterCore {
   };
   std::deque<Sample> samples_;
   bool had_primary_ = false;  // one was ever found (health thread only)
+  bool has_hostaddr_ = false;  // pool.conninfo has a hostaddr: cleared per node
+  // Patroni: the last member list read is current (the last read succeeded); false:
+  // the roles come from the nodes alone (health thread only).
+  bool members_fresh_ = false;
+  mutable std::mutex members_mu_;
+  std::string members_error_;
   std::thread thread_;
 };
 

@@ -105,4 +105,8 @@ std::string redact_conninfo(std::string_view conninfo) {
   return is_uri(conninfo) ? redact_uri(conninfo) : redact_keyword_value(conninfo);
 }
 
+std::string redact_url(std::string_view url) {
+  return url.find("://") == std::string_view::npos ? std::string(url) : redact_uri(url);
+}
+
 }  // namespace usher

@@ -27,7 +27,7 @@ if [[ ! -x $DEMO || $HERE/usher_demo.cpp -nt $DEMO || $LIB -nt $DEMO ]]; then
   mkdir -p "$(dirname "$DEMO")"
   echo "building $DEMO ..."
   g++ -O2 -std=c++20 -Wall -Wextra -I"$REPO_ROOT/client/include" -I"$("${PG_CONFIG:-pg_config}" --includedir)" \
-    -o "$DEMO" "$HERE/usher_demo.cpp" "$LIB" -L"$("${PG_CONFIG:-pg_config}" --libdir)" -lpq -lfmt -pthread
+    -o "$DEMO" "$HERE/usher_demo.cpp" "$LIB" -L"$("${PG_CONFIG:-pg_config}" --libdir)" -lpq -lfmt -lcurl -pthread
 fi
 SERVICES=(auth orders payments inventory search notifications reporting)
 pids=()

@@ -9,6 +9,7 @@ packages=(
   build-essential cmake pkg-config
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-contrib"
   libpq-dev libkrb5-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcurl4-openssl-dev nlohmann-json3-dev  # libusher: Patroni's REST API (client/src/patroni.cpp)
   "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl
   pgbouncer prometheus jq
   tmux          # tests/integration/top.sh drives `usher top` in a terminal

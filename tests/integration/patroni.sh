@@ -2,7 +2,9 @@
 # High availability on Patroni (docs/ha.md): a real etcd (one member on loopback) and
 # three Patroni nodes on loopback, bootstrapped from $PG_CONFIG's binaries, pg_usher
 # preloaded on every node. Under a steady write load from libusher (build/tools/ha_writer:
-# usher::Cluster; USHER_HA_WRITER_POOL=1: a multi-host Pool), the leader's postmaster
+# usher::Cluster, which finds the nodes through Patroni's REST API (GET /cluster) in the
+# failover and from the host:port list in the switchover; USHER_HA_WRITER_POOL=1: a
+# multi-host Pool), the leader's postmaster
 # is killed with SIGKILL; Patroni promotes the synchronous standby. Counted: writes
 # acknowledged before, during and after; checked: every acknowledged write is on the new
 # primary, and the new primary refuses a login beyond a quota set before the failover
@@ -139,6 +141,7 @@ assert_eq "$(for n in 1 2 3; do P $n -c "SELECT setting FROM pg_settings WHERE n
   pg_usher "every node preloads pg_usher"
 
 ENDPOINTS="127.0.0.1:${PORT[1]},127.0.0.1:${PORT[2]},127.0.0.1:${PORT[3]}"
+REST_URLS="http://127.0.0.1:${REST[1]},http://127.0.0.1:${REST[2]},http://127.0.0.1:${REST[3]}"
 # count_ok LOG [SINCE_MS [PORT]]: acknowledged writes in LOG (after SINCE_MS, on PORT).
 count_ok() { awk -v s="${2:-0}" -v p="${3:-}" '$3 == "ok" && $1 >= s && (p == "" || $4 == p) {c++} END {print c+0}' "$1"; }
 at_least() { [[ $(count_ok "$@" | tail -1) -ge $1 ]]; }
@@ -154,10 +157,18 @@ missing_on() {
 }
 
 # --- failover: SIGKILL of the leader's postmaster -----------------------------------
+# The writer's Cluster takes its nodes from Patroni's REST API (ClusterConfig::patroni_urls;
+# the Pool writer, USHER_HA_WRITER_POOL=1, the multi-host string of ENDPOINTS).
 LOG1=$T/writer1.log
-"$HA_WRITER" "dbname=postgres user=postgres connect_timeout=2" "$ENDPOINTS" "$LOG1" 0 &
+WRITER1_NODES=$REST_URLS
+[[ ${USHER_HA_WRITER_POOL:-0} == 1 ]] && WRITER1_NODES=$ENDPOINTS
+"$HA_WRITER" "dbname=postgres user=postgres connect_timeout=2" "$WRITER1_NODES" "$LOG1" 0 >"$T/writer1.out" &
 WRITER=$!
 await 60 ok_at_least 50 "$LOG1"; assert_cmd "the writer is acknowledged on n1" ok_at_least 50 "$LOG1" 0 "${PORT[1]}"
+if [[ ${USHER_HA_WRITER_POOL:-0} != 1 ]]; then
+  assert_eq "$(grep '^# patroni' "$T/writer1.out")" "# patroni 3 members, leader 127.0.0.1:${PORT[1]}" \
+    "the writer's Cluster found the three nodes and the leader through Patroni's REST API"
+fi
 old=1
 KILL_MS=$(now_ms)
 kill -9 "$(head -1 "$T/n$old/data/postmaster.pid")"

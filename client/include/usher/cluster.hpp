@@ -82,6 +82,12 @@ struct ClusterConfig {
   // Empty: the host and port lists of pool.conninfo (a libpq multi-host string,
   // "host=a,b port=5432,5433" or "postgres://a:5432,b:5433/app").
   std::vector<std::string> endpoints;
+  // Or Patroni's REST API ("http://10.0.0.11:8008", "https://user:password@db1:8008"):
+  // the nodes are the members of GET <url>/cluster, the first URL that answers (each
+  // tried in turn within health_timeout), read again every health_interval; Patroni's
+  // leader takes the writes once it answers as primary itself (docs/ha.md). Not with
+  // `endpoints`. Only http and https; redirects are not followed.
+  std::vector<std::string> patroni_urls;
   // Every node's pool: conninfo and options carry what the nodes share (dbname, user,
   // password, sslmode, ...); host, port and target_session_attrs are set per node. The
   // pool of a node is named "<name>@<host:port>".
@@ -117,6 +123,15 @@ struct ClusterNodeStatus {
   int outstanding = 0;          // leases of the cluster's reads and writes out now
   std::uint64_t reads = 0, writes = 0;  // served since the start
   std::string last_error;       // why the last probe or request failed, password redacted
+  std::size_t index = 0;        // the node's index for Cluster::pool()
+  // With ClusterConfig::patroni_urls: what Patroni's member list said of the node
+  // ("leader", "replica", "sync_standby", "standby_leader"; "running", "streaming", ...;
+  // its lag in bytes as Patroni measures it), as of the last list read.
+  std::string patroni_role, patroni_state;
+  std::optional<std::uint64_t> patroni_lag_bytes;
+  // Why the last reading of the member list failed (every URL's reason, passwords
+  // redacted); empty when it succeeded. The nodes are then those of the last list read.
+  std::string members_error;
 };
 
 // No node is primary (a failover under way, or every node down) and none became one
@@ -141,7 +156,9 @@ class Cluster {
   class Session;
 
   // Validates `config`, makes one pool per node, asks every node its role once (each
-  // within health_timeout) and starts the health thread.
+  // within health_timeout) and starts the health thread. With patroni_urls it reads the
+  // member list first; if no URL answers, the cluster starts with no node and the
+  // health thread tries again every health_interval (members_error() says why).
   explicit Cluster(ClusterConfig config);
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
@@ -181,10 +198,16 @@ class Cluster {
   // A session: its writes record their token, its reads are causal on it.
   Session session();
 
+  // The nodes in the cluster now (with Patroni: the members of the last list read),
+  // each with its index for pool().
   std::vector<ClusterNodeStatus> nodes() const;
+  // With patroni_urls: why the last reading of the member list failed (empty: it
+  // succeeded). Also when no node is known yet, where nodes() has nothing to say it.
+  std::string members_error() const;
   // Asks every node now and returns when that round is done.
   void refresh();
-  // The pool of node `index` (as in nodes()).
+  // The pool of node `index` (ClusterNodeStatus::index; without Patroni the position in
+  // nodes()).
   Pool& pool(std::size_t index) const;
   const ReadOptions& read_options() const noexcept;
 

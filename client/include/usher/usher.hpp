@@ -6,6 +6,7 @@
 #include "usher/copy.hpp"
 #include "usher/errors.hpp"
 #include "usher/listener.hpp"
+#include "usher/patroni.hpp"
 #include "usher/pipeline.hpp"
 #include "usher/pool.hpp"
 #include "usher/pool_advice.hpp"

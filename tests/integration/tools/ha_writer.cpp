@@ -1,9 +1,10 @@
 // ha_writer: a steady write load for the Patroni failover test (tests/integration/patroni.sh).
 //
-//   ha_writer CONNINFO ENDPOINTS LOG [WAIT_MS [FIRST_ID]]
+//   ha_writer CONNINFO ENDPOINTS LOG [WAIT_MS [FIRST_ID]]   (ENDPOINTS: host:port,... or http://...)
 //
 // Inserts ids FIRST_ID (default 1), FIRST_ID + 1, ... one transaction each into public.ha_writes(id, port) on
 // the primary, through libusher's usher::Cluster (endpoints "host:port,host:port,...",
+// or Patroni's REST URLs "http://host:port,..." as ClusterConfig::patroni_urls;
 // primary_wait = WAIT_MS, health interval 200 ms). With USHER_HA_WRITER_POOL=1 in the
 // environment it uses one usher::Pool on the libpq multi-host string with
 // target_session_attrs=read-write instead (a failed write is retried for up to WAIT_MS,
@@ -59,7 +60,7 @@ std::string one_line(std::string s) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: ha_writer CONNINFO HOST:PORT,... LOG [WAIT_MS [FIRST_ID]]\n");
+    std::fprintf(stderr, "usage: ha_writer CONNINFO HOST:PORT,...|http://HOST:PORT,... LOG [WAIT_MS [FIRST_ID]]\n");
     return 2;
   }
   std::string conninfo = argv[1];
@@ -97,13 +98,24 @@ int main(int argc, char** argv) {
   std::unique_ptr<usher::Pool> writer_pool;
   if (!use_pool || std::string(use_pool) != "1") {
     usher::ClusterConfig cfg;
-    cfg.endpoints = endpoints;
+    if (endpoints.front().starts_with("http://") || endpoints.front().starts_with("https://"))
+      cfg.patroni_urls = endpoints;
+    else
+      cfg.endpoints = endpoints;
     pool.conninfo = conninfo;
     cfg.pool = pool;
     cfg.health_interval = std::chrono::milliseconds(200);
     cfg.health_timeout = std::chrono::seconds(1);
     cfg.primary_wait = wait;
     cluster = std::make_unique<usher::Cluster>(cfg);
+    if (!cfg.patroni_urls.empty()) {  // on stdout: "# patroni N members, leader HOST:PORT"
+      std::string leader = "none";
+      for (const auto& n : cluster->nodes())
+        if (n.patroni_role == "leader") leader = n.endpoint;
+      std::printf("# patroni %zu members, leader %s%s\n", cluster->nodes().size(), leader.c_str(),
+                  cluster->members_error().empty() ? "" : (" (" + cluster->members_error() + ")").c_str());
+      std::fflush(stdout);
+    }
     write = [&](long id, bool again) {
       return cluster->transaction(
           [&](usher::Connection& c) { return c.exec(again ? insert_again : insert, id).scalar<int>(); },
