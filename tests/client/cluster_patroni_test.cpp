@@ -24,10 +24,14 @@ namespace {
 class PatroniStub {
  public:
   PatroniStub() {
-    char tmpl[] = "/tmp/usher-patroni-stub().XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
+    char tmpl[] = "/tmp/usher-patroni-stub.XXXXXX";
+    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
     int fds[2];
-    if (::pipe(fds) != 0) throw std::runtime_error("pipe");
+    if (::pipe(fds) != 0) {
+      std::filesystem::remove_all(dir_);
+      throw std::runtime_error("pipe failed");
+    }
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(fds[1], 1);
@@ -39,13 +43,12 @@ class PatroniStub {
     FILE* out = ::fdopen(fds[0], "r");
     if (!out || std::fscanf(out, "%d", &port_) != 1) port_ = 0;
     if (out) std::fclose(out);
-    if (port_ == 0) throw std::runtime_error("patroni_stub.py did not start (python3?)");
+    if (port_ == 0) {
+      stop();  // the destructor does not run when the constructor throws
+      throw std::runtime_error("patroni_stub.py did not start (python3?)");
+    }
   }
-  ~PatroniStub() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    std::filesystem::remove_all(dir_);
-  }
+  ~PatroniStub() { stop(); }
   PatroniStub(const PatroniStub&) = delete;
   PatroniStub& operator=(const PatroniStub&) = delete;
 
@@ -70,6 +73,15 @@ class PatroniStub {
   int port() const { return port_; }
 
  private:
+  void stop() noexcept {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
   std::string dir_;
   pid_t pid_ = -1;
   int port_ = 0;
